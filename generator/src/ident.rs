@@ -1,0 +1,160 @@
+//! Every identifier svcgen writes goes through here: spec names are checked once, then turned into
+//! Rust, SQL, crate and environment names the same way everywhere.
+
+use proc_macro2::{Ident, Span};
+
+/// Words Rust reserves (strict and reserved, 2024 edition).
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "Self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// Words that cannot be raw identifiers in Rust (`r#self` is invalid).
+const NOT_RAW: &[&str] = &["crate", "self", "Self", "super"];
+
+/// Whether `name` is a lower snake_case identifier: `[a-z][a-z0-9_]*`, no double or trailing `_`.
+pub fn is_snake(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.contains("__")
+        && !name.ends_with('_')
+}
+
+/// Why `name` cannot be used as a name in a spec, if it cannot.
+pub fn snake_problem(name: &str) -> Option<String> {
+    if !is_snake(name) {
+        return Some(format!(
+            "`{name}` is not a valid name: use lower snake_case (a-z, 0-9, `_`, starting with a letter), e.g. `{}`",
+            to_snake(name)
+        ));
+    }
+    if NOT_RAW.contains(&name) {
+        return Some(format!("`{name}` is reserved by Rust and cannot be a name"));
+    }
+    None
+}
+
+/// Best-effort snake_case of any text (for hints).
+pub fn to_snake(text: &str) -> String {
+    let mut out = String::new();
+    let mut previous_lower = false;
+    for c in text.chars() {
+        if c.is_ascii_uppercase() {
+            if previous_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            previous_lower = false;
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        } else {
+            if !out.ends_with('_') && !out.is_empty() {
+                out.push('_');
+            }
+            previous_lower = false;
+        }
+    }
+    let trimmed = out.trim_matches('_').to_string();
+    match trimmed.chars().next() {
+        Some(c) if c.is_ascii_digit() => format!("n{trimmed}"),
+        None => "name".into(),
+        _ => trimmed,
+    }
+}
+
+/// PascalCase of a snake or dotted name: `user.logged_in` -> `UserLoggedIn`.
+pub fn to_pascal(name: &str) -> String {
+    name.split(['_', '.', '-'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A Rust identifier for a snake name: keywords become raw identifiers (`type` -> `r#type`).
+pub fn rust_ident(name: &str) -> Ident {
+    if RUST_KEYWORDS.contains(&name) && !NOT_RAW.contains(&name) {
+        Ident::new_raw(name, Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// A Rust type identifier from a snake or dotted name.
+pub fn rust_type(name: &str) -> Ident {
+    let pascal = to_pascal(name);
+    if pascal == "Self" {
+        Ident::new("SelfType", Span::call_site())
+    } else {
+        Ident::new(&pascal, Span::call_site())
+    }
+}
+
+/// A Rust identifier made of several parts, e.g. (`create`, `order`) -> `create_order`.
+pub fn rust_joined(parts: &[&str]) -> Ident {
+    rust_ident(&parts.join("_"))
+}
+
+/// A SQL identifier, always quoted so that names like `order` or `user` work in every engine.
+pub fn sql(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// The package name of a crate of the generated workspace: `notes-notification`.
+pub fn crate_name(system: &str, part: &str) -> String {
+    format!("{system}-{part}").replace('_', "-")
+}
+
+/// The Rust path of such a crate: `notes_notification`.
+pub fn crate_ident(system: &str, part: &str) -> Ident {
+    Ident::new(
+        &crate_name(system, part).replace('-', "_"),
+        Span::call_site(),
+    )
+}
+
+/// The environment variable holding a service's database URL: `NOTES_DATABASE_URL`.
+pub fn database_url_env(service: &str) -> String {
+    format!("{}_DATABASE_URL", service.to_ascii_uppercase())
+}
+
+/// The environment variable telling the gateway where a service listens: `SVCGEN_NOTES_URL`.
+pub fn service_url_env(service: &str) -> String {
+    format!("SVCGEN_{}_URL", service.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_converted() {
+        assert!(is_snake("notes") && is_snake("user_id2"));
+        for bad in ["Notes", "2fa", "a-b", "a__b", "a_", "", "_a"] {
+            assert!(!is_snake(bad), "{bad}");
+        }
+        assert_eq!(to_snake("Notes-Service"), "notes_service");
+        assert_eq!(to_snake("UserRegistered"), "user_registered");
+        assert_eq!(to_snake("2fa"), "n2fa");
+        assert_eq!(to_pascal("user.logged_in"), "UserLoggedIn");
+        assert_eq!(rust_ident("type").to_string(), "r#type");
+        assert_eq!(rust_ident("order").to_string(), "order");
+        assert_eq!(rust_type("self").to_string(), "SelfType");
+        assert!(snake_problem("self").is_some());
+        assert_eq!(sql("order"), "\"order\"");
+        assert_eq!(
+            crate_name("my_shop", "order_history"),
+            "my-shop-order-history"
+        );
+    }
+}

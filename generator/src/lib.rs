@@ -1,0 +1,70 @@
+//! svcgen turns one YAML spec of a microservice platform into a Cargo workspace that builds and
+//! runs it. The pipeline reads top to bottom:
+//!
+//! 1. [`load`]: YAML text to a node tree with positions;
+//! 2. [`resolve`]: nodes to the typed [`model`], checking every key and scalar;
+//! 3. [`validate`]: references and architecture rules;
+//! 4. [`plan`]: the full list of files to write, in a fixed order;
+//! 5. [`render`]: each planned file's bytes (`quote!` for Rust, templates for the rest);
+//! 6. [`write`]: the files into place, all or nothing, rewriting only what changed.
+
+pub mod diag;
+pub mod ident;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod resolve;
+pub mod up;
+pub mod validate;
+pub mod write;
+
+use diag::{Diagnostic, Diagnostics};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Settings of one generation that do not come from the spec.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// File name of the spec, written in every generated file's header.
+    pub spec_name: String,
+    /// Path of the `svcgen-runtime` crate as the generated workspace should refer to it
+    /// (relative to the output directory, or absolute).
+    pub runtime_path: String,
+}
+
+/// A spec that passed validation, with its warnings.
+#[derive(Debug)]
+pub struct Checked {
+    /// The resolved model.
+    pub system: model::System,
+    /// Warnings (never errors).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Stages 1 to 3: load, resolve and validate `source`. On failure, every problem found.
+pub fn check(source: &str) -> Result<Checked, Vec<Diagnostic>> {
+    let root = load::load(source).map_err(|syntax| vec![syntax])?;
+    let mut diagnostics = Diagnostics::default();
+    let system = resolve::resolve(&root, &mut diagnostics);
+    validate::validate(&system, &mut diagnostics);
+    if diagnostics.has_errors() {
+        return Err(diagnostics.into_sorted());
+    }
+    Ok(Checked {
+        system,
+        warnings: diagnostics.into_sorted(),
+    })
+}
+
+/// Stages 1 to 5: everything but writing. Returns each output file's path (relative to the
+/// output directory) and contents.
+pub fn generate(
+    source: &str,
+    options: &Options,
+) -> Result<(Checked, BTreeMap<PathBuf, String>), Vec<Diagnostic>> {
+    let checked = check(source)?;
+    let planned = plan::plan(&checked.system);
+    let files = render::render_all(&checked.system, &planned, options);
+    Ok((checked, files))
+}

@@ -1,0 +1,420 @@
+//! The resolved model of a system: what the spec means, with no YAML left in it. Every later stage
+//! (validate, plan, render) reads only this.
+
+use crate::diag::Span;
+
+/// A name as written in the spec, with its position (for references that may be wrong).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// The name.
+    pub value: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+impl Name {
+    /// The name's text.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+/// One whole system: everything one spec describes.
+#[derive(Debug, Clone)]
+pub struct System {
+    /// `system:`, e.g. `notes`.
+    pub name: Name,
+    /// What the system is for.
+    pub description: Option<String>,
+    /// The API gateway.
+    pub gateway: Gateway,
+    /// Token settings, when a service issues tokens.
+    pub auth: Option<Auth>,
+    /// Stores, in spec order.
+    pub stores: Vec<Store>,
+    /// Events, in spec order.
+    pub events: Vec<Event>,
+    /// Services, in spec order.
+    pub services: Vec<Service>,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Port of the gateway (embedded and distributed default).
+    pub port: u16,
+    /// Prefix of every API route, e.g. `/api/v1`.
+    pub prefix: String,
+}
+
+/// Token settings.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The service that issues tokens (it must use the `auth` capability).
+    pub service: Name,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh token lifetime, seconds.
+    pub refresh_token_ttl: i64,
+}
+
+/// A database owned by one service.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Store name.
+    pub name: Name,
+    /// Engine in distributed mode (embedded mode always uses SQLite).
+    pub engine: Engine,
+    /// What it holds.
+    pub description: Option<String>,
+}
+
+/// A database engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// One SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// An event with a typed payload.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Dotted name, e.g. `user.registered`.
+    pub name: Name,
+    /// What happened.
+    pub description: Option<String>,
+    /// Payload fields.
+    pub fields: Vec<Field>,
+}
+
+impl Event {
+    /// A payload field by name.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name.value == name)
+    }
+}
+
+/// A typed field of an entity or event.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// Field name.
+    pub name: Name,
+    /// Its type.
+    pub ty: Type,
+}
+
+/// A field type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Type {
+    /// Short text with optional bounds on its length in characters.
+    String {
+        /// Minimum length.
+        min: Option<u32>,
+        /// Maximum length.
+        max: Option<u32>,
+    },
+    /// Long text.
+    Text,
+    /// 64-bit integer.
+    Int,
+    /// Boolean.
+    Bool,
+    /// UUID.
+    Uuid,
+    /// An e-mail address (validated).
+    Email,
+    /// A point in time (UTC).
+    Timestamp,
+    /// A list of values.
+    List(Box<Type>),
+    /// A value that may be absent.
+    Optional(Box<Type>),
+}
+
+impl Type {
+    /// The type without its optional wrapper.
+    pub fn required(&self) -> &Type {
+        match self {
+            Type::Optional(inner) => inner,
+            other => other,
+        }
+    }
+
+    /// Whether values of `self` can be stored where `target` is expected (for event contracts).
+    pub fn fits(&self, target: &Type) -> bool {
+        match (self, target) {
+            (Type::Optional(a), Type::Optional(b)) => a.fits(b),
+            (a, Type::Optional(b)) => a.fits(b),
+            (Type::Optional(_), _) => false,
+            (Type::List(a), Type::List(b)) => a.fits(b),
+            (Type::String { .. } | Type::Text | Type::Email, Type::String { .. } | Type::Text) => {
+                true
+            }
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+
+    /// The type as written in a spec.
+    pub fn spec_text(&self) -> String {
+        match self {
+            Type::String {
+                min: None,
+                max: None,
+            } => "string".into(),
+            Type::String { min, max } => format!(
+                "string({}..{})",
+                min.map(|m| m.to_string()).unwrap_or_default(),
+                max.map(|m| m.to_string()).unwrap_or_default()
+            ),
+            Type::Text => "text".into(),
+            Type::Int => "int".into(),
+            Type::Bool => "bool".into(),
+            Type::Uuid => "uuid".into(),
+            Type::Email => "email".into(),
+            Type::Timestamp => "timestamp".into(),
+            Type::List(inner) => format!("[{}]", inner.spec_text()),
+            Type::Optional(inner) => format!("{}?", inner.spec_text()),
+        }
+    }
+}
+
+/// A service: one crate, one process in distributed mode, one store.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Service name.
+    pub name: Name,
+    /// What it does.
+    pub description: Option<String>,
+    /// Built-in capability it provides.
+    pub uses: Option<Capability>,
+    /// Its store.
+    pub store: Option<Name>,
+    /// Events the `auth` capability emits.
+    pub auth_emit: AuthEmit,
+    /// Entities it owns.
+    pub entities: Vec<Entity>,
+    /// HTTP routes it serves through the gateway.
+    pub routes: Vec<Route>,
+    /// Events it consumes.
+    pub consumers: Vec<Consumer>,
+}
+
+impl Service {
+    /// An entity by name.
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities.iter().find(|e| e.name.value == name)
+    }
+}
+
+/// A built-in capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Accounts: register, login, tokens.
+    Auth,
+    /// In-app notifications.
+    Notify,
+}
+
+/// Events emitted by the `auth` capability.
+#[derive(Debug, Clone, Default)]
+pub struct AuthEmit {
+    /// After an account is created.
+    pub registered: Option<Name>,
+    /// After each successful login.
+    pub logged_in: Option<Name>,
+}
+
+/// A stored entity (one table).
+#[derive(Debug, Clone)]
+pub struct Entity {
+    /// Entity name, e.g. `note`.
+    pub name: Name,
+    /// What it is.
+    pub description: Option<String>,
+    /// The field holding the owning user's id, when rows belong to users.
+    pub owner: Option<Name>,
+    /// Declared fields (implicit ones are added by [`Entity::columns`]).
+    pub fields: Vec<Field>,
+    /// Indexes, each a list of field names.
+    pub indexes: Vec<Vec<Name>>,
+}
+
+/// A column of an entity's table, implicit or declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Column and field name.
+    pub name: String,
+    /// Its type.
+    pub ty: Type,
+    /// What sets it.
+    pub source: ColumnSource,
+}
+
+/// Who sets a column's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnSource {
+    /// The primary key, a UUIDv7 made by the service.
+    Id,
+    /// The caller's user id.
+    Owner,
+    /// The client, in the request body.
+    Input,
+    /// Creation time.
+    CreatedAt,
+    /// Last change time.
+    UpdatedAt,
+}
+
+impl Entity {
+    /// Every column in table order: id, owner, declared fields, created_at, updated_at.
+    pub fn columns(&self) -> Vec<Column> {
+        let mut columns = vec![Column {
+            name: "id".into(),
+            ty: Type::Uuid,
+            source: ColumnSource::Id,
+        }];
+        if let Some(owner) = &self.owner {
+            columns.push(Column {
+                name: owner.value.clone(),
+                ty: Type::Uuid,
+                source: ColumnSource::Owner,
+            });
+        }
+        columns.extend(self.fields.iter().map(|f| Column {
+            name: f.name.value.clone(),
+            ty: f.ty.clone(),
+            source: ColumnSource::Input,
+        }));
+        columns.push(Column {
+            name: "created_at".into(),
+            ty: Type::Timestamp,
+            source: ColumnSource::CreatedAt,
+        });
+        columns.push(Column {
+            name: "updated_at".into(),
+            ty: Type::Timestamp,
+            source: ColumnSource::UpdatedAt,
+        });
+        columns
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<Column> {
+        self.columns().into_iter().find(|c| c.name == name)
+    }
+}
+
+/// An HTTP method a route can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// Upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// A CRUD operation on an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Insert from the request body.
+    Create,
+    /// Page through rows (the caller's own when owned).
+    List,
+    /// One row by id.
+    Get,
+    /// Change some fields of one row.
+    Update,
+    /// Remove one row.
+    Delete,
+}
+
+impl Operation {
+    /// The spec keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::List => "list",
+            Operation::Get => "get",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// A route a service serves through the gateway.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the gateway prefix, e.g. `/notes/{id}`.
+    pub path: String,
+    /// Where the route key was written.
+    pub span: Span,
+    /// What it does.
+    pub operation: Operation,
+    /// On which entity.
+    pub entity: Name,
+    /// Event to emit after the change.
+    pub emit: Option<Name>,
+    /// Whether callers need no token.
+    pub public: bool,
+}
+
+/// A consumer of an event.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    /// The event consumed.
+    pub event: Name,
+    /// What to do with it.
+    pub action: Action,
+}
+
+/// What a consumer does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Store an in-app notification for a user.
+    Notify {
+        /// Event field with the user's id.
+        user: Name,
+        /// Kind of notification, e.g. `welcome`.
+        kind: Name,
+        /// Message, with `{field}` placeholders.
+        message: Name,
+    },
+}
+
+/// Fields the `auth` capability can put in its events.
+pub fn auth_event_fields() -> Vec<(&'static str, Type)> {
+    vec![
+        ("user_id", Type::Uuid),
+        ("email", Type::Email),
+        (
+            "username",
+            Type::String {
+                min: None,
+                max: None,
+            },
+        ),
+    ]
+}

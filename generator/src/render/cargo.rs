@@ -1,0 +1,200 @@
+//! Cargo manifests of the generated workspace, built from data. Dependency versions and features
+//! are not written here: they are copied from svcgen's own `[workspace.dependencies]`, the one
+//! place where versions are pinned, so that generated systems build the crates svcgen tests.
+
+use crate::Options;
+use crate::ident;
+use crate::model::{Capability, Service, System};
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use toml::{Table, Value};
+
+/// svcgen's own workspace manifest, read at build time.
+const SVCGEN_MANIFEST: &str = include_str!("../../../Cargo.toml");
+
+/// Crates generated code uses directly (everything else comes through `svcgen-runtime`).
+const EXTERNAL_DEPENDENCIES: &[&str] = &["axum", "chrono", "serde", "uuid"];
+
+fn pinned(name: &str) -> Value {
+    static DEPENDENCIES: OnceLock<Table> = OnceLock::new();
+    let table = DEPENDENCIES.get_or_init(|| {
+        let manifest: Table = SVCGEN_MANIFEST
+            .parse()
+            .expect("svcgen's Cargo.toml is valid TOML");
+        manifest["workspace"]["dependencies"]
+            .as_table()
+            .expect("[workspace.dependencies] exists")
+            .clone()
+    });
+    table
+        .get(name)
+        .unwrap_or_else(|| panic!("`{name}` is not pinned in svcgen's [workspace.dependencies]"))
+        .clone()
+}
+
+/// An inline TOML value, e.g. `{ version = "1", features = ["derive"] }`.
+fn inline(value: &Value) -> String {
+    match value {
+        Value::Table(table) => {
+            let items: Vec<String> = table
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", inline(v)))
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(inline).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn path_dependency(path: &str) -> Value {
+    let mut table = Table::new();
+    table.insert("path".into(), Value::String(path.into()));
+    Value::Table(table)
+}
+
+/// The workspace root manifest.
+pub fn workspace(system: &System, options: &Options) -> String {
+    let name = &system.name.value;
+    let mut members = vec!["contracts".to_string()];
+    members.extend(
+        system
+            .services
+            .iter()
+            .map(|s| format!("services/{}", s.name.value)),
+    );
+    members.push("system".into());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "[workspace]\nresolver = \"3\"\nmembers = {}\n",
+        inline(&Value::Array(
+            members.into_iter().map(Value::String).collect()
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "[workspace.package]\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n"
+    );
+    let _ = writeln!(out, "[workspace.dependencies]");
+    for dependency in EXTERNAL_DEPENDENCIES {
+        let _ = writeln!(out, "{dependency} = {}", inline(&pinned(dependency)));
+    }
+    let _ = writeln!(
+        out,
+        "svcgen-runtime = {}",
+        inline(&path_dependency(&options.runtime_path))
+    );
+    let _ = writeln!(
+        out,
+        "{} = {}",
+        ident::crate_name(name, "contracts"),
+        inline(&path_dependency("contracts"))
+    );
+    for service in &system.services {
+        let _ = writeln!(
+            out,
+            "{} = {}",
+            ident::crate_name(name, &service.name.value),
+            inline(&path_dependency(&format!(
+                "services/{}",
+                service.name.value
+            )))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n[workspace.lints.rust]\nmissing_docs = \"warn\"\nunsafe_code = \"forbid\"\n"
+    );
+    let _ = write!(
+        out,
+        "[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\ndebug = false\n"
+    );
+    out
+}
+
+fn package(out: &mut String, name: &str, description: &str) {
+    let _ = writeln!(
+        out,
+        "[package]\nname = \"{name}\"\ndescription = {}\nversion.workspace = true\nedition.workspace = true\npublish.workspace = true\n\n[lints]\nworkspace = true\n",
+        Value::String(description.replace('\n', " ").trim().to_string())
+    );
+}
+
+fn dependencies(out: &mut String, names: &[String]) {
+    let _ = writeln!(out, "[dependencies]");
+    for name in names {
+        let _ = writeln!(out, "{name} = {{ workspace = true }}");
+    }
+}
+
+/// The contracts crate: event types shared by producers and consumers.
+pub fn contracts(system: &System) -> String {
+    let mut out = String::new();
+    package(
+        &mut out,
+        &ident::crate_name(&system.name.value, "contracts"),
+        &format!(
+            "Events exchanged by the services of the {} system.",
+            system.name.value
+        ),
+    );
+    dependencies(
+        &mut out,
+        &["chrono", "serde", "svcgen-runtime", "uuid"].map(String::from),
+    );
+    out
+}
+
+/// One service crate.
+pub fn service(system: &System, service: &Service) -> String {
+    let mut out = String::new();
+    let description = service
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("The {} service.", service.name.value));
+    package(
+        &mut out,
+        &ident::crate_name(&system.name.value, &service.name.value),
+        &description,
+    );
+    let mut names: Vec<String> = vec!["axum".into(), "svcgen-runtime".into()];
+    match service.uses {
+        Some(Capability::Auth) => names.push(ident::crate_name(&system.name.value, "contracts")),
+        Some(Capability::Notify) => names.push(ident::crate_name(&system.name.value, "contracts")),
+        None => {
+            names.extend(["chrono", "serde", "uuid"].map(String::from));
+            if service.routes.iter().any(|r| r.emit.is_some()) {
+                names.push(ident::crate_name(&system.name.value, "contracts"));
+            }
+        }
+    }
+    names.sort();
+    dependencies(&mut out, &names);
+    out
+}
+
+/// The system crate: the one binary.
+pub fn system(system: &System) -> String {
+    let name = &system.name.value;
+    let mut out = String::new();
+    let description = system
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("The {name} system."));
+    package(&mut out, &ident::crate_name(name, "system"), &description);
+    let _ = writeln!(out, "[[bin]]\nname = \"{name}\"\npath = \"src/main.rs\"\n");
+    let mut names: Vec<String> = vec!["svcgen-runtime".into()];
+    names.extend(
+        system
+            .services
+            .iter()
+            .map(|s| ident::crate_name(name, &s.name.value)),
+    );
+    names.sort();
+    dependencies(&mut out, &names);
+    out
+}

@@ -1,0 +1,892 @@
+//! Rust sources of the generated workspace, written with `quote!`. Generated code is thin: typed
+//! models, validated handlers and SQL; the machinery lives in `svcgen-runtime`.
+
+use crate::ident::{self, rust_ident, rust_joined, rust_type, sql};
+use crate::model::*;
+use crate::validate::{emit_source, placeholders};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::BTreeMap;
+
+/// The Rust type of a field.
+fn rust_field_type(ty: &Type) -> TokenStream {
+    match ty {
+        Type::String { .. } | Type::Text | Type::Email => quote!(String),
+        Type::Int => quote!(i64),
+        Type::Bool => quote!(bool),
+        Type::Uuid => quote!(uuid::Uuid),
+        Type::Timestamp => quote!(chrono::DateTime<chrono::Utc>),
+        Type::List(inner) => {
+            let inner = rust_field_type(inner);
+            quote!(Vec<#inner>)
+        }
+        Type::Optional(inner) => {
+            let inner = rust_field_type(inner);
+            quote!(Option<#inner>)
+        }
+    }
+}
+
+/// Whether a value of this type is `Copy` (bound without `.clone()`).
+fn is_copy(ty: &Type) -> bool {
+    match ty {
+        Type::Int | Type::Bool | Type::Uuid | Type::Timestamp => true,
+        Type::Optional(inner) => is_copy(inner),
+        _ => false,
+    }
+}
+
+/// Whether a column is stored as JSON (lists).
+fn is_json(ty: &Type) -> bool {
+    matches!(ty.required(), Type::List(_))
+}
+
+fn doc(text: &str) -> TokenStream {
+    let lines: Vec<String> = text.lines().map(|l| format!(" {}", l.trim_end())).collect();
+    quote!(#(#[doc = #lines])*)
+}
+
+/// Inner doc comments (`//!`) for a crate.
+fn inner_doc(text: &str) -> TokenStream {
+    let lines: Vec<String> = text
+        .trim()
+        .lines()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                format!(" {}", l.trim_end())
+            }
+        })
+        .collect();
+    quote!(#(#![doc = #lines])*)
+}
+
+fn doc_opt(text: Option<&String>, fallback: &str) -> TokenStream {
+    doc(text.map_or(fallback, String::as_str))
+}
+
+fn lit(text: &str) -> Literal {
+    Literal::string(text)
+}
+
+/// The contracts crate: one struct per event.
+pub fn contracts(system: &System) -> TokenStream {
+    let events = system.events.iter().map(|event| {
+        let ty = rust_type(&event.name.value);
+        let name = lit(&event.name.value);
+        let event_doc = doc(&format!(
+            "{}\n\nEvent `{}`.",
+            event
+                .description
+                .as_deref()
+                .unwrap_or("An event of the system."),
+            event.name.value
+        ));
+        let fields = event.fields.iter().map(|f| {
+            let ident = rust_ident(&f.name.value);
+            let ty = rust_field_type(&f.ty);
+            let field_doc = doc(&format!("`{}`: {}.", f.name.value, f.ty.spec_text()));
+            quote!(#field_doc pub #ident: #ty,)
+        });
+        quote! {
+            #event_doc
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            pub struct #ty { #(#fields)* }
+
+            impl Event for #ty {
+                const NAME: &'static str = #name;
+            }
+        }
+    });
+    let crate_doc = inner_doc(&format!(
+        "Contracts of the {} system: the events its services exchange.",
+        system.name.value
+    ));
+    quote! {
+        #crate_doc
+
+        /// Event payloads, one type per event of the spec.
+        pub mod events {
+            use serde::{Deserialize, Serialize};
+            use svcgen_runtime::bus::Event;
+
+            #(#events)*
+        }
+    }
+}
+
+/// A service crate's `lib.rs`.
+pub fn service(system: &System, service: &Service) -> TokenStream {
+    match service.uses {
+        Some(Capability::Auth) => auth_service(system, service),
+        Some(Capability::Notify) => notify_service(system, service),
+        None => entity_service(system, service),
+    }
+}
+
+fn service_doc(service: &Service) -> TokenStream {
+    inner_doc(&format!(
+        "The `{}` service. {}",
+        service.name.value,
+        service.description.as_deref().unwrap_or("")
+    ))
+}
+
+fn service_const(service: &Service) -> TokenStream {
+    let name = lit(&service.name.value);
+    quote! {
+        /// This service's name: its queue names, log field and internal-token audience.
+        pub const SERVICE: &str = #name;
+    }
+}
+
+fn auth_service(system: &System, service: &Service) -> TokenStream {
+    let doc = service_doc(service);
+    let constant = service_const(service);
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let event = |name: &Option<Name>| match name {
+        Some(name) => {
+            let ty = rust_type(&name.value);
+            quote!(Some(#contracts::events::#ty::NAME))
+        }
+        None => quote!(None),
+    };
+    let registered = event(&service.auth_emit.registered);
+    let logged_in = event(&service.auth_emit.logged_in);
+    quote! {
+        #doc
+
+        use axum::Router;
+        use svcgen_runtime::bus::Event as _;
+        use svcgen_runtime::capability::auth::{self, AuthEvents};
+        use svcgen_runtime::service::ServiceContext;
+
+        #constant
+
+        /// Tables of the `auth` capability.
+        pub use svcgen_runtime::capability::auth::MIGRATIONS;
+
+        /// `POST /auth/register` and `POST /auth/login`.
+        pub fn routes() -> Router<ServiceContext> {
+            auth::routes(AuthEvents {
+                registered: #registered,
+                logged_in: #logged_in,
+            })
+        }
+    }
+}
+
+fn notify_service(system: &System, service: &Service) -> TokenStream {
+    let doc = service_doc(service);
+    let constant = service_const(service);
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let subscriptions = service.consumers.iter().map(|consumer| {
+        let event = system
+            .events
+            .iter()
+            .find(|e| e.name.value == consumer.event.value)
+            .expect("validated");
+        let ty = rust_type(&event.name.value);
+        let Action::Notify {
+            user,
+            kind,
+            message,
+        } = &consumer.action;
+        let user = rust_ident(&user.value);
+        let kind = lit(&kind.value);
+        let (format, arguments) = message_format(&message.value);
+        let arguments = arguments.iter().map(|a| rust_ident(a));
+        let message_expr = if placeholders(&message.value).is_empty() {
+            let text = lit(&format.replace("{{", "{").replace("}}", "}"));
+            quote!(#text)
+        } else {
+            let format = lit(&format);
+            quote!(&format!(#format, #(event.#arguments),*))
+        };
+        quote! {
+            let db = ctx.db.clone();
+            ctx.bus
+                .subscribe::<#contracts::events::#ty, _, _>(SERVICE, move |envelope, event| {
+                    let db = db.clone();
+                    async move {
+                        notify::notify(&db, envelope.id, event.#user, #kind, #message_expr).await?;
+                        Ok(())
+                    }
+                })
+                .await?;
+        }
+    });
+    quote! {
+        #doc
+
+        use axum::Router;
+        use svcgen_runtime::bus::BusError;
+        use svcgen_runtime::capability::notify;
+        use svcgen_runtime::service::ServiceContext;
+        use svcgen_runtime::BoxFuture;
+
+        #constant
+
+        /// Tables of the `notify` capability.
+        pub use svcgen_runtime::capability::notify::MIGRATIONS;
+
+        /// `GET /notifications`: the caller's notifications, newest first.
+        pub fn routes() -> Router<ServiceContext> {
+            notify::routes()
+        }
+
+        /// Subscribes this service's consumers to their events.
+        pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), BusError>> {
+            Box::pin(async move {
+                #(#subscriptions)*
+                Ok(())
+            })
+        }
+    }
+}
+
+/// A `format!` string and its arguments for a message with `{field}` placeholders.
+fn message_format(message: &str) -> (String, Vec<String>) {
+    let mut format = String::new();
+    let mut arguments = Vec::new();
+    let mut rest = message;
+    while let Some(open) = rest.find('{') {
+        format.push_str(&rest[..open].replace('}', "}}"));
+        match rest[open + 1..].find('}') {
+            Some(close) => {
+                arguments.push(rest[open + 1..open + 1 + close].trim().to_string());
+                format.push_str("{}");
+                rest = &rest[open + 2 + close..];
+            }
+            None => {
+                format.push_str("{{");
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    format.push_str(&rest.replace('}', "}}"));
+    (format, arguments)
+}
+
+/// Names used for one entity's generated items.
+struct EntityNames {
+    model: proc_macro2::Ident,
+    new: proc_macro2::Ident,
+    patch: proc_macro2::Ident,
+    from_row: proc_macro2::Ident,
+    table: String,
+    select: String,
+}
+
+impl EntityNames {
+    fn of(entity: &Entity) -> Self {
+        let name = &entity.name.value;
+        let columns: Vec<String> = entity.columns().iter().map(|c| sql(&c.name)).collect();
+        Self {
+            model: rust_type(name),
+            new: format_ident!("New{}", rust_type(name)),
+            patch: format_ident!("{}Patch", rust_type(name)),
+            from_row: rust_joined(&[name, "from_row"]),
+            table: sql(name),
+            select: format!("SELECT {} FROM {}", columns.join(", "), sql(name)),
+        }
+    }
+}
+
+fn entity_service(system: &System, service: &Service) -> TokenStream {
+    let doc = service_doc(service);
+    let constant = service_const(service);
+    let entities = service.entities.iter().map(entity_items);
+    let handlers = service.routes.iter().map(|route| {
+        let entity = service.entity(&route.entity.value).expect("validated");
+        handler(system, entity, route)
+    });
+    let mut by_path: BTreeMap<&str, Vec<TokenStream>> = BTreeMap::new();
+    for route in &service.routes {
+        let method = format_ident!("{}", route.method.as_str().to_ascii_lowercase());
+        let handler = handler_name(route);
+        by_path
+            .entry(route.path.as_str())
+            .or_default()
+            .push(quote!(#method(#handler)));
+    }
+    let route_calls = by_path.iter().map(|(path, methods)| {
+        let path = lit(path);
+        let mut chain = methods.iter();
+        let first = chain.next().expect("a path has a route");
+        let rest = chain.map(|m| quote!(.#m));
+        quote!(.route(#path, routing::#first #(#rest)*))
+    });
+    let migration = |engine: &str| {
+        let path = lit(&format!("../migrations/{engine}/0001_init.sql"));
+        quote!(&[Migration {
+            version: 1,
+            description: "init",
+            sql: include_str!(#path)
+        }])
+    };
+    let sqlite = migration("sqlite");
+    let postgres = migration("postgres");
+    let has = |ops: &[Operation]| service.routes.iter().any(|r| ops.contains(&r.operation));
+    let mut http = vec![quote!(ApiResult), quote!(Json)];
+    if has(&[Operation::Get, Operation::Update, Operation::Delete]) {
+        http.extend([quote!(ApiError), quote!(IdPath)]);
+    }
+    if has(&[Operation::List]) {
+        http.extend([quote!(Cursor), quote!(Page), quote!(Paginated)]);
+    }
+    let status = has(&[Operation::Create, Operation::Delete]).then(|| {
+        quote!(
+            use axum::http::StatusCode;
+        )
+    });
+    let caller = service.routes.iter().any(|r| !r.public).then(|| {
+        quote!(
+            use svcgen_runtime::identity::Caller;
+        )
+    });
+    quote! {
+        #doc
+
+        use axum::extract::State;
+        #status
+        use axum::{routing, Router};
+        use serde::{Deserialize, Serialize};
+        use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
+        use svcgen_runtime::http::{#(#http),*};
+        #caller
+        use svcgen_runtime::service::ServiceContext;
+        use svcgen_runtime::validate::Validator;
+
+        #constant
+
+        /// This service's schema, one list per engine.
+        pub static MIGRATIONS: Migrations = Migrations {
+            sqlite: #sqlite,
+            postgres: #postgres,
+        };
+
+        /// This service's routes (the gateway mounts them under its prefix).
+        pub fn routes() -> Router<ServiceContext> {
+            Router::new() #(#route_calls)*
+        }
+
+        #(#entities)*
+
+        #(#handlers)*
+    }
+}
+
+/// Model, request bodies, validation and SQL helpers of one entity.
+fn entity_items(entity: &Entity) -> TokenStream {
+    let names = EntityNames::of(entity);
+    let EntityNames {
+        model,
+        new,
+        patch,
+        from_row,
+        ..
+    } = &names;
+    let columns = entity.columns();
+    let entity_name = &entity.name.value;
+    let model_doc = doc_opt(entity.description.as_ref(), &format!("A `{entity_name}`."));
+    let model_fields = columns.iter().map(|c| {
+        let ident = rust_ident(&c.name);
+        let ty = rust_field_type(&c.ty);
+        let text = match c.source {
+            ColumnSource::Id => "Identifier (UUIDv7, made by the service).".to_string(),
+            ColumnSource::Owner => "The user this row belongs to.".to_string(),
+            ColumnSource::Input => format!("`{}`: {}.", c.name, c.ty.spec_text()),
+            ColumnSource::CreatedAt => "When the row was created.".to_string(),
+            ColumnSource::UpdatedAt => "When the row was last changed.".to_string(),
+        };
+        let field_doc = doc(&text);
+        quote!(#field_doc pub #ident: #ty,)
+    });
+    let inputs: Vec<&Field> = entity.fields.iter().collect();
+    let new_fields = inputs.iter().map(|f| {
+        let ident = rust_ident(&f.name.value);
+        let ty = rust_field_type(&f.ty);
+        let field_doc = doc(&format!("`{}`: {}.", f.name.value, f.ty.spec_text()));
+        let default = matches!(f.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
+        quote!(#field_doc #default pub #ident: #ty,)
+    });
+    let patch_fields = inputs.iter().map(|f| {
+        let ident = rust_ident(&f.name.value);
+        let ty = rust_field_type(&f.ty);
+        let field_doc = doc(&format!("New `{}`, when sent.", f.name.value));
+        if matches!(f.ty, Type::Optional(_)) {
+            quote!(#field_doc #[serde(default, deserialize_with = "svcgen_runtime::validate::nullable")] pub #ident: Option<#ty>,)
+        } else {
+            quote!(#field_doc pub #ident: Option<#ty>,)
+        }
+    });
+    let new_checks: Vec<TokenStream> = inputs
+        .iter()
+        .map(|f| {
+            let ident = rust_ident(&f.name.value);
+            validation(&f.name.value, &f.ty, quote!(&self.#ident))
+        })
+        .filter(|checks| !checks.is_empty())
+        .collect();
+    let patch_checks: Vec<TokenStream> = inputs
+        .iter()
+        .filter_map(|f| {
+            let ident = rust_ident(&f.name.value);
+            let inner = validation(&f.name.value, &f.ty, quote!(value));
+            (!inner.is_empty()).then(|| quote!(if let Some(value) = &self.#ident { #inner }))
+        })
+        .collect();
+    let checker = |checks: &[TokenStream]| {
+        if checks.is_empty() {
+            quote!(let check = Validator::new();)
+        } else {
+            quote!(let mut check = Validator::new();)
+        }
+    };
+    let (new_checker, patch_checker) = (checker(&new_checks), checker(&patch_checks));
+    let patch_apply = inputs.iter().map(|f| {
+        let ident = rust_ident(&f.name.value);
+        quote!(if let Some(value) = self.#ident { row.#ident = value; })
+    });
+    let row_fields = columns.iter().map(|c| {
+        let ident = rust_ident(&c.name);
+        let column = lit(&c.name);
+        if is_json(&c.ty) {
+            quote!(#ident: row.get_json(#column)?,)
+        } else {
+            quote!(#ident: row.get(#column)?,)
+        }
+    });
+    let new_doc = doc(&format!(
+        "The body of a request that creates a `{entity_name}`."
+    ));
+    let patch_doc = doc(&format!(
+        "The body of a request that changes a `{entity_name}`: absent fields stay as they are."
+    ));
+    let from_row_doc = doc(&format!(
+        "Reads a `{entity_name}` from a row of `{}`.",
+        names.select
+    ));
+    quote! {
+        #model_doc
+        #[derive(Debug, Clone, Serialize)]
+        pub struct #model { #(#model_fields)* }
+
+        #new_doc
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #new { #(#new_fields)* }
+
+        impl #new {
+            /// Checks the spec's constraints; a violation is a 400 naming every problem.
+            pub fn validate(&self) -> ApiResult<()> {
+                #new_checker
+                #(#new_checks)*
+                check.finish()
+            }
+        }
+
+        #patch_doc
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #patch { #(#patch_fields)* }
+
+        impl #patch {
+            /// Checks the spec's constraints on the fields sent.
+            pub fn validate(&self) -> ApiResult<()> {
+                #patch_checker
+                #(#patch_checks)*
+                check.finish()
+            }
+
+            /// Applies the fields sent to `row`.
+            pub fn apply(self, row: &mut #model) {
+                #(#patch_apply)*
+            }
+        }
+
+        #from_row_doc
+        fn #from_row(row: &Row) -> Result<#model, DbError> {
+            Ok(#model { #(#row_fields)* })
+        }
+    }
+}
+
+/// Validation statements for one field, given an expression of type `&T`.
+fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStream {
+    let field = lit(name);
+    let bound = |b: Option<u32>| match b {
+        Some(n) => {
+            let n = Literal::usize_unsuffixed(n as usize);
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    };
+    match ty {
+        Type::String { min, max } if min.is_some() || max.is_some() => {
+            let (min, max) = (bound(*min), bound(*max));
+            quote!(check.length(#field, #value, #min, #max);)
+        }
+        Type::Email => quote!(check.email(#field, #value);),
+        Type::Optional(inner) => {
+            let inner = validation(name, inner, quote!(value));
+            if inner.is_empty() {
+                inner
+            } else {
+                quote!(if let Some(value) = #value { #inner })
+            }
+        }
+        Type::List(inner) => {
+            let inner = validation(name, inner, quote!(value));
+            if inner.is_empty() {
+                inner
+            } else {
+                quote!(for value in #value { #inner })
+            }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+fn handler_name(route: &Route) -> proc_macro2::Ident {
+    let entity = &route.entity.value;
+    match route.operation {
+        Operation::Create => rust_joined(&["create", entity]),
+        Operation::List => format_ident!("list_{}", plural(entity)),
+        Operation::Get => rust_joined(&["get", entity]),
+        Operation::Update => rust_joined(&["update", entity]),
+        Operation::Delete => rust_joined(&["delete", entity]),
+    }
+}
+
+/// The plural of an English entity name, good enough for handler names (`note` -> `notes`).
+fn plural(name: &str) -> String {
+    if name.ends_with('s') || name.ends_with('x') || name.ends_with("ch") || name.ends_with("sh") {
+        format!("{name}es")
+    } else if name.ends_with('y')
+        && !name.ends_with("ay")
+        && !name.ends_with("ey")
+        && !name.ends_with("oy")
+    {
+        format!("{}ies", &name[..name.len() - 1])
+    } else {
+        format!("{name}s")
+    }
+}
+
+/// A `.bind(..)` call for a column of a row held in `row`.
+fn bind(column: &Column) -> TokenStream {
+    let ident = rust_ident(&column.name);
+    if is_json(&column.ty) {
+        quote!(.bind_json(&row.#ident))
+    } else if is_copy(&column.ty) {
+        quote!(.bind(row.#ident))
+    } else {
+        quote!(.bind(row.#ident.clone()))
+    }
+}
+
+/// `$1, $2, ...` from `first`.
+fn placeholders_from(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statement that publishes `route.emit` built from `row`, if the route emits.
+fn emit(system: &System, entity: &Entity, route: &Route) -> TokenStream {
+    let Some(emit) = &route.emit else {
+        return TokenStream::new();
+    };
+    let event = system
+        .events
+        .iter()
+        .find(|e| e.name.value == emit.value)
+        .expect("validated");
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let ty = rust_type(&event.name.value);
+    let fields = event.fields.iter().map(|f| {
+        let target = rust_ident(&f.name.value);
+        let column = emit_source(entity, &f.name.value).expect("validated");
+        let source = rust_ident(&column.name);
+        if is_copy(&column.ty) {
+            quote!(#target: row.#source,)
+        } else {
+            quote!(#target: row.#source.clone(),)
+        }
+    });
+    quote! {
+        ctx.bus.publish(SERVICE, &#contracts::events::#ty { #(#fields)* }).await?;
+    }
+}
+
+fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
+    let names = EntityNames::of(entity);
+    let EntityNames {
+        model,
+        new,
+        patch,
+        from_row,
+        table,
+        select,
+    } = &names;
+    let name = handler_name(route);
+    let entity_name = &entity.name.value;
+    let owned = entity.owner.is_some();
+    let owner_ident = entity.owner.as_ref().map(|o| rust_ident(&o.value));
+    let owner_column = entity.owner.as_ref().map(|o| sql(&o.value));
+    let mut summary = format!("`{} {}`: ", route.method.as_str(), route.path);
+    summary += match route.operation {
+        Operation::Create => "creates a",
+        Operation::List => "lists, newest first, each",
+        Operation::Get => "reads one",
+        Operation::Update => "changes one",
+        Operation::Delete => "deletes one",
+    };
+    summary += &format!(" `{entity_name}`");
+    if owned {
+        summary += if route.operation == Operation::Create {
+            " owned by the caller"
+        } else {
+            " of the caller's (another user's is 404)"
+        };
+    }
+    if let Some(emit) = &route.emit {
+        summary += &format!("; emits `{}`", emit.value);
+    }
+    summary.push('.');
+    let handler_doc = doc(&summary);
+    let caller = if route.public {
+        TokenStream::new()
+    } else if owned {
+        quote!(caller: Caller,)
+    } else {
+        quote!(_caller: Caller,)
+    };
+    let not_found = lit(&format!("{entity_name} not found"));
+    // `WHERE` for one row: by id, and by owner when rows belong to users.
+    let (by_id, by_id_binds) = match &owner_column {
+        Some(owner) => (
+            format!("WHERE \"id\" = $1 AND {owner} = $2"),
+            quote!(.bind(id).bind(caller.user_id)),
+        ),
+        None => ("WHERE \"id\" = $1".to_string(), quote!(.bind(id))),
+    };
+    let find = {
+        let sql_text = lit(&format!("{select} {by_id}"));
+        let binding = if route.operation == Operation::Update {
+            quote!(let mut row)
+        } else {
+            quote!(let row)
+        };
+        quote! {
+            let row = db::query(#sql_text) #by_id_binds
+                .fetch_optional(&ctx.db)
+                .await?
+                .ok_or_else(|| ApiError::not_found(#not_found))?;
+            #binding = #from_row(&row)?;
+        }
+    };
+    let emit = emit(system, entity, route);
+    let columns = entity.columns();
+    let body = match route.operation {
+        Operation::Create => {
+            let inits = columns.iter().map(|c| {
+                let ident = rust_ident(&c.name);
+                match c.source {
+                    ColumnSource::Id => quote!(#ident: uuid::Uuid::now_v7(),),
+                    ColumnSource::Owner => quote!(#ident: caller.user_id,),
+                    ColumnSource::Input => quote!(#ident: input.#ident,),
+                    ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(#ident: now,),
+                }
+            });
+            let insert = lit(&format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                columns
+                    .iter()
+                    .map(|c| sql(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                placeholders_from(1, columns.len())
+            ));
+            let binds = columns.iter().map(bind);
+            quote! {
+                async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
+                    input.validate()?;
+                    let now = db::now();
+                    let row = #model { #(#inits)* };
+                    db::query(#insert) #(#binds)* .execute(&ctx.db).await?;
+                    #emit
+                    Ok((StatusCode::CREATED, Json(row)))
+                }
+            }
+        }
+        Operation::Get => quote! {
+            async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<Json<#model>> {
+                #find
+                Ok(Json(row))
+            }
+        },
+        Operation::Update => {
+            let changed: Vec<&Column> = columns
+                .iter()
+                .filter(|c| matches!(c.source, ColumnSource::Input | ColumnSource::UpdatedAt))
+                .collect();
+            let sets = changed
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{} = ${}", sql(&c.name), i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let update = lit(&format!("UPDATE {table} SET {sets} WHERE \"id\" = $1"));
+            let binds = changed.iter().map(|c| bind(c));
+            quote! {
+                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, Json(input): Json<#patch>) -> ApiResult<Json<#model>> {
+                    input.validate()?;
+                    #find
+                    input.apply(&mut row);
+                    row.updated_at = db::now();
+                    db::query(#update).bind(row.id) #(#binds)* .execute(&ctx.db).await?;
+                    #emit
+                    Ok(Json(row))
+                }
+            }
+        }
+        Operation::Delete => {
+            let delete = lit(&format!("DELETE FROM {table} WHERE \"id\" = $1"));
+            quote! {
+                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
+                    #find
+                    db::query(#delete).bind(row.id).execute(&ctx.db).await?;
+                    #emit
+                    Ok(StatusCode::NO_CONTENT)
+                }
+            }
+        }
+        Operation::List => {
+            let order = "ORDER BY \"created_at\" DESC, \"id\" DESC";
+            let (first_page, next_page, owner_bind) = match (&owner_column, &owner_ident) {
+                (Some(owner), Some(_)) => (
+                    format!("{select} WHERE {owner} = $1 {order} LIMIT $2"),
+                    format!(
+                        "{select} WHERE {owner} = $1 AND (\"created_at\", \"id\") < ($2, $3) {order} LIMIT $4"
+                    ),
+                    quote!(.bind(caller.user_id)),
+                ),
+                _ => (
+                    format!("{select} {order} LIMIT $1"),
+                    format!("{select} WHERE (\"created_at\", \"id\") < ($1, $2) {order} LIMIT $3"),
+                    TokenStream::new(),
+                ),
+            };
+            let (first_page, next_page) = (lit(&first_page), lit(&next_page));
+            quote! {
+                async fn #name(State(ctx): State<ServiceContext>, #caller page: Page) -> ApiResult<Json<Paginated<#model>>> {
+                    let query = match &page.after {
+                        None => db::query(#first_page) #owner_bind .bind(page.limit),
+                        Some(after) => db::query(#next_page) #owner_bind .bind(after.created_at).bind(after.id).bind(page.limit),
+                    };
+                    let rows = query
+                        .fetch_all(&ctx.db)
+                        .await?
+                        .iter()
+                        .map(#from_row)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Json(Paginated::new(rows, page.limit, |row| Cursor { created_at: row.created_at, id: row.id })))
+                }
+            }
+        }
+    };
+    quote! {
+        #handler_doc
+        #body
+    }
+}
+
+/// The system crate's `main.rs`: the system's definition and the one binary.
+pub fn system_main(system: &System) -> TokenStream {
+    let name = lit(&system.name.value);
+    let port = Literal::u16_unsuffixed(system.gateway.port);
+    let prefix = lit(&system.gateway.prefix);
+    let (access, refresh) = system.auth.as_ref().map_or((900, 2_592_000), |a| {
+        (a.access_token_ttl, a.refresh_token_ttl)
+    });
+    let (access, refresh) = (
+        Literal::i64_unsuffixed(access),
+        Literal::i64_unsuffixed(refresh),
+    );
+    let mut routes: Vec<(String, Method, TokenStream)> = Vec::new();
+    for service in &system.services {
+        let service_name = lit(&service.name.value);
+        if let Some(capability) = service.uses {
+            for route in crate::validate::capability_routes(capability) {
+                let auth = if route.public {
+                    quote!(RouteAuth::Public)
+                } else {
+                    quote!(RouteAuth::User)
+                };
+                let (method, path) = (lit(route.method.as_str()), lit(route.path));
+                routes.push((route.path.to_string(), route.method, quote!(GatewayRoute { method: #method, path: #path, service: #service_name, auth: #auth })));
+            }
+        }
+        for route in &service.routes {
+            let auth = if route.public {
+                quote!(RouteAuth::Public)
+            } else {
+                quote!(RouteAuth::User)
+            };
+            let (method, path) = (lit(route.method.as_str()), lit(&route.path));
+            routes.push((route.path.clone(), route.method, quote!(GatewayRoute { method: #method, path: #path, service: #service_name, auth: #auth })));
+        }
+    }
+    routes.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let routes = routes.into_iter().map(|(_, _, tokens)| tokens);
+    let services = system.services.iter().map(|service| {
+        let krate = ident::crate_ident(&system.name.value, &service.name.value);
+        let consumers = if service.consumers.is_empty() {
+            quote!(no_consumers)
+        } else {
+            quote!(#krate::consumers)
+        };
+        quote! {
+            ServiceDef {
+                name: #krate::SERVICE,
+                migrations: &#krate::MIGRATIONS,
+                routes: #krate::routes,
+                consumers: #consumers,
+            }
+        }
+    });
+    let description = system
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("The {} system.", system.name.value));
+    let crate_doc = inner_doc(&format!(
+        "{description}\n\nOne binary runs the system in any mode: `{} run` (embedded: everything in one\nprocess, SQLite, in-process events), `gateway` and `serve <service>` (distributed). See\nthe workspace README for the environment each mode reads.",
+        system.name.value
+    ));
+    quote! {
+        #crate_doc
+
+        use svcgen_runtime::cli::{no_consumers, ServiceDef, SystemDef};
+        use svcgen_runtime::gateway::{GatewayRoute, RouteAuth};
+
+        /// Everything the runtime needs to know about this system.
+        static SYSTEM: SystemDef = SystemDef {
+            name: #name,
+            default_port: #port,
+            prefix: #prefix,
+            access_token_ttl_secs: #access,
+            refresh_token_ttl_secs: #refresh,
+            routes: &[#(#routes),*],
+            services: &[#(#services),*],
+        };
+
+        fn main() -> std::process::ExitCode {
+            svcgen_runtime::cli::main(&SYSTEM)
+        }
+    }
+}

@@ -1,0 +1,810 @@
+//! Stage 2, resolve: the node tree becomes the typed model. Every key is checked against the
+//! keys its place allows, every scalar is parsed, and every problem is recorded; the model is
+//! built as far as possible anyway so that validation can report the problems it finds too.
+
+use crate::diag::{Diagnostics, did_you_mean};
+use crate::ident;
+use crate::load::{Kind, Node};
+use crate::model::*;
+
+/// Resolves a loaded spec into the model, recording every problem in `diagnostics`.
+pub fn resolve(root: &Node, diagnostics: &mut Diagnostics) -> System {
+    Resolver { d: diagnostics }.system(root)
+}
+
+struct Resolver<'d> {
+    d: &'d mut Diagnostics,
+}
+
+/// The entries of a mapping whose keys were checked against the allowed ones.
+struct Entries<'a> {
+    entries: Vec<(&'a str, &'a Node, &'a Node)>,
+}
+
+impl<'a> Entries<'a> {
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "system",
+    "description",
+    "gateway",
+    "auth",
+    "stores",
+    "events",
+    "services",
+];
+const GATEWAY_KEYS: &[&str] = &["port", "prefix"];
+const AUTH_KEYS: &[&str] = &["service", "access_token_ttl", "refresh_token_ttl"];
+const STORE_KEYS: &[&str] = &["engine", "description"];
+const EVENT_KEYS: &[&str] = &["description", "fields"];
+const SERVICE_KEYS: &[&str] = &[
+    "description",
+    "uses",
+    "store",
+    "emit",
+    "entities",
+    "routes",
+    "on",
+];
+const AUTH_EMIT_KEYS: &[&str] = &["registered", "logged_in"];
+const ENTITY_KEYS: &[&str] = &["description", "owner", "fields", "indexes"];
+const ROUTE_KEYS: &[&str] = &[
+    "create", "list", "get", "update", "delete", "emit", "public",
+];
+const CONSUMER_KEYS: &[&str] = &["notify"];
+const NOTIFY_KEYS: &[&str] = &["user", "kind", "message"];
+const TYPE_NAMES: &[&str] = &[
+    "string",
+    "text",
+    "int",
+    "bool",
+    "uuid",
+    "email",
+    "timestamp",
+];
+const IMPLICIT_FIELDS: &[&str] = &["id", "created_at", "updated_at"];
+
+impl Resolver<'_> {
+    fn system(&mut self, root: &Node) -> System {
+        let top = self.entries(root, "the spec", TOP_KEYS);
+        let name = match top.get("system") {
+            Some(node) => self.name(node, "system name"),
+            None => {
+                self.d
+                    .error(
+                        root.span,
+                        "missing `system`: every spec starts with the system's name",
+                    )
+                    .hint("add `system: <name>`, e.g. `system: notes`");
+                None
+            }
+        };
+        let name = name.unwrap_or(Name {
+            value: "system".into(),
+            span: root.span,
+        });
+        let description = top
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        let gateway = self.gateway(top.get("gateway"));
+        let auth = top.get("auth").map(|n| self.auth(n));
+        let stores = self.each(top.get("stores"), "stores", |r, key, value| {
+            r.store(key, value)
+        });
+        let events = self.each(top.get("events"), "events", |r, key, value| {
+            r.event(key, value)
+        });
+        let services = match top.get("services") {
+            Some(node) => self.each(Some(node), "services", |r, key, value| {
+                r.service(key, value)
+            }),
+            None => {
+                self.d.error(
+                    root.span,
+                    "missing `services`: a system has at least one service",
+                );
+                Vec::new()
+            }
+        };
+        System {
+            name,
+            description,
+            gateway,
+            auth: auth.flatten(),
+            stores,
+            events,
+            services,
+        }
+    }
+
+    fn gateway(&mut self, node: Option<&Node>) -> Gateway {
+        let mut gateway = Gateway {
+            port: 3000,
+            prefix: "/api/v1".into(),
+        };
+        let Some(node) = node else { return gateway };
+        let entries = self.entries(node, "`gateway`", GATEWAY_KEYS);
+        if let Some(port) = entries.get("port") {
+            match port
+                .as_str()
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p > 0)
+            {
+                Some(p) => gateway.port = p,
+                None => {
+                    self.d
+                        .error(port.span, "`port` must be a number from 1 to 65535");
+                }
+            }
+        }
+        if let Some(prefix) = entries
+            .get("prefix")
+            .and_then(|n| self.text(n, "`prefix`").map(|t| (n, t)))
+        {
+            let (node, text) = prefix;
+            let valid = text.starts_with('/')
+                && !text.ends_with('/')
+                && text[1..].split('/').all(|s| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                });
+            if valid {
+                gateway.prefix = text;
+            } else {
+                self.d
+                    .error(node.span, format!("`{text}` is not a route prefix"))
+                    .hint("write it like `/api/v1`: starts with `/`, no trailing `/`");
+            }
+        }
+        gateway
+    }
+
+    fn auth(&mut self, node: &Node) -> Option<Auth> {
+        let entries = self.entries(node, "`auth`", AUTH_KEYS);
+        let service = match entries.get("service") {
+            Some(n) => self.name(n, "service name"),
+            None => {
+                self.d.error(
+                    node.span,
+                    "`auth` needs `service`: the service that uses the `auth` capability",
+                );
+                None
+            }
+        };
+        let access = entries
+            .get("access_token_ttl")
+            .map_or(Some(15 * 60), |n| self.duration(n));
+        let refresh = entries
+            .get("refresh_token_ttl")
+            .map_or(Some(30 * 86_400), |n| self.duration(n));
+        Some(Auth {
+            service: service?,
+            access_token_ttl: access.unwrap_or(900),
+            refresh_token_ttl: refresh.unwrap_or(2_592_000),
+        })
+    }
+
+    fn store(&mut self, key: &Node, value: &Node) -> Option<Store> {
+        let name = self.declared_name(key, "store name")?;
+        let entries = self.entries(value, &format!("store `{}`", name.value), STORE_KEYS);
+        let engine = match entries.get("engine") {
+            None => Engine::Postgres,
+            Some(node) => match node.as_str() {
+                Some("postgres") => Engine::Postgres,
+                Some("sqlite") => Engine::Sqlite,
+                other => {
+                    let hint = other.and_then(|o| did_you_mean(o, ["postgres", "sqlite"]));
+                    self.d
+                        .error(
+                            node.span,
+                            format!("unknown store engine `{}`", other.unwrap_or("")),
+                        )
+                        .hint(hint.unwrap_or_else(|| "engines: `postgres`, `sqlite`".into()));
+                    Engine::Postgres
+                }
+            },
+        };
+        let description = entries
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        Some(Store {
+            name,
+            engine,
+            description,
+        })
+    }
+
+    fn event(&mut self, key: &Node, value: &Node) -> Option<Event> {
+        let name = self.event_name(key)?;
+        let entries = self.entries(value, &format!("event `{}`", name.value), EVENT_KEYS);
+        let description = entries
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        let fields = match entries.get("fields") {
+            Some(node) => self.each(Some(node), "fields", |r, k, v| r.field(k, v)),
+            None => {
+                self.d
+                    .error(
+                        value.span,
+                        format!("event `{}` has no `fields`", name.value),
+                    )
+                    .hint("describe its payload, e.g. `fields: { user_id: uuid }`");
+                Vec::new()
+            }
+        };
+        Some(Event {
+            name,
+            description,
+            fields,
+        })
+    }
+
+    fn service(&mut self, key: &Node, value: &Node) -> Option<Service> {
+        let name = self.declared_name(key, "service name")?;
+        let what = format!("service `{}`", name.value);
+        let entries = self.entries(value, &what, SERVICE_KEYS);
+        let description = entries
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        let uses = entries.get("uses").and_then(|node| match node.as_str() {
+            Some("auth") => Some(Capability::Auth),
+            Some("notify") => Some(Capability::Notify),
+            other => {
+                let hint = other.and_then(|o| did_you_mean(o, ["auth", "notify"]));
+                self.d
+                    .error(
+                        node.span,
+                        format!("unknown capability `{}`", other.unwrap_or("")),
+                    )
+                    .hint(hint.unwrap_or_else(|| "capabilities: `auth`, `notify`".into()));
+                None
+            }
+        });
+        let store = entries
+            .get("store")
+            .and_then(|n| self.name(n, "store name"));
+        let mut auth_emit = AuthEmit::default();
+        if let Some(node) = entries.get("emit") {
+            let emit = self.entries(node, &format!("`emit` of {what}"), AUTH_EMIT_KEYS);
+            auth_emit.registered = emit.get("registered").and_then(|n| self.event_name(n));
+            auth_emit.logged_in = emit.get("logged_in").and_then(|n| self.event_name(n));
+            if uses != Some(Capability::Auth) {
+                self.d.error(node.span, format!("{what} has `emit` but does not use the `auth` capability"))
+                    .hint("routes emit with `emit:` inside the route; this `emit` is for `uses: auth`");
+            }
+        }
+        let entities = self.each(entries.get("entities"), "entities", |r, k, v| {
+            r.entity(k, v)
+        });
+        let routes = self.each(entries.get("routes"), "routes", |r, k, v| r.route(k, v));
+        let consumers = self.each(entries.get("on"), "on", |r, k, v| r.consumer(k, v));
+        if uses.is_some() && (entries.get("entities").is_some() || entries.get("routes").is_some())
+        {
+            let span = entries
+                .get("entities")
+                .or(entries.get("routes"))
+                .map_or(value.span, |n| n.span);
+            self.d
+                .error(
+                    span,
+                    format!("{what} uses a capability and cannot also declare entities or routes"),
+                )
+                .hint("put your own entities in a service of their own");
+        }
+        Some(Service {
+            name,
+            description,
+            uses,
+            store,
+            auth_emit,
+            entities,
+            routes,
+            consumers,
+        })
+    }
+
+    fn entity(&mut self, key: &Node, value: &Node) -> Option<Entity> {
+        let name = self.declared_name(key, "entity name")?;
+        let entries = self.entries(value, &format!("entity `{}`", name.value), ENTITY_KEYS);
+        let description = entries
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        let owner = entries
+            .get("owner")
+            .and_then(|n| self.name(n, "owner field"));
+        let fields = match entries.get("fields") {
+            Some(node) => self.each(Some(node), "fields", |r, k, v| r.field(k, v)),
+            None => {
+                self.d.error(
+                    value.span,
+                    format!("entity `{}` has no `fields`", name.value),
+                );
+                Vec::new()
+            }
+        };
+        for field in &fields {
+            if IMPLICIT_FIELDS.contains(&field.name.as_str())
+                || owner.as_ref().is_some_and(|o| o.value == field.name.value)
+            {
+                self.d.error(field.name.span, format!("field `{}` is added by svcgen and cannot be declared", field.name.value))
+                    .hint("every entity has `id`, `created_at` and `updated_at`; `owner:` adds the owner field");
+            }
+        }
+        let mut indexes = Vec::new();
+        if let Some(node) = entries.get("indexes") {
+            match &node.kind {
+                Kind::Seq(items) => {
+                    for item in items {
+                        match &item.kind {
+                            Kind::Seq(columns) if !columns.is_empty() => {
+                                indexes.push(
+                                    columns
+                                        .iter()
+                                        .filter_map(|c| self.name(c, "index field"))
+                                        .collect(),
+                                );
+                            }
+                            _ => {
+                                self.d.error(item.span, "an index is a list of field names, e.g. `[owner_id, created_at]`");
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.d.error(
+                        node.span,
+                        "`indexes` must be a list of field lists, e.g. `- [owner_id, created_at]`",
+                    );
+                }
+            }
+        }
+        Some(Entity {
+            name,
+            description,
+            owner,
+            fields,
+            indexes,
+        })
+    }
+
+    fn route(&mut self, key: &Node, value: &Node) -> Option<Route> {
+        let text = self.text(key, "route")?;
+        let (method, path) = self.route_key(key, &text)?;
+        let entries = self.entries(value, &format!("route `{text}`"), ROUTE_KEYS);
+        let operations: Vec<(Operation, &Node)> = [
+            Operation::Create,
+            Operation::List,
+            Operation::Get,
+            Operation::Update,
+            Operation::Delete,
+        ]
+        .into_iter()
+        .filter_map(|op| entries.get(op.keyword()).map(|n| (op, n)))
+        .collect();
+        let (operation, entity_node) = match operations.as_slice() {
+            [one] => *one,
+            [] => {
+                self.d.error(value.span, format!("route `{text}` does nothing"))
+                    .hint("give it one operation: `create`, `list`, `get`, `update` or `delete`, with the entity as value");
+                return None;
+            }
+            [_, second, ..] => {
+                self.d.error(
+                    second.1.span,
+                    format!("route `{text}` has more than one operation"),
+                );
+                return None;
+            }
+        };
+        let entity = self.name(entity_node, "entity name")?;
+        let emit = entries.get("emit").and_then(|n| self.event_name(n));
+        let public = match entries.get("public") {
+            None => false,
+            Some(node) => match node.as_str() {
+                Some("true") => true,
+                Some("false") => false,
+                _ => {
+                    self.d
+                        .error(node.span, "`public` must be `true` or `false`");
+                    false
+                }
+            },
+        };
+        let needs_id = matches!(
+            operation,
+            Operation::Get | Operation::Update | Operation::Delete
+        );
+        let has_id = path.ends_with("/{id}");
+        if needs_id && !has_id {
+            self.d
+                .error(
+                    key.span,
+                    format!(
+                        "`{}` needs the row's id: its path must end in `/{{id}}`",
+                        operation.keyword()
+                    ),
+                )
+                .hint(format!(
+                    "e.g. `{} {}/{{id}}`",
+                    method.as_str(),
+                    path.trim_end_matches('/')
+                ));
+        } else if !needs_id && path.contains('{') {
+            self.d.error(
+                key.span,
+                format!("`{}` routes take no path parameters", operation.keyword()),
+            );
+        }
+        Some(Route {
+            method,
+            path,
+            span: key.span,
+            operation,
+            entity,
+            emit,
+            public,
+        })
+    }
+
+    fn route_key(&mut self, key: &Node, text: &str) -> Option<(Method, String)> {
+        let mut parts = text.split_whitespace();
+        let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
+            self.d.error(
+                key.span,
+                format!("route `{text}` must be written `METHOD /path`, e.g. `GET /notes`"),
+            );
+            return None;
+        };
+        let method = match method {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => {
+                let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+                let hint = did_you_mean(&other.to_ascii_uppercase(), methods);
+                self.d
+                    .error(key.span, format!("unknown HTTP method `{other}`"))
+                    .hint(hint.unwrap_or_else(|| "methods: GET, POST, PUT, PATCH, DELETE".into()));
+                return None;
+            }
+        };
+        let segments_ok = path.starts_with('/')
+            && path.len() > 1
+            && path[1..].split('/').all(|s| {
+                s == "{id}"
+                    || (!s.is_empty()
+                        && s.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                        }))
+            });
+        if !segments_ok {
+            self.d
+                .error(key.span, format!("`{path}` is not a route path"))
+                .hint("use lower-case segments and `{id}`, e.g. `/notes/{id}`");
+            return None;
+        }
+        Some((method, path.to_string()))
+    }
+
+    fn consumer(&mut self, key: &Node, value: &Node) -> Option<Consumer> {
+        let event = self.event_name(key)?;
+        let entries = self.entries(
+            value,
+            &format!("consumer of `{}`", event.value),
+            CONSUMER_KEYS,
+        );
+        let Some(notify) = entries.get("notify") else {
+            self.d.error(value.span, format!("the consumer of `{}` does nothing", event.value)).hint("give it an action, e.g. `notify: { user: user_id, kind: welcome, message: ... }`");
+            return None;
+        };
+        let fields = self.entries(notify, "`notify`", NOTIFY_KEYS);
+        let required = |r: &mut Self, key: &str| match fields.get(key) {
+            Some(node) => r.text(node, key).map(|value| Name {
+                value,
+                span: node.span,
+            }),
+            None => {
+                r.d.error(notify.span, format!("`notify` needs `{key}`"));
+                None
+            }
+        };
+        let user = required(self, "user");
+        let kind = required(self, "kind");
+        let message = required(self, "message");
+        if let Some(kind) = &kind {
+            if let Some(problem) = ident::snake_problem(&kind.value) {
+                self.d.error(kind.span, problem);
+            }
+        }
+        Some(Consumer {
+            event,
+            action: Action::Notify {
+                user: user?,
+                kind: kind?,
+                message: message?,
+            },
+        })
+    }
+
+    fn field(&mut self, key: &Node, value: &Node) -> Option<Field> {
+        let name = self.name(key, "field name")?;
+        let text = self.text(value, &format!("type of `{}`", name.value))?;
+        match parse_type(&text) {
+            Ok(ty) => Some(Field { name, ty }),
+            Err((message, hint)) => {
+                self.d.error(value.span, message).hint(hint);
+                None
+            }
+        }
+    }
+
+    // --- scalars and shapes ---
+
+    fn entries<'a>(&mut self, node: &'a Node, what: &str, known: &[&str]) -> Entries<'a> {
+        let mut entries = Vec::new();
+        match &node.kind {
+            Kind::Map(items) => {
+                for (key, value) in items {
+                    let Some(k) = key.as_str() else {
+                        self.d
+                            .error(key.span, format!("keys of {what} must be words"));
+                        continue;
+                    };
+                    if known.contains(&k) {
+                        entries.push((k, key, value));
+                    } else {
+                        let hint = did_you_mean(k, known.iter().copied());
+                        let listed = known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        self.d
+                            .error(key.span, format!("unknown key `{k}` in {what}"))
+                            .hint(hint.unwrap_or_else(|| format!("allowed here: {listed}")));
+                    }
+                }
+            }
+            Kind::Null => {}
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.shape()),
+                );
+            }
+        }
+        Entries { entries }
+    }
+
+    /// Calls `each` for every entry of an optional mapping of named things.
+    fn each<T>(
+        &mut self,
+        node: Option<&Node>,
+        what: &str,
+        mut each: impl FnMut(&mut Self, &Node, &Node) -> Option<T>,
+    ) -> Vec<T> {
+        let Some(node) = node else { return Vec::new() };
+        match &node.kind {
+            Kind::Map(items) => items.iter().filter_map(|(k, v)| each(self, k, v)).collect(),
+            Kind::Null => Vec::new(),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("`{what}` must be a mapping, found {}", node.shape()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn text(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node.as_str() {
+            Some(text) => Some(text.to_string()),
+            None => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be a single value, found {}", node.shape()),
+                );
+                None
+            }
+        }
+    }
+
+    fn name(&mut self, node: &Node, what: &str) -> Option<Name> {
+        let value = self.text(node, what)?;
+        if let Some(problem) = ident::snake_problem(&value) {
+            self.d
+                .error(node.span, format!("invalid {what}: {problem}"));
+            return None;
+        }
+        Some(Name {
+            value,
+            span: node.span,
+        })
+    }
+
+    /// The name of something declared here: an invalid one is reported, and what it names is
+    /// still read (under the name as written) so that its own problems are reported too.
+    fn declared_name(&mut self, node: &Node, what: &str) -> Option<Name> {
+        let value = self.text(node, what)?;
+        if let Some(problem) = ident::snake_problem(&value) {
+            self.d
+                .error(node.span, format!("invalid {what}: {problem}"));
+        }
+        Some(Name {
+            value,
+            span: node.span,
+        })
+    }
+
+    fn event_name(&mut self, node: &Node) -> Option<Name> {
+        let value = self.text(node, "event name")?;
+        let segments: Vec<&str> = value.split('.').collect();
+        if segments.len() < 2 || segments.iter().any(|s| !ident::is_snake(s)) {
+            let suggestion = ident::to_snake(&value).replacen('_', ".", 1);
+            self.d.error(node.span, format!("invalid event name `{value}`: use dotted lower snake_case, e.g. `user.registered`"))
+                .hint(format!("perhaps `{suggestion}`"));
+            return None;
+        }
+        Some(Name {
+            value,
+            span: node.span,
+        })
+    }
+
+    fn duration(&mut self, node: &Node) -> Option<i64> {
+        let text = self.text(node, "duration")?;
+        let parsed = text.len().checked_sub(1).and_then(|split| {
+            let (number, unit) = text.split_at(split);
+            let n: i64 = number.parse().ok().filter(|n| *n > 0)?;
+            let factor = match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                _ => return None,
+            };
+            n.checked_mul(factor)
+        });
+        if parsed.is_none() {
+            self.d
+                .error(node.span, format!("`{text}` is not a duration"))
+                .hint("write a whole number and a unit: `90s`, `15m`, `12h`, `30d`");
+        }
+        parsed
+    }
+}
+
+/// Parses a field type: `string(1..200)`, `[string]?`, `uuid`, ...
+pub fn parse_type(text: &str) -> Result<Type, (String, String)> {
+    let text = text.trim();
+    if let Some(inner) = text.strip_suffix('?') {
+        let inner = parse_type(inner)?;
+        if matches!(inner, Type::Optional(_)) {
+            return Err((
+                format!("`{text}`: a type can be optional only once"),
+                "remove one `?`".into(),
+            ));
+        }
+        return Ok(Type::Optional(Box::new(inner)));
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let inner = parse_type(inner)?;
+        if matches!(inner, Type::List(_) | Type::Optional(_)) {
+            return Err((
+                format!("`{text}`: lists hold plain values"),
+                "use e.g. `[string]` or `[string]?`".into(),
+            ));
+        }
+        return Ok(Type::List(Box::new(inner)));
+    }
+    if let Some(bounds) = text
+        .strip_prefix("string(")
+        .and_then(|t| t.strip_suffix(')'))
+    {
+        let hint = || {
+            "write the length bounds as `string(MIN..MAX)`, e.g. `string(1..200)`, `string(3..)` or `string(..80)`".to_string()
+        };
+        let Some((min, max)) = bounds.split_once("..") else {
+            return Err((format!("`{text}` has malformed bounds"), hint()));
+        };
+        let bound = |b: &str| {
+            if b.trim().is_empty() {
+                Ok(None)
+            } else {
+                b.trim().parse::<u32>().map(Some)
+            }
+        };
+        let (Ok(min), Ok(max)) = (bound(min), bound(max)) else {
+            return Err((format!("`{text}` has malformed bounds"), hint()));
+        };
+        if let (Some(lo), Some(hi)) = (min, max) {
+            if lo > hi {
+                return Err((
+                    format!("`{text}`: the minimum length {lo} is above the maximum {hi}"),
+                    format!("perhaps `string({hi}..{lo})`"),
+                ));
+            }
+        }
+        if max == Some(0) {
+            return Err((
+                format!("`{text}`: a maximum length of 0 allows only the empty string"),
+                hint(),
+            ));
+        }
+        return Ok(Type::String { min, max });
+    }
+    match text {
+        "string" => Ok(Type::String {
+            min: None,
+            max: None,
+        }),
+        "text" => Ok(Type::Text),
+        "int" => Ok(Type::Int),
+        "bool" => Ok(Type::Bool),
+        "uuid" => Ok(Type::Uuid),
+        "email" => Ok(Type::Email),
+        "timestamp" => Ok(Type::Timestamp),
+        other => {
+            let word = other.split(['(', '[', '?']).next().unwrap_or(other);
+            let hint = did_you_mean(word, TYPE_NAMES.iter().copied()).unwrap_or_else(|| {
+                "types: string, string(MIN..MAX), text, int, bool, uuid, email, timestamp, [T] for lists, T? when optional".into()
+            });
+            Err((format!("unknown type `{other}`"), hint))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_type() {
+        assert_eq!(
+            parse_type("string(1..200)").unwrap(),
+            Type::String {
+                min: Some(1),
+                max: Some(200)
+            }
+        );
+        assert_eq!(
+            parse_type("string(..80)").unwrap(),
+            Type::String {
+                min: None,
+                max: Some(80)
+            }
+        );
+        assert_eq!(
+            parse_type("[string]?").unwrap(),
+            Type::Optional(Box::new(Type::List(Box::new(Type::String {
+                min: None,
+                max: None
+            }))))
+        );
+        assert_eq!(
+            parse_type("timestamp?").unwrap(),
+            Type::Optional(Box::new(Type::Timestamp))
+        );
+        for (bad, hint) in [
+            ("strng", "did you mean `string`?"),
+            ("integer", "did you mean `int`?"),
+        ] {
+            let (message, h) = parse_type(bad).unwrap_err();
+            assert!(message.contains(bad));
+            assert_eq!(h, hint);
+        }
+        assert!(parse_type("string(10..2)").is_err());
+        assert!(parse_type("uuid??").is_err());
+        assert!(parse_type("[[int]]").is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! Stage 3, validate: references between parts of the model and the architecture rules. Every
+//! problem is recorded; nothing stops at the first.
+
+use crate::diag::{Diagnostics, did_you_mean};
+use crate::model::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Names a service cannot take because the generated workspace uses them for its own crates.
+const RESERVED_SERVICE_NAMES: &[&str] = &["contracts", "system", "gateway", "runtime"];
+
+/// A route served by a capability, for the duplicate-route check.
+pub struct CapabilityRoute {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the prefix.
+    pub path: &'static str,
+    /// Whether it needs no token.
+    pub public: bool,
+}
+
+/// The routes a capability adds to its service.
+pub fn capability_routes(capability: Capability) -> &'static [CapabilityRoute] {
+    match capability {
+        Capability::Auth => &[
+            CapabilityRoute {
+                method: Method::Post,
+                path: "/auth/register",
+                public: true,
+            },
+            CapabilityRoute {
+                method: Method::Post,
+                path: "/auth/login",
+                public: true,
+            },
+        ],
+        Capability::Notify => &[CapabilityRoute {
+            method: Method::Get,
+            path: "/notifications",
+            public: false,
+        }],
+    }
+}
+
+/// Checks the whole model.
+pub fn validate(system: &System, d: &mut Diagnostics) {
+    check_services(system, d);
+    check_stores(system, d);
+    check_auth(system, d);
+    check_routes(system, d);
+    check_events(system, d);
+}
+
+fn check_services(system: &System, d: &mut Diagnostics) {
+    for service in &system.services {
+        if RESERVED_SERVICE_NAMES.contains(&service.name.as_str()) {
+            d.error(
+                service.name.span,
+                format!(
+                    "`{}` cannot be a service name: the generated workspace uses it",
+                    service.name.value
+                ),
+            )
+            .hint("pick another name, e.g. `{}_service`".replace("{}", service.name.as_str()));
+        }
+        for entity in &service.entities {
+            let columns: Vec<String> = entity.columns().into_iter().map(|c| c.name).collect();
+            for index in &entity.indexes {
+                for field in index {
+                    if !columns.contains(&field.value) {
+                        d.error(
+                            field.span,
+                            format!(
+                                "entity `{}` has no field `{}` to index",
+                                entity.name.value, field.value
+                            ),
+                        )
+                        .with_hint_opt_mut(did_you_mean(
+                            &field.value,
+                            columns.iter().map(String::as_str),
+                        ));
+                    }
+                }
+            }
+        }
+        for consumer in &service.consumers {
+            let Action::Notify { .. } = &consumer.action;
+            if service.uses != Some(Capability::Notify) {
+                d.error(consumer.event.span, format!("service `{}` cannot `notify`: it does not use the `notify` capability", service.name.value))
+                    .hint("add `uses: notify` to the service, or move the consumer to the service that has it");
+            }
+        }
+    }
+}
+
+fn check_stores(system: &System, d: &mut Diagnostics) {
+    let mut owner_of: BTreeMap<&str, &Service> = BTreeMap::new();
+    for service in &system.services {
+        let needs_store = service.uses.is_some() || !service.entities.is_empty();
+        let Some(store) = &service.store else {
+            if needs_store {
+                d.error(
+                    service.name.span,
+                    format!(
+                        "service `{}` keeps data but has no `store`",
+                        service.name.value
+                    ),
+                )
+                .hint("declare one under `stores:` and name it here with `store: <name>`");
+            }
+            continue;
+        };
+        if !system.stores.iter().any(|s| s.name.value == store.value) {
+            d.error(store.span, format!("unknown store `{}`", store.value))
+                .hint(
+                    did_you_mean(&store.value, system.stores.iter().map(|s| s.name.as_str()))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "declare it: `stores: {{ {}: {{ engine: postgres }} }}`",
+                                store.value
+                            )
+                        }),
+                );
+            continue;
+        }
+        if let Some(first) = owner_of.get(store.value.as_str()) {
+            d.error(store.span, format!("store `{}` is already used by service `{}`: each service owns its own database", store.value, first.name.value))
+                .hint("declare a second store; share data through events or calls, not tables");
+        } else {
+            owner_of.insert(&store.value, service);
+        }
+    }
+    for store in &system.stores {
+        if !owner_of.contains_key(store.name.as_str()) {
+            d.warning(
+                store.name.span,
+                format!("store `{}` is not used by any service", store.name.value),
+            );
+        }
+    }
+}
+
+fn check_auth(system: &System, d: &mut Diagnostics) {
+    let issuers: Vec<&Service> = system
+        .services
+        .iter()
+        .filter(|s| s.uses == Some(Capability::Auth))
+        .collect();
+    if let Some(auth) = &system.auth {
+        match system
+            .services
+            .iter()
+            .find(|s| s.name.value == auth.service.value)
+        {
+            None => {
+                d.error(
+                    auth.service.span,
+                    format!("unknown service `{}`", auth.service.value),
+                )
+                .with_hint_opt_mut(did_you_mean(
+                    &auth.service.value,
+                    system.services.iter().map(|s| s.name.as_str()),
+                ));
+            }
+            Some(service) if service.uses != Some(Capability::Auth) => {
+                d.error(auth.service.span, format!("service `{}` does not use the `auth` capability, so it cannot issue tokens", auth.service.value))
+                    .hint(format!("add `uses: auth` to service `{}`", auth.service.value));
+            }
+            Some(_) => {}
+        }
+    }
+    if issuers.len() > 1 {
+        for extra in &issuers[1..] {
+            d.error(
+                extra.name.span,
+                format!(
+                    "service `{}` is a second `auth` service: a system has one token issuer",
+                    extra.name.value
+                ),
+            );
+        }
+    }
+    let needs_tokens = system.services.iter().any(|s| {
+        s.routes.iter().any(|r| !r.public)
+            || s.uses
+                .is_some_and(|c| capability_routes(c).iter().any(|r| !r.public))
+    });
+    if needs_tokens && issuers.is_empty() {
+        d.error(
+            system.name.span,
+            "routes need a signed-in user, but no service uses the `auth` capability",
+        )
+        .hint("add a service with `uses: auth`, or mark the routes `public: true`");
+    }
+    for service in &issuers {
+        let provided = auth_event_fields();
+        for event_name in [&service.auth_emit.registered, &service.auth_emit.logged_in]
+            .into_iter()
+            .flatten()
+        {
+            let Some(event) = find_event(system, event_name, d) else {
+                continue;
+            };
+            for field in &event.fields {
+                match provided.iter().find(|(name, _)| *name == field.name.value) {
+                    Some((_, ty)) if ty.fits(&field.ty) => {}
+                    Some((_, ty)) => {
+                        d.error(field.name.span, format!("the `auth` capability sends `{}` as {}, but event `{}` declares {}", field.name.value, ty.spec_text(), event.name.value, field.ty.spec_text()));
+                    }
+                    None => {
+                        d.error(field.name.span, format!("event `{}` has field `{}`, which the `auth` capability cannot provide", event.name.value, field.name.value))
+                            .hint("it provides `user_id: uuid`, `email: email` and `username: string`");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_routes(system: &System, d: &mut Diagnostics) {
+    // Same method and path (any parameter name) served twice: the gateway could not tell them apart.
+    let mut seen: BTreeMap<(Method, String), String> = BTreeMap::new();
+    let shape = |path: &str| {
+        path.split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    for service in &system.services {
+        if let Some(capability) = service.uses {
+            for route in capability_routes(capability) {
+                seen.insert(
+                    (route.method, shape(route.path)),
+                    format!(
+                        "the `{}` capability of service `{}`",
+                        capability_name(capability),
+                        service.name.value
+                    ),
+                );
+            }
+        }
+    }
+    for service in &system.services {
+        for route in &service.routes {
+            let key = (route.method, shape(&route.path));
+            let here = format!("service `{}`", service.name.value);
+            if let Some(first) = seen.get(&key) {
+                d.error(
+                    route.span,
+                    format!(
+                        "route `{} {}` is already served by {first}",
+                        route.method.as_str(),
+                        route.path
+                    ),
+                )
+                .hint("each method and path is served once through the gateway");
+            } else {
+                seen.insert(key, here);
+            }
+            let Some(entity) = service.entity(&route.entity.value) else {
+                d.error(
+                    route.entity.span,
+                    format!(
+                        "service `{}` has no entity `{}`",
+                        service.name.value, route.entity.value
+                    ),
+                )
+                .with_hint_opt_mut(did_you_mean(
+                    &route.entity.value,
+                    service.entities.iter().map(|e| e.name.as_str()),
+                ));
+                continue;
+            };
+            if route.public && entity.owner.is_some() {
+                d.error(
+                    route.span,
+                    format!(
+                        "route `{} {}` is public, but `{}` rows belong to users",
+                        route.method.as_str(),
+                        route.path,
+                        entity.name.value
+                    ),
+                )
+                .hint("owned rows are only served to their owner; remove `public: true`");
+            }
+            if let Some(emit) = &route.emit {
+                if matches!(route.operation, Operation::List | Operation::Get) {
+                    d.error(
+                        emit.span,
+                        format!(
+                            "a `{}` route changes nothing, so it cannot emit",
+                            route.operation.keyword()
+                        ),
+                    );
+                    continue;
+                }
+                let Some(event) = find_event(system, emit, d) else {
+                    continue;
+                };
+                check_emit_contract(entity, event, emit, d);
+            }
+        }
+    }
+}
+
+/// Every field of an emitted event must be filled from the entity: same name, or `<entity>_id`
+/// from `id`, with a type that fits.
+fn check_emit_contract(entity: &Entity, event: &Event, emit: &Name, d: &mut Diagnostics) {
+    for field in &event.fields {
+        match emit_source(entity, &field.name.value) {
+            Some(column) if column.ty.fits(&field.ty) => {}
+            Some(column) => {
+                d.error(
+                    emit.span,
+                    format!(
+                        "event `{}` declares `{}` as {}, but entity `{}` has it as {}",
+                        event.name.value,
+                        field.name.value,
+                        field.ty.spec_text(),
+                        entity.name.value,
+                        column.ty.spec_text()
+                    ),
+                );
+            }
+            None => {
+                let columns: Vec<String> = entity.columns().into_iter().map(|c| c.name).collect();
+                d.error(emit.span, format!("event `{}` needs field `{}`, which entity `{}` does not have", event.name.value, field.name.value, entity.name.value))
+                    .hint(did_you_mean(&field.name.value, columns.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("an event field is filled from the entity field of the same name, or `{}_id` from `id`", entity.name.value)));
+            }
+        }
+    }
+}
+
+/// The entity column an event field is filled from.
+pub fn emit_source(entity: &Entity, field: &str) -> Option<Column> {
+    entity.column(field).or_else(|| {
+        (field == format!("{}_id", entity.name.value))
+            .then(|| entity.column("id"))
+            .flatten()
+    })
+}
+
+fn check_events(system: &System, d: &mut Diagnostics) {
+    let mut produced: BTreeSet<&str> = BTreeSet::new();
+    let mut consumed: BTreeSet<&str> = BTreeSet::new();
+    for service in &system.services {
+        produced.extend(
+            service
+                .routes
+                .iter()
+                .filter_map(|r| r.emit.as_ref())
+                .map(Name::as_str),
+        );
+        produced.extend(
+            [&service.auth_emit.registered, &service.auth_emit.logged_in]
+                .into_iter()
+                .flatten()
+                .map(Name::as_str),
+        );
+        consumed.extend(service.consumers.iter().map(|c| c.event.as_str()));
+    }
+    for service in &system.services {
+        for consumer in &service.consumers {
+            let Some(event) = find_event(system, &consumer.event, d) else {
+                continue;
+            };
+            if !produced.contains(event.name.as_str()) {
+                d.error(
+                    consumer.event.span,
+                    format!(
+                        "event `{}` is consumed by service `{}` but no service produces it",
+                        event.name.value, service.name.value
+                    ),
+                )
+                .hint("emit it from a route (`emit:`) or a capability, or remove this consumer");
+            }
+            let Action::Notify {
+                user,
+                kind: _,
+                message,
+            } = &consumer.action;
+            match event.field(&user.value) {
+                None => {
+                    d.error(
+                        user.span,
+                        format!("event `{}` has no field `{}`", event.name.value, user.value),
+                    )
+                    .with_hint_opt_mut(did_you_mean(
+                        &user.value,
+                        event.fields.iter().map(|f| f.name.as_str()),
+                    ));
+                }
+                Some(field) if field.ty != Type::Uuid => {
+                    d.error(
+                        user.span,
+                        format!(
+                            "`user` must name a uuid field, but `{}` is {}",
+                            user.value,
+                            field.ty.spec_text()
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+            for placeholder in placeholders(&message.value) {
+                if event.field(placeholder).is_none() {
+                    d.error(message.span, format!("the message uses `{{{placeholder}}}`, but event `{}` has no field `{placeholder}`", event.name.value))
+                        .hint(did_you_mean(placeholder, event.fields.iter().map(|f| f.name.as_str()))
+                            .unwrap_or_else(|| format!("fields of `{}`: {}", event.name.value, event.fields.iter().map(|f| format!("`{}`", f.name.value)).collect::<Vec<_>>().join(", "))));
+                }
+            }
+        }
+    }
+    for event in &system.events {
+        if produced.contains(event.name.as_str())
+            && !consumed.contains(event.name.as_str())
+            && event.description.is_none()
+        {
+            d.warning(
+                event.name.span,
+                format!(
+                    "event `{}` is produced but nobody consumes it",
+                    event.name.value
+                ),
+            )
+            .hint("consume it, or give it a `description` saying who it is for");
+        }
+    }
+}
+
+/// The `{field}` placeholders of a message.
+pub fn placeholders(message: &str) -> Vec<&str> {
+    message
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.trim()))
+        .collect()
+}
+
+fn find_event<'a>(system: &'a System, name: &Name, d: &mut Diagnostics) -> Option<&'a Event> {
+    let found = system.events.iter().find(|e| e.name.value == name.value);
+    if found.is_none() {
+        d.error(name.span, format!("unknown event `{}`", name.value))
+            .hint(did_you_mean(&name.value, system.events.iter().map(|e| e.name.as_str()))
+                .unwrap_or_else(|| format!("declare it under `events:` with its fields, e.g. `{}: {{ fields: {{ ... }} }}`", name.value)));
+    }
+    found
+}
+
+/// The spec keyword of a capability.
+pub fn capability_name(capability: Capability) -> &'static str {
+    match capability {
+        Capability::Auth => "auth",
+        Capability::Notify => "notify",
+    }
+}

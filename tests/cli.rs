@@ -1,0 +1,115 @@
+//! The `svcgen` binary as a user runs it.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn svcgen(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_svcgen"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("svcgen runs")
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        vec!["--help"],
+        vec!["validate", "--help"],
+        vec!["generate", "--help"],
+        vec!["up", "--help"],
+    ] {
+        let output = svcgen(&command, &support::root());
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_exits_zero_on_a_clean_spec_and_non_zero_with_every_problem() {
+    let ok = svcgen(&["validate", "examples/notes.yaml"], &support::root());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let bad = svcgen(
+        &["validate", "tests/specs/fail/many-errors/spec.yaml"],
+        &support::root(),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    let errors = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("tests/specs/fail/many-errors/spec.yaml:") && l.contains(": error: ")
+        })
+        .count();
+    assert!(errors >= 5, "every problem at once, got:\n{stderr}");
+}
+
+#[test]
+fn a_bad_spec_writes_nothing_not_even_the_output_directory() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    let spec = support::root().join("tests/specs/fail/many-errors/spec.yaml");
+    let output = svcgen(
+        &[
+            "generate",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        temp.path(),
+    );
+    assert!(!output.status.success());
+    assert!(!out.exists(), "the output directory was created");
+    assert_eq!(
+        std::fs::read_dir(temp.path()).unwrap().count(),
+        0,
+        "something was written"
+    );
+}
+
+#[test]
+fn generate_writes_a_workspace_and_keeps_user_files_on_regeneration() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("notes");
+    let spec = support::root().join("examples/notes.yaml");
+    let args = [
+        "generate",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert!(svcgen(&args, temp.path()).status.success());
+    assert!(out.join("Cargo.toml").is_file() && out.join("system/src/main.rs").is_file());
+    let manifest = std::fs::read_to_string(out.join("Cargo.toml")).unwrap();
+    let runtime = support::root().join("runtime").canonicalize().unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("svcgen-runtime"))
+        .unwrap();
+    let relative = line.split('"').nth(1).unwrap();
+    assert_eq!(
+        out.join(relative).canonicalize().unwrap(),
+        runtime,
+        "the runtime path resolves from the output dir"
+    );
+
+    std::fs::write(out.join("services/notes/src/extra.rs"), "// mine\n").unwrap();
+    let again = svcgen(&args, temp.path());
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("0 file(s) written"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(out.join("services/notes/src/extra.rs").exists());
+}
