@@ -24,6 +24,11 @@ pub fn is_snake(name: &str) -> bool {
         && !name.ends_with('_')
 }
 
+/// Whether `name` is reserved by Rust.
+pub fn is_rust_keyword(name: &str) -> bool {
+    RUST_KEYWORDS.contains(&name)
+}
+
 /// Why `name` cannot be used as a name in a spec, if it cannot.
 pub fn snake_problem(name: &str) -> Option<String> {
     if !is_snake(name) {

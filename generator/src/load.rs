@@ -71,6 +71,18 @@ fn syntax_error(source: &str, error: &serde_saphyr::Error) -> Diagnostic {
         .map_or(first, |(_, rest)| rest)
         .to_string();
     let line = line.clamp(1, source.lines().count().max(1));
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
+        return Diagnostic::error(
+            Span {
+                line,
+                col: col.max(1),
+                len: key.chars().count().max(1),
+            },
+            format!("duplicate key `{key}`"),
+        )
+        .with_hint("a key appears once in a mapping; merge the two entries or rename one");
+    }
     Diagnostic::error(
         Span {
             line,

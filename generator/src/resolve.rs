@@ -85,6 +85,11 @@ impl Resolver<'_> {
                 None
             }
         };
+        if let Some(name) = name.as_ref().filter(|n| ident::is_rust_keyword(&n.value)) {
+            self.d
+                .error(name.span, format!("`{}` is a Rust keyword and cannot name a system: it names the binary and the crates", name.value))
+                .hint(format!("e.g. `{}_app`", name.value));
+        }
         let name = name.unwrap_or(Name {
             value: "system".into(),
             span: root.span,
@@ -319,6 +324,20 @@ impl Resolver<'_> {
         let owner = entries
             .get("owner")
             .and_then(|n| self.name(n, "owner field"));
+        if let Some(owner) = owner
+            .as_ref()
+            .filter(|o| IMPLICIT_FIELDS.contains(&o.value.as_str()))
+        {
+            self.d
+                .error(
+                    owner.span,
+                    format!(
+                        "the owner field cannot be `{}`: svcgen adds that field to every entity",
+                        owner.value
+                    ),
+                )
+                .hint("name it after the user, e.g. `owner_id`");
+        }
         let fields = match entries.get("fields") {
             Some(node) => self.each(Some(node), "fields", |r, k, v| r.field(k, v)),
             None => {
@@ -537,6 +556,16 @@ impl Resolver<'_> {
 
     fn field(&mut self, key: &Node, value: &Node) -> Option<Field> {
         let name = self.name(key, "field name")?;
+        if let Kind::Seq(items) = &value.kind {
+            let inner = items.first().and_then(Node::as_str).unwrap_or("string");
+            self.d
+                .error(
+                    value.span,
+                    format!("the type of `{}` is written as a YAML list", name.value),
+                )
+                .hint(format!("quote list types: `{}: \"[{inner}]\"`", name.value));
+            return None;
+        }
         let text = self.text(value, &format!("type of `{}`", name.value))?;
         match parse_type(&text) {
             Ok(ty) => Some(Field { name, ty }),

@@ -145,6 +145,19 @@ fn check_auth(system: &System, d: &mut Diagnostics) {
         .iter()
         .filter(|s| s.uses == Some(Capability::Auth))
         .collect();
+    if let (Some(issuer), None) = (issuers.first(), &system.auth) {
+        d.error(
+            issuer.name.span,
+            format!(
+                "service `{}` uses `auth`, but the spec has no top-level `auth`",
+                issuer.name.value
+            ),
+        )
+        .hint(format!(
+            "add `auth: {{ service: {} }}` (token lifetimes can be set there too)",
+            issuer.name.value
+        ));
+    }
     if let Some(auth) = &system.auth {
         match system
             .services
@@ -202,7 +215,7 @@ fn check_auth(system: &System, d: &mut Diagnostics) {
             };
             for field in &event.fields {
                 match provided.iter().find(|(name, _)| *name == field.name.value) {
-                    Some((_, ty)) if ty.fits(&field.ty) => {}
+                    Some((_, ty)) if *ty == field.ty => {}
                     Some((_, ty)) => {
                         d.error(field.name.span, format!("the `auth` capability sends `{}` as {}, but event `{}` declares {}", field.name.value, ty.spec_text(), event.name.value, field.ty.spec_text()));
                     }
