@@ -1,0 +1,125 @@
+//! The `notify` capability: in-app notifications, usually created by event consumers.
+//!
+//! `GET /notifications` (user) lists the caller's notifications, newest first, paginated
+//! with `?limit=&cursor=`: `{items: [{id, kind, message, created_at}], next_cursor}`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::{self, Db, DbError, Migration, Migrations};
+use crate::http::{ApiResult, Cursor, Json, Page, Paginated};
+use crate::identity::Caller;
+use crate::service::ServiceContext;
+
+/// The capability's table, per engine.
+pub static MIGRATIONS: Migrations = Migrations {
+    sqlite: &[Migration {
+        version: 1,
+        description: "notifications",
+        sql: r#"
+CREATE TABLE notifications (
+    id TEXT PRIMARY KEY NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX notifications_user_created ON notifications (user_id, created_at);
+"#,
+    }],
+    postgres: &[Migration {
+        version: 1,
+        description: "notifications",
+        sql: r#"
+CREATE TABLE notifications (
+    id UUID PRIMARY KEY,
+    event_id UUID NOT NULL UNIQUE,
+    user_id UUID NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX notifications_user_created ON notifications (user_id, created_at);
+"#,
+    }],
+};
+
+/// One notification as clients see it.
+#[derive(Debug, Clone, Serialize)]
+struct Notification {
+    id: Uuid,
+    kind: String,
+    message: String,
+    created_at: DateTime<Utc>,
+}
+
+/// The capability's routes, to be wrapped by [`crate::service::service_app`].
+pub fn routes() -> Router<ServiceContext> {
+    Router::new().route("/notifications", get(list))
+}
+
+async fn list(
+    State(ctx): State<ServiceContext>,
+    caller: Caller,
+    page: Page,
+) -> ApiResult<Json<Paginated<Notification>>> {
+    let before = page.before_key();
+    let rows = db::query(
+        "SELECT id, kind, message, created_at FROM notifications \
+         WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+    )
+    .bind(caller.user_id)
+    .bind(before.created_at)
+    .bind(before.id)
+    .bind(page.limit)
+    .fetch_all(&ctx.db)
+    .await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            Ok(Notification {
+                id: row.get("id")?,
+                kind: row.get("kind")?,
+                message: row.get("message")?,
+                created_at: row.get("created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+    Ok(Json(Paginated::new(items, page.limit, |n| Cursor {
+        created_at: n.created_at,
+        id: n.id,
+    })))
+}
+
+/// Stores one in-app notification for `user_id`. Keyed by the id of the event that caused it,
+/// so a redelivered event (the bus delivers at least once) changes nothing.
+pub async fn notify(
+    db: &Db,
+    event_id: Uuid,
+    user_id: Uuid,
+    kind: &str,
+    message: &str,
+) -> Result<(), DbError> {
+    db::query(
+        "INSERT INTO notifications (id, event_id, user_id, kind, message, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(event_id)
+    .bind(user_id)
+    .bind(kind.to_owned())
+    .bind(message.to_owned())
+    .bind(crate::db::now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

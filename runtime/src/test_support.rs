@@ -1,0 +1,139 @@
+//! Helpers shared by the unit tests: infrastructure detection, throw-away databases and
+//! one-shot HTTP calls.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+use crate::db::Db;
+use crate::service::Settings;
+
+pub(crate) const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub(crate) const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// True when something listens on the local port.
+pub(crate) fn reachable(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+/// Decides what a test does without its infrastructure: prints a SKIPPED line and returns
+/// false, or panics when SVCGEN_REQUIRE_INFRA=1 (CI machines that must have it).
+pub(crate) fn infra_available(port: u16, what: &str, test: &str) -> bool {
+    if reachable(port) {
+        return true;
+    }
+    let reason = format!("{test}: {what} is not reachable on 127.0.0.1:{port}");
+    if std::env::var("SVCGEN_REQUIRE_INFRA").as_deref() == Ok("1") {
+        panic!("{reason} (and SVCGEN_REQUIRE_INFRA=1)");
+    }
+    println!("SKIPPED: {reason}");
+    false
+}
+
+/// A fresh SQLite database in a temporary directory (removed with the guard).
+pub(crate) async fn sqlite_db() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.sqlite").display());
+    let db = Db::connect(&url).await.expect("open sqlite");
+    (db, dir)
+}
+
+/// A uniquely named PostgreSQL database, created by `Db::connect` itself and dropped when the
+/// guard goes out of scope, also when the test fails.
+pub(crate) struct PgDatabase {
+    pub(crate) name: String,
+    pub(crate) url: String,
+}
+
+impl PgDatabase {
+    pub(crate) fn new() -> Self {
+        let name = format!("svcgen_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        PgDatabase { name, url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on; use a thread with a
+        // runtime of its own. FORCE ends pool connections that are still open.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                use sqlx::Connection as _;
+                let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await?;
+                let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+pub(crate) const JWT_SECRET: &[u8] = b"test-jwt-secret-0123456789abcdef0123";
+const INTERNAL_SECRET: &[u8] = b"test-internal-secret-0123456789abcdef";
+
+/// Settings with fixed test secrets.
+pub(crate) fn settings() -> Arc<Settings> {
+    Arc::new(Settings::new(
+        "testsys",
+        JWT_SECRET,
+        INTERNAL_SECRET,
+        900,
+        3600,
+    ))
+}
+
+/// Sends one request to an app and returns the status and the body as JSON (Null if empty,
+/// a JSON string if the body is not JSON).
+pub(crate) async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, body)
+}
+
+/// A request builder with an optional JSON body and extra headers.
+pub(crate) fn request(
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    match body {
+        Some(json) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(json.to_string())),
+        None => builder.body(Body::empty()),
+    }
+    .expect("request")
+}
