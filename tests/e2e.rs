@@ -29,10 +29,12 @@ fn target_dir() -> PathBuf {
 
 fn cargo(args: &[&str]) -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // The sub-command first, then the workspace, then its own arguments (which may end in `-- ...`).
     command
-        .args(args)
+        .arg(args[0])
         .arg("--manifest-path")
         .arg(workspace().join("Cargo.toml"))
+        .args(&args[1..])
         .env("CARGO_TARGET_DIR", target_dir());
     command
 }
