@@ -416,6 +416,12 @@ fn check_events(system: &System, d: &mut Diagnostics) {
                 Some(_) => {}
             }
             for placeholder in placeholders(&message.value) {
+                if let Some(field) = event
+                    .field(placeholder)
+                    .filter(|f| matches!(f.ty, Type::Optional(_) | Type::List(_)))
+                {
+                    d.error(message.span, format!("the message uses `{{{placeholder}}}`, but `{placeholder}` is {}: only single, required values can be shown", field.ty.spec_text()));
+                }
                 if event.field(placeholder).is_none() {
                     d.error(message.span, format!("the message uses `{{{placeholder}}}`, but event `{}` has no field `{placeholder}`", event.name.value))
                         .hint(did_you_mean(placeholder, event.fields.iter().map(|f| f.name.as_str()))
