@@ -103,10 +103,10 @@ impl Running {
         std::thread::spawn(move || {
             let mut sender = Some(sender);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    if let Some(sender) = sender.take() {
-                        let _ = sender.send(url.trim().to_string());
-                    }
+                if let Some(url) = line.split("listening on ").nth(1)
+                    && let Some(sender) = sender.take()
+                {
+                    let _ = sender.send(url.trim().to_string());
                 }
                 eprintln!("[{label}] {line}");
             }

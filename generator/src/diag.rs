@@ -63,12 +63,6 @@ impl Diagnostic {
         self.hint = Some(hint.into());
         self
     }
-
-    /// Adds a hint only when there is one.
-    pub fn with_hint_opt(mut self, hint: Option<String>) -> Self {
-        self.hint = hint;
-        self
-    }
 }
 
 /// Collects diagnostics during one pipeline run.
@@ -111,6 +105,14 @@ impl Diagnostics {
 }
 
 impl Diagnostic {
+    /// Sets the hint on a recorded diagnostic when there is one.
+    pub fn with_hint_opt_mut(&mut self, hint: Option<String>) -> &mut Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
+        self
+    }
+
     /// Sets the hint on a recorded diagnostic.
     pub fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
         self.hint = Some(hint.into());
@@ -252,15 +254,5 @@ mod tests {
             text,
             "spec.yaml:4:5: error: unknown key `stor`\n  |\n4 |     stor: x\n  |     ^^^^\n  = hint: did you mean `store`?\n\nspec.yaml: 1 error and 0 warnings\n"
         );
-    }
-}
-
-impl Diagnostic {
-    /// Sets the hint on a recorded diagnostic when there is one.
-    pub fn with_hint_opt_mut(&mut self, hint: Option<String>) -> &mut Self {
-        if hint.is_some() {
-            self.hint = hint;
-        }
-        self
     }
 }

@@ -539,10 +539,11 @@ impl Resolver<'_> {
         let user = required(self, "user");
         let kind = required(self, "kind");
         let message = required(self, "message");
-        if let Some(kind) = &kind {
-            if let Some(problem) = ident::snake_problem(&kind.value) {
-                self.d.error(kind.span, problem);
-            }
+        if let Some((kind, problem)) = kind
+            .as_ref()
+            .and_then(|k| ident::snake_problem(&k.value).map(|p| (k, p)))
+        {
+            self.d.error(kind.span, problem);
         }
         Some(Consumer {
             event,
@@ -756,13 +757,13 @@ pub fn parse_type(text: &str) -> Result<Type, (String, String)> {
         let (Ok(min), Ok(max)) = (bound(min), bound(max)) else {
             return Err((format!("`{text}` has malformed bounds"), hint()));
         };
-        if let (Some(lo), Some(hi)) = (min, max) {
-            if lo > hi {
-                return Err((
-                    format!("`{text}`: the minimum length {lo} is above the maximum {hi}"),
-                    format!("perhaps `string({hi}..{lo})`"),
-                ));
-            }
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi
+        {
+            return Err((
+                format!("`{text}`: the minimum length {lo} is above the maximum {hi}"),
+                format!("perhaps `string({hi}..{lo})`"),
+            ));
         }
         if max == Some(0) {
             return Err((
