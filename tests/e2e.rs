@@ -6,178 +6,56 @@
 //! Tests that need PostgreSQL or RabbitMQ say `SKIPPED` when those are unreachable, and fail
 //! instead when `SVCGEN_REQUIRE_INFRA=1` (as on CI).
 
+mod harness;
 mod support;
+
+use harness::{Api, Running, System, infrastructure, runtime};
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SYSTEM: &str = "notes";
-
-fn workspace() -> PathBuf {
-    support::root().join("generated").join(SYSTEM)
-}
-
-/// One target directory for every generated workspace the tests build.
-fn target_dir() -> PathBuf {
-    support::root().join("target").join("generated")
-}
-
-fn cargo(args: &[&str]) -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    // The sub-command first, then the workspace, then its own arguments (which may end in `-- ...`).
-    command
-        .arg(args[0])
-        .arg("--manifest-path")
-        .arg(workspace().join("Cargo.toml"))
-        .args(&args[1..])
-        .env("CARGO_TARGET_DIR", target_dir());
-    command
-}
-
-/// Builds the system's binary once per test run.
-fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let status = cargo(&["build", "--bin", SYSTEM])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "the generated workspace does not build");
-        target_dir().join("debug").join(SYSTEM)
-    })
+fn notes() -> System {
+    System::committed("notes")
 }
 
 #[test]
 fn generated_workspace_is_formatted_and_clippy_clean() {
-    let fmt = cargo(&["fmt", "--all", "--check"])
+    // rustfmt on exactly the generated files (`cargo fmt --all` would also walk into the
+    // runtime's workspace through the path dependency).
+    let sources: Vec<_> = support::read_tree(&notes().workspace)
+        .into_keys()
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .map(|path| notes().workspace.join(path))
+        .collect();
+    assert!(!sources.is_empty());
+    let fmt = Command::new("rustfmt")
+        .args(["--check", "--edition", "2024"])
+        .args(&sources)
         .output()
-        .expect("cargo fmt runs");
+        .expect("rustfmt runs");
     assert!(
         fmt.status.success(),
         "generated code is not rustfmt-formatted:\n{}",
         String::from_utf8_lossy(&fmt.stdout)
     );
-    let clippy = cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])
-    .output()
-    .expect("cargo clippy runs");
+    let clippy = notes()
+        .cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .output()
+        .expect("cargo clippy runs");
     assert!(
         clippy.status.success(),
         "clippy found problems:\n{}",
         String::from_utf8_lossy(&clippy.stderr)
     );
-}
-
-/// A running process of the generated binary, killed when dropped.
-struct Running {
-    child: Child,
-    url: String,
-    name: String,
-}
-
-impl Running {
-    fn start(name: &str, args: &[&str], env: &[(String, String)]) -> Running {
-        let mut command = Command::new(binary());
-        command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .env("RUST_LOG", "warn");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("the system binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let label = name.to_string();
-        std::thread::spawn(move || {
-            let mut sender = Some(sender);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1)
-                    && let Some(sender) = sender.take()
-                {
-                    let _ = sender.send(url.trim().to_string());
-                }
-                eprintln!("[{label}] {line}");
-            }
-        });
-        let url = receiver
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("{name} did not report its address"));
-        Running {
-            child,
-            url,
-            name: name.to_string(),
-        }
-    }
-
-    /// SIGTERM, then the exit status must be a clean one.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let exited = self.child.wait().expect("wait");
-        assert!(
-            exited.success(),
-            "{} did not shut down cleanly: {exited}",
-            self.name
-        );
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A client of the gateway.
-struct Api {
-    http: Client,
-    base: String,
-}
-
-impl Api {
-    fn new(gateway: &str) -> Api {
-        Api {
-            http: Client::new(),
-            base: format!("{gateway}/api/v1"),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the gateway answers");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
 }
 
 /// The answer must be an error with a human message.
@@ -534,18 +412,16 @@ async fn drive_notes_api(gateway: &str, tag: &str) -> (String, String) {
     (alice_email, kept)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn embedded_mode_serves_the_whole_api_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap();
-    let system = Running::start("embedded", &["run", "--port", "0", "--data", data_dir], &[]);
+    let system = Running::start(
+        &notes(),
+        "embedded",
+        &["run", "--port", "0", "--data", data_dir],
+        &[],
+    );
     let gateway = system.url.clone();
     let (email, kept) = runtime().block_on(drive_notes_api(&gateway, "embedded"));
     system.stop();
@@ -557,6 +433,7 @@ fn embedded_mode_serves_the_whole_api_and_survives_a_restart() {
     }
 
     let again = Running::start(
+        &notes(),
         "embedded-again",
         &["run", "--port", "0", "--data", data_dir],
         &[],
@@ -584,28 +461,6 @@ fn embedded_mode_serves_the_whole_api_and_survives_a_restart() {
         );
     });
     again.stop();
-}
-
-fn reachable(address: &str) -> bool {
-    std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(2)).is_ok()
-}
-
-/// Whether the servers a test needs are up; when not, says so, and fails under SVCGEN_REQUIRE_INFRA=1.
-fn infrastructure(test: &str, needs: &[(&str, &str)]) -> bool {
-    let missing: Vec<String> = needs
-        .iter()
-        .filter(|(_, address)| !reachable(address))
-        .map(|(name, address)| format!("{name} at {address}"))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!("{test}: {} not reachable", missing.join(", "));
-    if std::env::var_os("SVCGEN_REQUIRE_INFRA").is_some_and(|v| v == "1") {
-        panic!("{message} and SVCGEN_REQUIRE_INFRA=1");
-    }
-    eprintln!("SKIPPED: {message}");
-    false
 }
 
 #[test]
@@ -653,6 +508,7 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
         ));
         databases.push(database);
         services.push(Running::start(
+            &notes(),
             service,
             &["serve", service, "--port", "0"],
             &env,
@@ -664,7 +520,7 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
             running.url.clone(),
         ));
     }
-    let gateway = Running::start("gateway", &["gateway", "--port", "0"], &common);
+    let gateway = Running::start(&notes(), "gateway", &["gateway", "--port", "0"], &common);
 
     runtime().block_on(async {
         drive_notes_api(&gateway.url, &run).await;

@@ -85,6 +85,10 @@ pub struct Event {
     pub name: Name,
     /// What happened.
     pub description: Option<String>,
+    /// Version of the payload schema.
+    pub version: u32,
+    /// Whether the event travels ahead of standard ones, in queues of its own.
+    pub critical: bool,
     /// Payload fields.
     pub fields: Vec<Field>,
 }
@@ -386,6 +390,10 @@ pub struct Route {
 pub struct Consumer {
     /// The event consumed.
     pub event: Name,
+    /// Whether this consumer's queue is critical traffic.
+    pub critical: bool,
+    /// Attempts before the event is dead-lettered.
+    pub attempts: u32,
     /// What to do with it.
     pub action: Action,
 }

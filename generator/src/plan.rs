@@ -12,6 +12,8 @@ pub enum Producer {
     Readme,
     /// The workspace `.gitignore`.
     Gitignore,
+    /// `asyncapi.yaml`: the contract of the system's events.
+    AsyncApi,
     /// `contracts/Cargo.toml`.
     ContractsManifest,
     /// `contracts/src/lib.rs`: event payload types.
@@ -43,6 +45,7 @@ pub fn plan(system: &System) -> Vec<Planned> {
         planned("Cargo.toml", Producer::WorkspaceManifest),
         planned("README.md", Producer::Readme),
         planned(".gitignore", Producer::Gitignore),
+        planned("asyncapi.yaml", Producer::AsyncApi),
         planned("contracts/Cargo.toml", Producer::ContractsManifest),
         planned("contracts/src/lib.rs", Producer::ContractsLib),
     ];

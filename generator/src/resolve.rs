@@ -42,7 +42,7 @@ const TOP_KEYS: &[&str] = &[
 const GATEWAY_KEYS: &[&str] = &["port", "prefix"];
 const AUTH_KEYS: &[&str] = &["service", "access_token_ttl", "refresh_token_ttl"];
 const STORE_KEYS: &[&str] = &["engine", "description"];
-const EVENT_KEYS: &[&str] = &["description", "fields"];
+const EVENT_KEYS: &[&str] = &["description", "version", "critical", "fields"];
 const SERVICE_KEYS: &[&str] = &[
     "description",
     "uses",
@@ -57,7 +57,7 @@ const ENTITY_KEYS: &[&str] = &["description", "owner", "fields", "indexes"];
 const ROUTE_KEYS: &[&str] = &[
     "create", "list", "get", "update", "delete", "emit", "public",
 ];
-const CONSUMER_KEYS: &[&str] = &["notify"];
+const CONSUMER_KEYS: &[&str] = &["notify", "critical", "attempts"];
 const NOTIFY_KEYS: &[&str] = &["user", "kind", "message"];
 const TYPE_NAMES: &[&str] = &[
     "string",
@@ -68,6 +68,8 @@ const TYPE_NAMES: &[&str] = &[
     "email",
     "timestamp",
 ];
+/// Attempts at handling an event before it is dead-lettered, unless the consumer says otherwise.
+pub const DEFAULT_ATTEMPTS: u32 = 5;
 const IMPLICIT_FIELDS: &[&str] = &["id", "created_at", "updated_at"];
 
 impl Resolver<'_> {
@@ -229,6 +231,14 @@ impl Resolver<'_> {
     fn event(&mut self, key: &Node, value: &Node) -> Option<Event> {
         let name = self.event_name(key)?;
         let entries = self.entries(value, &format!("event `{}`", name.value), EVENT_KEYS);
+        let version = entries
+            .get("version")
+            .and_then(|n| self.count(n, "`version`", 1, 10_000))
+            .unwrap_or(1);
+        let critical = entries
+            .get("critical")
+            .and_then(|n| self.flag(n, "`critical`"))
+            .unwrap_or(false);
         let description = entries
             .get("description")
             .and_then(|n| self.text(n, "description"));
@@ -245,6 +255,8 @@ impl Resolver<'_> {
             }
         };
         Some(Event {
+            version,
+            critical,
             name,
             description,
             fields,
@@ -424,18 +436,10 @@ impl Resolver<'_> {
         };
         let entity = self.name(entity_node, "entity name")?;
         let emit = entries.get("emit").and_then(|n| self.event_name(n));
-        let public = match entries.get("public") {
-            None => false,
-            Some(node) => match node.as_str() {
-                Some("true") => true,
-                Some("false") => false,
-                _ => {
-                    self.d
-                        .error(node.span, "`public` must be `true` or `false`");
-                    false
-                }
-            },
-        };
+        let public = entries
+            .get("public")
+            .and_then(|n| self.flag(n, "`public`"))
+            .unwrap_or(false);
         let needs_id = matches!(
             operation,
             Operation::Get | Operation::Update | Operation::Delete
@@ -545,8 +549,18 @@ impl Resolver<'_> {
         {
             self.d.error(kind.span, problem);
         }
+        let critical = entries
+            .get("critical")
+            .and_then(|n| self.flag(n, "`critical`"))
+            .unwrap_or(false);
+        let attempts = entries
+            .get("attempts")
+            .and_then(|n| self.count(n, "`attempts`", 1, 100))
+            .unwrap_or(DEFAULT_ATTEMPTS);
         Some(Consumer {
             event,
+            critical,
+            attempts,
             action: Action::Notify {
                 user: user?,
                 kind: kind?,
@@ -634,6 +648,32 @@ impl Resolver<'_> {
                 Vec::new()
             }
         }
+    }
+
+    fn flag(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.as_str() {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => {
+                self.d
+                    .error(node.span, format!("{what} must be `true` or `false`"));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, node: &Node, what: &str, min: u32, max: u32) -> Option<u32> {
+        let value = node
+            .as_str()
+            .and_then(|t| t.parse::<u32>().ok())
+            .filter(|n| (min..=max).contains(n));
+        if value.is_none() {
+            self.d.error(
+                node.span,
+                format!("{what} must be a whole number from {min} to {max}"),
+            );
+        }
+        value
     }
 
     fn text(&mut self, node: &Node, what: &str) -> Option<String> {

@@ -41,6 +41,78 @@ pub fn capability_routes(capability: Capability) -> &'static [CapabilityRoute] {
     }
 }
 
+/// A route of the gateway's table: every route of every service, capabilities included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRoute {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the prefix.
+    pub path: String,
+    /// The service serving it.
+    pub service: String,
+    /// Whether it needs no token.
+    pub public: bool,
+    /// What it does, for docs.
+    pub summary: String,
+}
+
+/// The gateway's whole route table, ordered by path then method.
+pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
+    let mut routes = Vec::new();
+    for service in &system.services {
+        let name = service.name.value.clone();
+        if let Some(capability) = service.uses {
+            for route in capability_routes(capability) {
+                routes.push(GatewayRoute {
+                    method: route.method,
+                    path: route.path.into(),
+                    service: name.clone(),
+                    public: route.public,
+                    summary: format!("`{}` capability", capability_name(capability)),
+                });
+            }
+        }
+        for route in &service.routes {
+            let owned = service
+                .entity(&route.entity.value)
+                .is_some_and(|e| e.owner.is_some());
+            let mut summary = format!("{} `{}`", route.operation.keyword(), route.entity.value);
+            if owned && route.operation != Operation::Create {
+                summary += " (the caller's own)";
+            }
+            if let Some(emit) = &route.emit {
+                summary += &format!(", emits `{}`", emit.value);
+            }
+            routes.push(GatewayRoute {
+                method: route.method,
+                path: route.path.clone(),
+                service: name.clone(),
+                public: route.public,
+                summary,
+            });
+        }
+        if !service.consumers.is_empty() {
+            let dead_letters = format!("/admin/{name}/dead-letters");
+            routes.push(GatewayRoute {
+                method: Method::Get,
+                path: dead_letters.clone(),
+                service: name.clone(),
+                public: false,
+                summary: "events this service gave up on (admin)".into(),
+            });
+            routes.push(GatewayRoute {
+                method: Method::Post,
+                path: format!("{dead_letters}/{{id}}/replay"),
+                service: name.clone(),
+                public: false,
+                summary: "applies a dead letter again, at most once (admin)".into(),
+            });
+        }
+    }
+    routes.sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
+    routes
+}
+
 /// Checks the whole model.
 pub fn validate(system: &System, d: &mut Diagnostics) {
     check_services(system, d);

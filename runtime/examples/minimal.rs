@@ -4,11 +4,30 @@
 
 use svcgen_runtime::capability::{auth, notify};
 use svcgen_runtime::cli::{self, ServiceDef, SystemDef, no_consumers};
-use svcgen_runtime::gateway::{GatewayRoute, RouteAuth};
+use svcgen_runtime::gateway::{
+    GatewayPolicy, GatewayRoute, RateLimit, RouteAuth, RoutePolicy, RouteRateLimit,
+};
 use svcgen_runtime::service::ServiceContext;
 
 fn auth_routes() -> axum::Router<ServiceContext> {
-    auth::routes(auth::AuthEvents::default())
+    auth::routes(auth::AuthEvents {
+        // A real system names the event its mailer consumes; without one there is no
+        // password reset.
+        password_reset: Some("user.password_reset_requested"),
+        ..auth::AuthEvents::default()
+    })
+}
+
+/// A public route of the auth service with the gateway's defaults.
+const fn public(method: &'static str, path: &'static str) -> GatewayRoute {
+    GatewayRoute {
+        method,
+        path,
+        service: "auth",
+        auth: RouteAuth::Public,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
+    }
 }
 
 static SYSTEM: SystemDef = SystemDef {
@@ -18,43 +37,63 @@ static SYSTEM: SystemDef = SystemDef {
     access_token_ttl_secs: 900,
     refresh_token_ttl_secs: 86_400,
     routes: &[
+        public("POST", "/auth/register"),
+        public("POST", "/auth/login"),
+        public("POST", "/auth/refresh"),
+        public("POST", "/auth/password-reset"),
+        public("POST", "/auth/password-reset/confirm"),
         GatewayRoute {
             method: "POST",
-            path: "/auth/register",
+            path: "/auth/logout",
             service: "auth",
-            auth: RouteAuth::Public,
-        },
-        GatewayRoute {
-            method: "POST",
-            path: "/auth/login",
-            service: "auth",
-            auth: RouteAuth::Public,
+            auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "GET",
             path: "/auth/me",
             service: "auth",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "GET",
+            path: "/auth/users",
+            service: "auth",
+            auth: RouteAuth::User,
+            roles: &["admin"],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "GET",
             path: "/notifications",
             service: "notification",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy {
+                per_user: RouteRateLimit::Limit(RateLimit::per_minute(120)),
+                timeout_ms: Some(5_000),
+                ..RoutePolicy::DEFAULT
+            },
         },
     ],
+    gateway: GatewayPolicy::DEFAULT,
     services: &[
         ServiceDef {
             name: "auth",
             migrations: &auth::MIGRATIONS,
             routes: auth_routes,
             consumers: no_consumers,
+            on_start: Some(auth::on_start),
         },
         ServiceDef {
             name: "notification",
             migrations: &notify::MIGRATIONS,
             routes: notify::routes,
             consumers: no_consumers,
+            on_start: None,
         },
     ],
 };

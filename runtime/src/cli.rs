@@ -21,17 +21,16 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::{Bus, BusError};
+use crate::bus::Bus;
+use crate::capability::auth::PasswordHashing;
 use crate::db::{Db, Migrations};
-use crate::gateway::{self, GatewayRoute, Upstream};
+use crate::events::EventError;
+use crate::gateway::{self, GatewayPolicy, GatewayRoute, Upstream};
+use crate::identity::{DEFAULT_KID, JwtKey, JwtKeys, development_secret_problem};
 use crate::service::{ServiceContext, Settings, service_app};
 use crate::telemetry;
 
 pub use futures_util::future::BoxFuture;
-
-/// Shortest secret accepted in distributed mode: HS256 keys should have at least 256 bits
-/// (RFC 7518 section 3.2).
-const MIN_SECRET_BYTES: usize = 32;
 
 /// One service of the system, as the generated `main.rs` declares it.
 #[derive(Clone, Copy)]
@@ -43,11 +42,19 @@ pub struct ServiceDef {
     /// Its routes (wrapped by [`service_app`]).
     pub routes: fn() -> Router<ServiceContext>,
     /// Registers the service's event consumers; [`no_consumers`] when it has none.
-    pub consumers: fn(&ServiceContext) -> BoxFuture<'_, Result<(), BusError>>,
+    pub consumers: fn(&ServiceContext) -> BoxFuture<'_, Result<(), EventError>>,
+    /// Runs once when the service starts, after its migrations and before it subscribes or
+    /// serves (embedded and distributed alike); an error stops the start. `None` for most
+    /// services; `Some(svcgen_runtime::capability::auth::on_start)` for the auth service
+    /// (first admin account).
+    pub on_start: Option<StartHook>,
 }
 
+/// A [`ServiceDef::on_start`] hook.
+pub type StartHook = fn(&ServiceContext) -> BoxFuture<'_, anyhow::Result<()>>;
+
 /// A `ServiceDef::consumers` for services that consume no events.
-pub fn no_consumers(_ctx: &ServiceContext) -> BoxFuture<'_, Result<(), BusError>> {
+pub fn no_consumers(_ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
     Box::pin(async { Ok(()) })
 }
 
@@ -67,6 +74,9 @@ pub struct SystemDef {
     pub refresh_token_ttl_secs: i64,
     /// The gateway's routes.
     pub routes: &'static [GatewayRoute],
+    /// The gateway's policy (CORS, default rate limits, body limit, timeout), which routes
+    /// can override; [`GatewayPolicy::DEFAULT`] for the defaults.
+    pub gateway: GatewayPolicy,
     /// The services.
     pub services: &'static [ServiceDef],
 }
@@ -171,6 +181,7 @@ struct Embedded {
     app: Router,
     bus: Bus,
     databases: Vec<Db>,
+    relays: Relays,
 }
 
 impl Embedded {
@@ -180,17 +191,20 @@ impl Embedded {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let secrets = EmbeddedSecrets::load_or_create(&data_dir.join("secrets.json"))?;
-        let settings = Arc::new(Settings::new(
+        let mut settings = Settings::new(
             system.name,
             secrets.jwt_secret.as_bytes(),
             secrets.internal_secret.as_bytes(),
             system.access_token_ttl_secs,
             system.refresh_token_ttl_secs,
-        ));
+        );
+        apply_auth_env(&mut settings, &process_env)?;
+        let settings = Arc::new(settings);
         let bus = Bus::in_process();
 
         let mut upstreams = BTreeMap::new();
         let mut databases = Vec::new();
+        let mut contexts = Vec::new();
         for service in system.services {
             let url = sqlite_url(&data_dir.join(format!("{}.sqlite", service.name)));
             let db = start_database(service, &url).await?;
@@ -199,24 +213,39 @@ impl Embedded {
                 db: db.clone(),
                 bus: bus.clone(),
                 settings: settings.clone(),
+                events: Default::default(),
             };
+            run_start_hook(service, &ctx).await?;
             register_consumers(service, &ctx).await?;
             upstreams.insert(
                 service.name,
-                Upstream::InProcess(service_app(ctx, (service.routes)())),
+                Upstream::InProcess(service_app(ctx.clone(), (service.routes)())),
             );
             databases.push(db);
+            contexts.push(ctx);
         }
-        let app = gateway::router(system.prefix, system.routes, upstreams, settings);
+        // Relays start once every consumer is subscribed: an in-process publish reaches only
+        // the subscribers present at that moment.
+        let relays = Relays::start(contexts);
+        let app = gateway::router_with_policy(
+            system.prefix,
+            system.routes,
+            &system.gateway,
+            upstreams,
+            settings,
+        );
         Ok(Embedded {
             app,
             bus,
             databases,
+            relays,
         })
     }
 
-    /// Drains the event queues (handlers may still write), then closes the databases.
+    /// Stops the relays, drains the event queues (handlers may still write), then closes the
+    /// databases.
     async fn stop(self) {
+        self.relays.stop().await;
         self.bus.close().await;
         for db in self.databases {
             db.close().await;
@@ -243,7 +272,13 @@ async fn run_gateway(system: &'static SystemDef, port: Option<u16>) -> anyhow::R
             missing.join(", ")
         );
     }
-    let app = gateway::router(system.prefix, system.routes, upstreams, settings);
+    let app = gateway::router_with_policy(
+        system.prefix,
+        system.routes,
+        &system.gateway,
+        upstreams,
+        settings,
+    );
     let listener = bind(port.unwrap_or(system.default_port)).await?;
     println!("gateway listening on http://{}", listener.local_addr()?);
     serve(listener, app).await
@@ -291,8 +326,11 @@ async fn run_service(
         db: db.clone(),
         bus: bus.clone(),
         settings,
+        events: Default::default(),
     };
+    run_start_hook(service, &ctx).await?;
     register_consumers(service, &ctx).await?;
+    let relays = Relays::start(vec![ctx.clone()]);
 
     let default_port = u16::try_from(index + 1)
         .ok()
@@ -306,9 +344,44 @@ async fn run_service(
     );
     serve(listener, service_app(ctx, (service.routes)())).await?;
 
+    relays.stop().await;
     bus.close().await;
     db.close().await;
     Ok(())
+}
+
+/// The outbox relays of the services running in this process.
+struct Relays {
+    stopping: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Relays {
+    fn start(contexts: Vec<ServiceContext>) -> Relays {
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        let tasks = contexts
+            .into_iter()
+            .map(|ctx| tokio::spawn(crate::events::relay(ctx, stopping.subscribe())))
+            .collect();
+        Relays { stopping, tasks }
+    }
+
+    /// Lets each relay finish its round; what is left waits in the outbox for the next start.
+    async fn stop(self) {
+        let _ = self.stopping.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run_start_hook(service: &ServiceDef, ctx: &ServiceContext) -> anyhow::Result<()> {
+    match service.on_start {
+        Some(hook) => hook(ctx)
+            .await
+            .with_context(|| format!("service `{}` could not start", service.name)),
+        None => Ok(()),
+    }
 }
 
 async fn register_consumers(service: &ServiceDef, ctx: &ServiceContext) -> anyhow::Result<()> {
@@ -328,6 +401,12 @@ async fn start_database(service: &ServiceDef, url: &str) -> anyhow::Result<Db> {
     db.migrate(service.migrations)
         .await
         .with_context(|| format!("cannot migrate the database of service `{}`", service.name))?;
+    crate::events::prepare(&db).await.with_context(|| {
+        format!(
+            "cannot create the event tables of service `{}`",
+            service.name
+        )
+    })?;
     Ok(db)
 }
 
@@ -386,36 +465,103 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Reads one environment variable of the process.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Settings from the environment: distributed processes must share secrets, so they are
 /// never generated here.
 fn distributed_settings(system: &SystemDef) -> anyhow::Result<Settings> {
-    let jwt = secret_from_env("SVCGEN_JWT_SECRET")?;
-    let internal = secret_from_env("SVCGEN_INTERNAL_SECRET")?;
-    if jwt == internal {
+    settings_from_env(system, &process_env)
+}
+
+/// [`distributed_settings`] with the variables read through `env`.
+fn settings_from_env(
+    system: &SystemDef,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Settings> {
+    let jwt_keys = jwt_keys_from_env(env)?;
+    let internal = secret_from_env(env, "SVCGEN_INTERNAL_SECRET")?;
+    if env_value(env, "SVCGEN_JWT_SECRET").as_deref() == Some(internal.as_str()) {
         tracing::warn!(
             "SVCGEN_JWT_SECRET and SVCGEN_INTERNAL_SECRET are equal; use two different secrets"
         );
     }
-    Ok(Settings::new(
+    let mut settings = Settings::with_keys(
         system.name,
-        jwt.as_bytes(),
+        &jwt_keys,
         internal.as_bytes(),
         system.access_token_ttl_secs,
         system.refresh_token_ttl_secs,
-    ))
+    );
+    apply_auth_env(&mut settings, env)?;
+    Ok(settings)
 }
 
-fn secret_from_env(variable: &str) -> anyhow::Result<String> {
-    let secret = required_env(
-        variable,
-        "a random secret shared by the gateway and every service",
-    )?;
-    if secret.len() < MIN_SECRET_BYTES {
+/// The access-token keys: `SVCGEN_JWT_SECRET` under the id `SVCGEN_JWT_KID` (default
+/// [`DEFAULT_KID`]), and during a rotation `SVCGEN_JWT_PREVIOUS_SECRET` under the id
+/// `SVCGEN_JWT_PREVIOUS_KID` (required then).
+fn jwt_keys_from_env(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<JwtKeys> {
+    let secret = secret_from_env(env, "SVCGEN_JWT_SECRET")?;
+    let kid = env_value(env, "SVCGEN_JWT_KID").unwrap_or_else(|| DEFAULT_KID.to_owned());
+    let current = JwtKey::new(kid.trim(), secret.as_bytes()).context("SVCGEN_JWT_KID")?;
+    let keys = JwtKeys::new(current);
+    if env_value(env, "SVCGEN_JWT_PREVIOUS_SECRET").is_none() {
+        if env_value(env, "SVCGEN_JWT_PREVIOUS_KID").is_some() {
+            tracing::warn!(
+                "SVCGEN_JWT_PREVIOUS_KID is set without SVCGEN_JWT_PREVIOUS_SECRET; ignoring it"
+            );
+        }
+        return Ok(keys);
+    }
+    let previous_secret = secret_from_env(env, "SVCGEN_JWT_PREVIOUS_SECRET")?;
+    let Some(previous_kid) = env_value(env, "SVCGEN_JWT_PREVIOUS_KID") else {
         bail!(
-            "{variable} is too short: use at least {MIN_SECRET_BYTES} random bytes (e.g. 48 random bytes in base64)"
+            "SVCGEN_JWT_PREVIOUS_SECRET is set but SVCGEN_JWT_PREVIOUS_KID is not (the key id \
+             the previous secret signed with, e.g. {DEFAULT_KID})"
         );
+    };
+    let previous = JwtKey::new(previous_kid.trim(), previous_secret.as_bytes())
+        .context("SVCGEN_JWT_PREVIOUS_KID")?;
+    keys.with_previous(previous)
+        .context("SVCGEN_JWT_KID and SVCGEN_JWT_PREVIOUS_KID")
+}
+
+/// A secret fit for production, or why not (see [`development_secret_problem`]).
+fn secret_from_env(env: &dyn Fn(&str) -> Option<String>, variable: &str) -> anyhow::Result<String> {
+    let Some(secret) = env_value(env, variable) else {
+        bail!("{variable} is not set (a random secret shared by the gateway and every service)");
+    };
+    if let Some(problem) = development_secret_problem(&secret) {
+        bail!("{variable} is refused in distributed mode: {problem}");
     }
     Ok(secret)
+}
+
+/// The auth capability's settings every mode reads from the environment: argon2 parameters
+/// (`SVCGEN_ARGON2_*`) and `SVCGEN_PASSWORD_RESET_TTL_SECS`.
+fn apply_auth_env(
+    settings: &mut Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    settings.password_hashing = PasswordHashing::from_lookup(env)?;
+    if let Some(text) = env_value(env, "SVCGEN_PASSWORD_RESET_TTL_SECS") {
+        settings.password_reset_ttl_secs = text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|secs| *secs > 0)
+            .with_context(|| {
+                format!("SVCGEN_PASSWORD_RESET_TTL_SECS must be a positive number of seconds, got `{text}`")
+            })?;
+    }
+    Ok(())
+}
+
+/// A variable's value, `None` when unset or blank.
+fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name).filter(|value| !value.trim().is_empty())
 }
 
 fn required_env(variable: &str, meaning: &str) -> anyhow::Result<String> {
@@ -547,7 +693,7 @@ mod tests {
     mod generated_like {
         use super::*;
         use crate::capability::{auth, notify};
-        use crate::gateway::RouteAuth;
+        use crate::gateway::{RouteAuth, RoutePolicy};
         use uuid::Uuid;
 
         #[derive(Serialize, Deserialize)]
@@ -565,24 +711,23 @@ mod tests {
             auth::routes(auth::AuthEvents {
                 registered: Some("user.registered"),
                 logged_in: None,
+                password_reset: None,
             })
         }
 
-        fn notification_consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), BusError>> {
+        fn notification_consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
             Box::pin(async move {
-                let db = ctx.db.clone();
-                ctx.bus
-                    .subscribe::<UserRegistered, _, _>("notification", move |envelope, event| {
-                        let db = db.clone();
-                        async move {
-                            let message = format!("Welcome, {}!", event.username);
-                            notify::notify(&db, envelope.id, event.user_id, "welcome", &message)
-                                .await?;
-                            Ok(())
-                        }
-                    })
-                    .await?;
-                Ok(())
+                ctx.subscribe::<UserRegistered, _, _>(
+                    crate::bus::RetryPolicy::default(),
+                    false,
+                    |envelope, event, mut tx| async move {
+                        let message = format!("Welcome, {}!", event.username);
+                        notify::notify(&mut tx, envelope.id, event.user_id, "welcome", &message)
+                            .await?;
+                        Ok(tx)
+                    },
+                )
+                .await
             })
         }
 
@@ -598,26 +743,41 @@ mod tests {
                     path: "/auth/register",
                     service: "auth",
                     auth: RouteAuth::Public,
+                    roles: &[],
+                    policy: RoutePolicy::DEFAULT,
+                },
+                GatewayRoute {
+                    method: "GET",
+                    path: "/auth/users",
+                    service: "auth",
+                    auth: RouteAuth::User,
+                    roles: &["admin"],
+                    policy: RoutePolicy::DEFAULT,
                 },
                 GatewayRoute {
                     method: "GET",
                     path: "/notifications",
                     service: "notification",
                     auth: RouteAuth::User,
+                    roles: &[],
+                    policy: RoutePolicy::DEFAULT,
                 },
             ],
+            gateway: GatewayPolicy::DEFAULT,
             services: &[
                 ServiceDef {
                     name: "auth",
                     migrations: &auth::MIGRATIONS,
                     routes: auth_routes,
                     consumers: no_consumers,
+                    on_start: Some(auth::on_start),
                 },
                 ServiceDef {
                     name: "notification",
                     migrations: &notify::MIGRATIONS,
                     routes: notify::routes,
                     consumers: notification_consumers,
+                    on_start: None,
                 },
             ],
         };
@@ -691,3 +851,6 @@ mod tests {
         )
     }
 }
+
+#[cfg(test)]
+mod env_tests;

@@ -20,6 +20,7 @@ pub mod bus;
 pub mod capability;
 pub mod cli;
 pub mod db;
+pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod identity;

@@ -11,9 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::bus::Bus;
+use crate::capability::auth::PasswordHashing;
 use crate::db::Db;
 use crate::http::error_response;
-use crate::identity::{AccessTokens, INTERNAL_HEADER, InternalTokens, VerifiedIdentity};
+use crate::identity::{
+    AccessTokens, DEFAULT_KID, INTERNAL_HEADER, InternalTokens, JwtKey, JwtKeys, VerifiedIdentity,
+};
 use crate::telemetry::request_id_and_trace;
 
 /// How long `/health` waits for the database before reporting it down.
@@ -32,10 +35,23 @@ pub struct Settings {
     pub access_token_ttl_secs: i64,
     /// Lifetime of refresh tokens, in seconds.
     pub refresh_token_ttl_secs: i64,
+    /// Argon2id parameters of new password hashes (the auth capability).
+    pub password_hashing: PasswordHashing,
+    /// Lifetime of password-reset tokens, in seconds.
+    pub password_reset_ttl_secs: i64,
 }
 
+/// Default lifetime of a password-reset token: 30 minutes.
+pub const DEFAULT_PASSWORD_RESET_TTL_SECS: i64 = 30 * 60;
+
 impl Settings {
-    /// Builds the settings from the two secrets (which must differ) and the token lifetimes.
+    /// Builds the settings from the two secrets (which must differ) and the token lifetimes;
+    /// access tokens get the key id [`DEFAULT_KID`]. Password hashing and the password-reset
+    /// lifetime have their defaults (set the fields to change them).
+    ///
+    /// # Panics
+    ///
+    /// When `jwt_secret` is empty.
     pub fn new(
         system: &str,
         jwt_secret: &[u8],
@@ -43,12 +59,33 @@ impl Settings {
         access_token_ttl_secs: i64,
         refresh_token_ttl_secs: i64,
     ) -> Self {
+        let key = JwtKey::new(DEFAULT_KID, jwt_secret).unwrap_or_else(|error| panic!("{error}"));
+        Self::with_keys(
+            system,
+            &JwtKeys::new(key),
+            internal_secret,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+        )
+    }
+
+    /// Like [`Settings::new`], with access-token keys that may include the previous key of a
+    /// rotation.
+    pub fn with_keys(
+        system: &str,
+        jwt_keys: &JwtKeys,
+        internal_secret: &[u8],
+        access_token_ttl_secs: i64,
+        refresh_token_ttl_secs: i64,
+    ) -> Self {
         Settings {
             system: system.to_owned(),
-            access_tokens: AccessTokens::new(system, jwt_secret, access_token_ttl_secs),
+            access_tokens: AccessTokens::with_keys(system, jwt_keys, access_token_ttl_secs),
             internal_tokens: InternalTokens::new(internal_secret),
             access_token_ttl_secs,
             refresh_token_ttl_secs,
+            password_hashing: PasswordHashing::default(),
+            password_reset_ttl_secs: DEFAULT_PASSWORD_RESET_TTL_SECS,
         }
     }
 }
@@ -64,6 +101,8 @@ pub struct ServiceContext {
     pub bus: Bus,
     /// Shared settings.
     pub settings: Arc<Settings>,
+    /// The service's outbox relay doorbell and its consumers.
+    pub events: crate::events::Events,
 }
 
 /// Wraps a service's routes into its complete HTTP application:
@@ -77,6 +116,7 @@ pub struct ServiceContext {
 /// * every request gets an `x-request-id` and a log line.
 pub fn service_app(ctx: ServiceContext, routes: Router<ServiceContext>) -> Router {
     routes
+        .merge(crate::events::admin_routes(ctx.service))
         .route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

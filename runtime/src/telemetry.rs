@@ -32,6 +32,55 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// The W3C trace-context header.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+tokio::task_local! {
+    /// The trace context of the request (or event) the current task works for.
+    static TRACEPARENT: String;
+}
+
+/// The W3C `traceparent` of the request or event being handled, if any: events written to the
+/// outbox carry it, so a trace continues from the request into every consumer.
+pub fn current_traceparent() -> Option<String> {
+    TRACEPARENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` with `traceparent` as the current trace context (consumers use it for the event
+/// they handle).
+pub async fn with_traceparent<F: std::future::Future>(
+    traceparent: Option<String>,
+    work: F,
+) -> F::Output {
+    match traceparent {
+        Some(traceparent) => TRACEPARENT.scope(traceparent, work).await,
+        None => work.await,
+    }
+}
+
+/// This hop's trace context: the caller's trace id with a new span id, or a new trace.
+fn next_traceparent(incoming: Option<&HeaderValue>) -> String {
+    let trace_id = incoming
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| {
+            let parts: Vec<&str> = text.split('-').collect();
+            let hex = |s: &str, len: usize| {
+                s.len() == len
+                    && s.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            };
+            (parts.len() == 4
+                && parts[0] == "00"
+                && hex(parts[1], 32)
+                && hex(parts[2], 16)
+                && hex(parts[3], 2)
+                && parts[1] != "0".repeat(32))
+            .then(|| parts[1].to_owned())
+        })
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>().max(1)));
+    format!("00-{trace_id}-{:016x}-01", rand::random::<u64>().max(1))
+}
+
 /// Sets up `tracing` output: human-readable lines on stderr, filtered by `RUST_LOG`
 /// (default `info`). Safe to call more than once (later calls do nothing).
 pub fn init_tracing() {
@@ -77,9 +126,16 @@ pub(crate) async fn request_id_and_trace(mut request: Request, next: Next) -> Re
     }
     request.extensions_mut().insert(RequestId(id.clone()));
 
+    let traceparent = next_traceparent(request.headers().get(TRACEPARENT_HEADER));
+    if let Ok(value) = HeaderValue::from_str(&traceparent) {
+        request.headers_mut().insert(TRACEPARENT_HEADER, value);
+    }
+
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = TRACEPARENT
+        .scope(traceparent, next.run(request).instrument(span.clone()))
+        .await;
     if let Some(header) = header {
         response.headers_mut().insert(REQUEST_ID_HEADER, header);
     }
@@ -96,6 +152,26 @@ pub(crate) async fn request_id_and_trace(mut request: Request, next: Next) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_context_continues_a_valid_trace_and_starts_one_otherwise() {
+        let incoming =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let next = next_traceparent(Some(&incoming));
+        assert!(
+            next.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{next}"
+        );
+        assert_ne!(next, incoming.to_str().unwrap(), "a new span id per hop");
+        for bad in [
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            let fresh = next_traceparent(Some(&HeaderValue::from_static(bad)));
+            assert_eq!(fresh.len(), 55);
+            assert!(!fresh.contains("4bf92f35"));
+        }
+    }
 
     #[test]
     fn only_sane_request_ids_are_kept() {

@@ -90,15 +90,25 @@ impl Drop for PgDatabase {
 pub(crate) const JWT_SECRET: &[u8] = b"test-jwt-secret-0123456789abcdef0123";
 const INTERNAL_SECRET: &[u8] = b"test-internal-secret-0123456789abcdef";
 
-/// Settings with fixed test secrets.
+/// Argon2id parameters that keep tests fast (never use them for real passwords).
+pub(crate) const CHEAP_HASHING: crate::capability::auth::PasswordHashing =
+    crate::capability::auth::PasswordHashing {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+/// Settings with fixed test secrets and cheap password hashing.
 pub(crate) fn settings() -> Arc<Settings> {
-    Arc::new(Settings::new(
-        "testsys",
-        JWT_SECRET,
-        INTERNAL_SECRET,
-        900,
-        3600,
-    ))
+    settings_with(|_| {})
+}
+
+/// [`settings`], changed by `change`.
+pub(crate) fn settings_with(change: impl FnOnce(&mut Settings)) -> Arc<Settings> {
+    let mut settings = Settings::new("testsys", JWT_SECRET, INTERNAL_SECRET, 900, 3600);
+    settings.password_hashing = CHEAP_HASHING;
+    change(&mut settings);
+    Arc::new(settings)
 }
 
 /// Sends one request to an app and returns the status and the body as JSON (Null if empty,

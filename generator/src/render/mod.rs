@@ -1,6 +1,7 @@
 //! Stage 5, render: the bytes of every planned file. Rust goes through `quote!`, `prettyplease`
 //! and `rustfmt`; everything else through the templates in `templates/`.
 
+mod asyncapi;
 mod cargo;
 mod rust;
 mod text;
@@ -53,6 +54,7 @@ fn render(system: &System, producer: &Producer, options: &Options) -> String {
         }
         Producer::SystemMain => header("//") + &format_rust(rust::system_main(system)),
         Producer::Readme => text::readme(system, &header("<!--").replace('\n', " -->\n")),
+        Producer::AsyncApi => asyncapi::document(system, &header("#")),
         Producer::Gitignore => header("#") + "/target\n/Cargo.lock\n/.svcgen\n",
         Producer::InitialMigration(name, engine) => {
             header("--") + &text::initial_migration(system, service(name), engine)

@@ -83,6 +83,15 @@ pub fn contracts(system: &System) -> TokenStream {
                 .unwrap_or("An event of the system."),
             event.name.value
         ));
+        let version = (event.version != 1).then(|| {
+            let version = Literal::u32_unsuffixed(event.version);
+            quote!(const VERSION: u32 = #version;)
+        });
+        let critical = event.critical.then(|| {
+            quote!(
+                const CRITICAL: bool = true;
+            )
+        });
         let fields = event.fields.iter().map(|f| {
             let ident = rust_ident(&f.name.value);
             let ty = rust_field_type(&f.ty);
@@ -96,6 +105,8 @@ pub fn contracts(system: &System) -> TokenStream {
 
             impl Event for #ty {
                 const NAME: &'static str = #name;
+                #version
+                #critical
             }
         }
     });
@@ -172,6 +183,7 @@ fn auth_service(system: &System, service: &Service) -> TokenStream {
             auth::routes(AuthEvents {
                 registered: #registered,
                 logged_in: #logged_in,
+                password_reset: None,
             })
         }
     }
@@ -195,6 +207,8 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
         } = &consumer.action;
         let user = rust_ident(&user.value);
         let kind = lit(&kind.value);
+        let attempts = Literal::u32_unsuffixed(consumer.attempts);
+        let critical = consumer.critical;
         let (format, arguments) = message_format(&message.value);
         let arguments = arguments.iter().map(|a| rust_ident(a));
         let message_expr = if placeholders(&message.value).is_empty() {
@@ -205,24 +219,24 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
             quote!(&format!(#format, #(event.#arguments),*))
         };
         quote! {
-            let db = ctx.db.clone();
-            ctx.bus
-                .subscribe::<#contracts::events::#ty, _, _>(SERVICE, move |envelope, event| {
-                    let db = db.clone();
-                    async move {
-                        notify::notify(&db, envelope.id, event.#user, #kind, #message_expr).await?;
-                        Ok(())
-                    }
-                })
-                .await?;
+            ctx.subscribe::<#contracts::events::#ty, _, _>(
+                RetryPolicy { attempts: #attempts, ..RetryPolicy::default() },
+                #critical,
+                |envelope, event, mut tx| async move {
+                    notify::notify(&mut tx, envelope.id, event.#user, #kind, #message_expr).await?;
+                    Ok(tx)
+                },
+            )
+            .await?;
         }
     });
     quote! {
         #doc
 
         use axum::Router;
-        use svcgen_runtime::bus::BusError;
+        use svcgen_runtime::bus::RetryPolicy;
         use svcgen_runtime::capability::notify;
+        use svcgen_runtime::events::EventError;
         use svcgen_runtime::service::ServiceContext;
         use svcgen_runtime::BoxFuture;
 
@@ -237,7 +251,7 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
         }
 
         /// Subscribes this service's consumers to their events.
-        pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), BusError>> {
+        pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
             Box::pin(async move {
                 #(#subscriptions)*
                 Ok(())
@@ -619,7 +633,7 @@ fn emit(system: &System, entity: &Entity, route: &Route) -> TokenStream {
         }
     });
     quote! {
-        ctx.bus.publish(SERVICE, &#contracts::events::#ty { #(#fields)* }).await?;
+        ctx.emit(&mut tx, &#contracts::events::#ty { #(#fields)* }).await?;
     }
 }
 
@@ -691,6 +705,17 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
         }
     };
     let emit = emit(system, entity, route);
+    // A change and the event it emits commit together: the event goes to the outbox in the
+    // change's transaction.
+    let (begin, on, commit) = if route.emit.is_some() {
+        (
+            quote!(let mut tx = ctx.begin().await?;),
+            quote!(&mut tx),
+            quote!(ctx.commit(tx).await?;),
+        )
+    } else {
+        (TokenStream::new(), quote!(&ctx.db), TokenStream::new())
+    };
     let columns = entity.columns();
     let body = match route.operation {
         Operation::Create => {
@@ -718,8 +743,10 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
                     input.validate()?;
                     let now = db::now();
                     let row = #model { #(#inits)* };
-                    db::query(#insert) #(#binds)* .execute(&ctx.db).await?;
+                    #begin
+                    db::query(#insert) #(#binds)* .execute(#on).await?;
                     #emit
+                    #commit
                     Ok((StatusCode::CREATED, Json(row)))
                 }
             }
@@ -749,8 +776,10 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
                     #find
                     input.apply(&mut row);
                     row.updated_at = db::now();
-                    db::query(#update).bind(row.id) #(#binds)* .execute(&ctx.db).await?;
+                    #begin
+                    db::query(#update).bind(row.id) #(#binds)* .execute(#on).await?;
                     #emit
+                    #commit
                     Ok(Json(row))
                 }
             }
@@ -760,8 +789,10 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
             quote! {
                 async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
                     #find
-                    db::query(#delete).bind(row.id).execute(&ctx.db).await?;
+                    #begin
+                    db::query(#delete).bind(row.id).execute(#on).await?;
                     #emit
+                    #commit
                     Ok(StatusCode::NO_CONTENT)
                 }
             }
@@ -818,34 +849,19 @@ pub fn system_main(system: &System) -> TokenStream {
         Literal::i64_unsuffixed(access),
         Literal::i64_unsuffixed(refresh),
     );
-    let mut routes: Vec<(String, Method, TokenStream)> = Vec::new();
-    for service in &system.services {
-        let service_name = lit(&service.name.value);
-        if let Some(capability) = service.uses {
-            for route in crate::validate::capability_routes(capability) {
-                let auth = if route.public {
-                    quote!(RouteAuth::Public)
-                } else {
-                    quote!(RouteAuth::User)
-                };
-                let (method, path) = (lit(route.method.as_str()), lit(route.path));
-                routes.push((route.path.to_string(), route.method, quote!(GatewayRoute { method: #method, path: #path, service: #service_name, auth: #auth })));
-            }
-        }
-        for route in &service.routes {
-            let auth = if route.public {
-                quote!(RouteAuth::Public)
-            } else {
-                quote!(RouteAuth::User)
-            };
-            let (method, path) = (lit(route.method.as_str()), lit(&route.path));
-            routes.push((route.path.clone(), route.method, quote!(GatewayRoute { method: #method, path: #path, service: #service_name, auth: #auth })));
-        }
-    }
-    routes.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    let routes = routes.into_iter().map(|(_, _, tokens)| tokens);
+    let routes = crate::validate::gateway_routes(system).into_iter().map(|route| {
+        let auth = if route.public { quote!(RouteAuth::Public) } else { quote!(RouteAuth::User) };
+        let (method, path, service) = (lit(route.method.as_str()), lit(&route.path), lit(&route.service));
+        quote!(GatewayRoute { method: #method, path: #path, service: #service, auth: #auth, roles: &[], policy: RoutePolicy::DEFAULT })
+    });
     let services = system.services.iter().map(|service| {
         let krate = ident::crate_ident(&system.name.value, &service.name.value);
+        // The auth service makes sure the first admin account exists when it starts.
+        let on_start = if service.uses == Some(Capability::Auth) {
+            quote!(Some(svcgen_runtime::capability::auth::on_start))
+        } else {
+            quote!(None)
+        };
         let consumers = if service.consumers.is_empty() {
             quote!(no_consumers)
         } else {
@@ -857,6 +873,7 @@ pub fn system_main(system: &System) -> TokenStream {
                 migrations: &#krate::MIGRATIONS,
                 routes: #krate::routes,
                 consumers: #consumers,
+                on_start: #on_start,
             }
         }
     });
@@ -872,7 +889,7 @@ pub fn system_main(system: &System) -> TokenStream {
         #crate_doc
 
         use svcgen_runtime::cli::{no_consumers, ServiceDef, SystemDef};
-        use svcgen_runtime::gateway::{GatewayRoute, RouteAuth};
+        use svcgen_runtime::gateway::{GatewayPolicy, GatewayRoute, RouteAuth, RoutePolicy};
 
         /// Everything the runtime needs to know about this system.
         static SYSTEM: SystemDef = SystemDef {
@@ -882,6 +899,7 @@ pub fn system_main(system: &System) -> TokenStream {
             access_token_ttl_secs: #access,
             refresh_token_ttl_secs: #refresh,
             routes: &[#(#routes),*],
+            gateway: GatewayPolicy::DEFAULT,
             services: &[#(#services),*],
         };
 

@@ -3,7 +3,6 @@
 
 use crate::ident::{self, sql};
 use crate::model::*;
-use crate::validate::capability_routes;
 use serde::Serialize;
 use std::sync::OnceLock;
 use tera::{Context, Tera};
@@ -189,43 +188,16 @@ struct EventView {
 /// The generated workspace's README: how to run it in each mode, its API and its events.
 pub fn readme(system: &System, header: &str) -> String {
     let name = &system.name.value;
-    let mut routes = Vec::new();
-    for service in &system.services {
-        if let Some(capability) = service.uses {
-            for route in capability_routes(capability) {
-                routes.push(RouteView {
-                    method: route.method.as_str(),
-                    path: route.path.into(),
-                    service: service.name.value.clone(),
-                    auth: if route.public { "public" } else { "user" },
-                    summary: format!(
-                        "`{}` capability",
-                        crate::validate::capability_name(capability)
-                    ),
-                });
-            }
-        }
-        for route in &service.routes {
-            let owned = service
-                .entity(&route.entity.value)
-                .is_some_and(|e| e.owner.is_some());
-            let mut summary = format!("{} `{}`", route.operation.keyword(), route.entity.value);
-            if owned && route.operation != Operation::Create {
-                summary += " (the caller's own)";
-            }
-            if let Some(emit) = &route.emit {
-                summary += &format!(", emits `{}`", emit.value);
-            }
-            routes.push(RouteView {
-                method: route.method.as_str(),
-                path: route.path.clone(),
-                service: service.name.value.clone(),
-                auth: if route.public { "public" } else { "user" },
-                summary,
-            });
-        }
-    }
-    routes.sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
+    let routes: Vec<RouteView> = crate::validate::gateway_routes(system)
+        .into_iter()
+        .map(|route| RouteView {
+            method: route.method.as_str(),
+            path: route.path,
+            service: route.service,
+            auth: if route.public { "public" } else { "user" },
+            summary: route.summary,
+        })
+        .collect();
     let services: Vec<ServiceView> = system
         .services
         .iter()

@@ -10,7 +10,6 @@
 mod in_process;
 mod rabbitmq;
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +25,10 @@ use uuid::Uuid;
 pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The event type, also the routing key (e.g. `"user.registered"`).
     const NAME: &'static str;
+    /// Version of the payload schema, carried in every envelope (`schemaversion`).
+    const VERSION: u32 = 1;
+    /// Critical events travel ahead of standard ones in the outbox and have queues of their own.
+    const CRITICAL: bool = false;
 }
 
 /// The CloudEvents 1.0 attributes around an event's data (JSON format, structured mode).
@@ -44,22 +47,52 @@ pub struct Envelope {
     pub specversion: String,
     /// Always `"application/json"`.
     pub datacontenttype: String,
+    /// Extension: version of the payload schema (the spec's event `version`).
+    #[serde(default = "first_version")]
+    pub schemaversion: u32,
+    /// Extension (CloudEvents distributed tracing): the W3C trace context of the request that
+    /// caused the event, so that a trace continues across services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Extension: whether the event is critical (it has its own lane and queues).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
     /// The event itself.
     pub data: serde_json::Value,
 }
 
+fn first_version() -> u32 {
+    1
+}
+
 impl Envelope {
-    /// Wraps `data` in a fresh envelope (time-ordered id, current time).
+    /// Wraps `data` in a fresh envelope (time-ordered id, current time, schema version 1,
+    /// standard priority, the current trace context if any).
     pub fn new(source: &str, event_type: &str, data: serde_json::Value) -> Self {
         Envelope {
             id: Uuid::now_v7(),
             source: source.to_owned(),
             event_type: event_type.to_owned(),
-            time: Utc::now(),
+            time: crate::db::now(),
             specversion: "1.0".to_owned(),
             datacontenttype: "application/json".to_owned(),
+            schemaversion: 1,
+            traceparent: crate::telemetry::current_traceparent(),
+            critical: false,
             data,
         }
+    }
+
+    /// The envelope of a typed event.
+    pub fn of<E: Event>(source: &str, event: &E) -> Result<Self, BusError> {
+        let data = serde_json::to_value(event).map_err(|error| BusError::Serialize {
+            event_type: E::NAME.to_owned(),
+            message: error.to_string(),
+        })?;
+        let mut envelope = Envelope::new(source, E::NAME, data);
+        envelope.schemaversion = E::VERSION;
+        envelope.critical = E::CRITICAL;
+        Ok(envelope)
     }
 }
 
@@ -111,111 +144,134 @@ impl std::fmt::Debug for Bus {
 }
 
 impl Bus {
-    /// A bus inside this process: per (consumer, event type) an unbounded queue drained by one
-    /// task, with the same retry rules as RabbitMQ. Events live in memory only, so events not
-    /// yet handled when the process stops are lost (fine for embedded development runs).
+    /// A bus inside this process (embedded runs). A publish returns once every subscriber has
+    /// handled the event (or dead-lettered it), which is what lets the outbox relay mark an
+    /// event sent only when it can no longer be lost: the same guarantee as a broker confirm
+    /// followed by a durable queue.
     pub fn in_process() -> Bus {
         Bus {
-            backend: Arc::new(in_process::InProcess::new(RetryPolicy::default())),
+            backend: Arc::new(in_process::InProcess::default()),
         }
     }
 
-    /// Connects to RabbitMQ and declares the durable topic exchange `exchange`. Messages are
-    /// persistent and every publish waits for the broker's confirm. The connection recovers
-    /// by itself after network failures (topology and consumers included).
+    /// RabbitMQ: a durable topic exchange `exchange`, persistent messages, publisher confirms,
+    /// a durable queue per (consumer, event type) with a dead-letter exchange. Connections are
+    /// made lazily and re-made after any failure, so a broker that is down at start or goes away
+    /// for a while delays events and loses none (they wait in the outbox and in the queues).
     pub async fn rabbitmq(amqp_url: &str, exchange: &str) -> Result<Bus, BusError> {
-        let backend =
-            rabbitmq::RabbitMq::connect(amqp_url, exchange, RetryPolicy::default()).await?;
+        let backend = rabbitmq::RabbitMq::new(amqp_url, exchange);
+        if let Err(error) = backend.check().await {
+            tracing::warn!(%error, "RabbitMQ is not reachable yet; events wait in the outbox until it is");
+        }
         Ok(Bus {
             backend: Arc::new(backend),
         })
     }
 
-    /// Publishes a typed event from the service `source`.
-    pub async fn publish<E: Event>(&self, source: &str, event: &E) -> Result<(), BusError> {
-        let data = serde_json::to_value(event).map_err(|error| BusError::Serialize {
-            event_type: E::NAME.to_owned(),
-            message: error.to_string(),
-        })?;
-        self.publish_json(source, E::NAME, data).await
+    /// Hands one envelope to the broker and returns once it is safe there (broker confirm, or
+    /// in-process: handled by every subscriber). Services do not call this directly: they
+    /// write events to their outbox in the transaction of the change, and the relay calls it.
+    pub async fn publish_envelope(&self, envelope: Envelope) -> Result<(), BusError> {
+        tracing::debug!(event_id = %envelope.id, event_type = %envelope.event_type, "publishing event");
+        self.backend.publish(envelope).await
     }
 
-    /// Publishes an event given as JSON (for runtime code that has no Rust type for it).
+    /// Publishes a typed event at once, outside any transaction (tests and tools; services use
+    /// their outbox).
+    pub async fn publish<E: Event>(&self, source: &str, event: &E) -> Result<(), BusError> {
+        self.publish_envelope(Envelope::of(source, event)?).await
+    }
+
+    /// Publishes an event given as JSON at once (tests and tools).
     pub async fn publish_json(
         &self,
         source: &str,
         event_type: &str,
         data: serde_json::Value,
     ) -> Result<(), BusError> {
-        let envelope = Envelope::new(source, event_type, data);
-        tracing::debug!(event_id = %envelope.id, event_type, source, "publishing event");
-        self.backend.publish(envelope).await
+        self.publish_envelope(Envelope::new(source, event_type, data))
+            .await
     }
 
-    /// Subscribes `consumer` (a service name) to events of type `E`.
-    ///
-    /// RabbitMQ: a durable queue `<exchange>.<consumer>.<event type>` bound with the event type
-    /// as routing key, so events published while the consumer is down wait for it. A message
-    /// is acknowledged only after the handler succeeded. A failing handler is retried (up to 5
-    /// attempts, exponential backoff from 100 ms); then the event is logged and dropped
-    /// (dead-lettering comes later). Data that does not decode as `E` is logged and dropped
-    /// at once, since retrying cannot fix it.
-    pub async fn subscribe<E, F, Fut>(
-        &self,
-        consumer: &'static str,
-        handler: F,
-    ) -> Result<(), BusError>
-    where
-        E: Event,
-        F: Fn(Envelope, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let handler: Handler = Arc::new(move |envelope: Envelope| {
-            match serde_json::from_value::<E>(envelope.data.clone()) {
-                Ok(event) => handler(envelope, event).boxed(),
-                Err(error) => {
-                    let error = anyhow::Error::new(Undecodable(error.to_string()));
-                    async move { Err(error) }.boxed()
-                }
-            }
-        });
-        self.backend.subscribe(consumer, E::NAME, handler).await
+    /// Starts delivering events of one type to one consumer. Services subscribe through
+    /// [`crate::events`], which wraps the handler in the inbox transaction.
+    pub async fn subscribe(&self, subscription: Subscription) -> Result<(), BusError> {
+        self.backend.subscribe(subscription).await
     }
 
-    /// Stops consuming and closes the connection. In-process queues are drained first (their
-    /// handlers still run); publishing afterwards fails with [`BusError::Closed`].
+    /// Stops consuming and closes connections; in-process queues finish what they hold.
     pub async fn close(&self) {
         self.backend.close().await;
     }
+
+    /// The backend's name, for logs.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
 }
 
-/// A subscriber's handler with the event type erased.
-type Handler = Arc<dyn Fn(Envelope) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+/// A consumer's handler with the event type erased: it gets the envelope and either applies
+/// its effect or fails.
+pub type Handler = Arc<dyn Fn(Envelope) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// Where an event goes after its last failed attempt: the consumer's dead-letter store. Gets
+/// the envelope, the last error and the number of attempts.
+pub type DeadLetterSink =
+    Arc<dyn Fn(Envelope, String, u32) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// One consumer of one event type.
+#[derive(Clone)]
+pub struct Subscription {
+    /// The consuming service (names its queue).
+    pub consumer: &'static str,
+    /// The event type consumed.
+    pub event_type: &'static str,
+    /// Whether this is critical traffic (own connection and lane).
+    pub critical: bool,
+    /// How failures are retried.
+    pub retry: RetryPolicy,
+    /// Applies the event.
+    pub handler: Handler,
+    /// Keeps what could not be applied.
+    pub dead_letter: DeadLetterSink,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("consumer", &self.consumer)
+            .field("event_type", &self.event_type)
+            .field("critical", &self.critical)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
 
 /// The seam between [`Bus`] and its backends.
 trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), BusError>>;
-    fn subscribe(
-        &self,
-        consumer: &'static str,
-        event_type: &'static str,
-        handler: Handler,
-    ) -> BoxFuture<'_, Result<(), BusError>>;
+    fn subscribe(&self, subscription: Subscription) -> BoxFuture<'_, Result<(), BusError>>;
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
-/// Marks event data that does not match the consumer's type: a permanent failure.
+/// Marks event data that does not match the consumer's type: a permanent failure, dead-lettered
+/// at once since retrying cannot fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("event data does not match the consumer's type: {0}")]
-struct Undecodable(String);
+pub struct Undecodable(pub String);
 
-/// How often and how patiently a failing handler is retried.
-#[derive(Debug, Clone, Copy)]
-struct RetryPolicy {
-    attempts: u32,
-    first_delay: Duration,
-    max_delay: Duration,
+/// How often and how patiently a failing handler is retried: exponential backoff with full
+/// jitter (each wait is random between zero and the current ceiling), so that many consumers
+/// failing together do not retry in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; then the event is dead-lettered.
+    pub attempts: u32,
+    /// Ceiling of the first wait.
+    pub first_delay: Duration,
+    /// Largest ceiling.
+    pub max_delay: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -223,31 +279,46 @@ impl Default for RetryPolicy {
         RetryPolicy {
             attempts: 5,
             first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(10),
         }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .first_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
+        let millis = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Duration::from_millis(rand::random_range(0..=millis))
     }
 }
 
 /// How one event's delivery to one consumer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
+    /// Applied (or found already applied).
     Handled,
-    /// Given up on: logged, and to be dropped (or dead-lettered) by the backend.
+    /// Kept in the consumer's dead-letter store.
+    DeadLettered,
+    /// Neither: the broker must keep it (requeue, or its dead-letter exchange).
     Failed,
 }
 
-/// Runs `handler` for one event under `policy`, shared by both backends so that embedded and
-/// distributed runs behave the same. A panicking handler counts as a failed attempt instead of
-/// killing the consumer.
-async fn deliver(
-    handler: &Handler,
-    envelope: Envelope,
-    consumer: &str,
-    policy: RetryPolicy,
-) -> Outcome {
-    let mut delay = policy.first_delay;
-    for attempt in 1..=policy.attempts {
-        let result = AssertUnwindSafe(handler(envelope.clone()))
+/// Runs a subscription's handler for one event under its retry policy, then dead-letters it.
+/// Shared by every backend so that embedded and distributed runs behave the same. A panicking
+/// handler counts as a failed attempt instead of killing the consumer.
+pub(crate) async fn deliver(subscription: &Subscription, envelope: Envelope) -> Outcome {
+    let consumer = subscription.consumer;
+    let policy = subscription.retry;
+    let mut attempt = 0;
+    let error = loop {
+        attempt += 1;
+        let result = AssertUnwindSafe((subscription.handler)(envelope.clone()))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("event handler panicked")));
@@ -255,22 +326,24 @@ async fn deliver(
             Ok(()) => return Outcome::Handled,
             Err(error) => error,
         };
-        if error.is::<Undecodable>() {
-            tracing::error!(consumer, event_id = %envelope.id, event_type = %envelope.event_type,
-                error = %error, "dropping event that cannot be decoded");
-            return Outcome::Failed;
-        }
-        if attempt == policy.attempts {
-            tracing::error!(consumer, event_id = %envelope.id, event_type = %envelope.event_type,
-                attempts = attempt, error = format!("{error:#}"), "event handler kept failing; dropping event");
-            return Outcome::Failed;
+        if error.is::<Undecodable>() || attempt >= policy.attempts {
+            break error;
         }
         tracing::warn!(consumer, event_id = %envelope.id, event_type = %envelope.event_type,
             attempt, error = format!("{error:#}"), "event handler failed; retrying");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(policy.max_delay);
+        tokio::time::sleep(policy.delay(attempt)).await;
+    };
+    tracing::error!(consumer, event_id = %envelope.id, event_type = %envelope.event_type,
+        attempts = attempt, error = format!("{error:#}"), "giving up on event; dead-lettering it");
+    let id = envelope.id;
+    match (subscription.dead_letter)(envelope, format!("{error:#}"), attempt).await {
+        Ok(()) => Outcome::DeadLettered,
+        Err(sink_error) => {
+            tracing::error!(consumer, event_id = %id, error = format!("{sink_error:#}"),
+                "cannot store the dead letter; leaving the event to the broker");
+            Outcome::Failed
+        }
     }
-    Outcome::Failed
 }
 
 #[cfg(test)]

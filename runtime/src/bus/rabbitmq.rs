@@ -1,6 +1,11 @@
 //! The RabbitMQ backend (AMQP 0-9-1 through lapin).
+//!
+//! Connections are this module's business, not lapin's recovery: the publisher connects lazily
+//! and drops its connection on any error (the outbox relay tries again later), and every
+//! subscription runs a supervisor that reconnects with backoff for as long as the process runs.
+//! A broker that is down for a while therefore delays events and loses none.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -9,49 +14,122 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::{Mutex, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{Backend, BusError, Envelope, Handler, Outcome, RetryPolicy, deliver};
+use super::{Backend, BusError, Envelope, Outcome, Subscription, deliver};
 
 /// CloudEvents' media type for an event in structured mode (attributes and data in the body).
 const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
-/// Messages handed to one consumer before it acks; 1 keeps each queue in publish order.
-const PREFETCH: u16 = 1;
+/// Deliveries one subscription works on at once: a failing event waiting for its next attempt
+/// does not stop the others.
+const PREFETCH: u16 = 16;
+/// How long a subscription waits for its queue to exist before returning anyway (the broker may
+/// be down at start; the supervisor keeps trying).
+const FIRST_CONSUME_WAIT: Duration = Duration::from_secs(10);
+/// Longest wait between two reconnection attempts of a subscription.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 pub(super) struct RabbitMq {
-    connection: Connection,
-    /// Publisher channel, in confirm mode; lapin channels are safe to share between tasks.
-    publisher: Channel,
+    url: String,
     exchange: String,
-    policy: RetryPolicy,
-    consumers: Mutex<Vec<JoinHandle<()>>>,
+    /// The publisher's connection and confirm-mode channel, made on first use.
+    publisher: Mutex<Option<(Connection, Channel)>>,
+    /// Flips to true at shutdown; supervisors watch it.
+    stopping: watch::Sender<bool>,
+    supervisors: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl RabbitMq {
-    pub(super) async fn connect(
-        url: &str,
-        exchange: &str,
-        policy: RetryPolicy,
-    ) -> Result<Self, BusError> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name("svcgen".into())
-            .enable_auto_recover()
-            // Reconnect patiently during a broker restart, but give up on a broker that is not
-            // coming back (about two minutes) instead of retrying for hours.
-            .configure_backoff(|backoff| {
-                backoff
-                    .with_max_times(12)
-                    .with_max_delay(Duration::from_secs(15))
-            });
-        let connection = Connection::connect(url, properties).await?;
-        let publisher = connection.create_channel().await?;
-        publisher
+    pub(super) fn new(url: &str, exchange: &str) -> Self {
+        RabbitMq {
+            url: url.to_owned(),
+            exchange: exchange.to_owned(),
+            publisher: Mutex::new(None),
+            stopping: watch::channel(false).0,
+            supervisors: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Connects the publisher once, to report a broker that is not there.
+    pub(super) async fn check(&self) -> Result<(), BusError> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.is_none() {
+            *publisher = Some(open_publisher(&self.url, &self.exchange).await?);
+        }
+        Ok(())
+    }
+
+    async fn publish_confirmed(&self, envelope: &Envelope, payload: &[u8]) -> Result<(), BusError> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.is_none() {
+            *publisher = Some(open_publisher(&self.url, &self.exchange).await?);
+        }
+        let (_, channel) = publisher.as_ref().expect("just connected");
+        let properties = BasicProperties::default()
+            .with_content_type(CONTENT_TYPE.into())
+            .with_delivery_mode(PERSISTENT)
+            .with_message_id(envelope.id.to_string().into())
+            .with_type(envelope.event_type.as_str().into())
+            .with_app_id(envelope.source.as_str().into());
+        let sent = async {
+            channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    envelope.event_type.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: false,
+                        ..BasicPublishOptions::default()
+                    },
+                    payload,
+                    properties,
+                )
+                .await?
+                .await
+        }
+        .await;
+        match sent {
+            Ok(confirmation) if confirmation.is_ack() => Ok(()),
+            Ok(_) => Err(BusError::Rejected {
+                event_type: envelope.event_type.clone(),
+            }),
+            Err(error) => {
+                // A broken connection is not reused: the next publish makes a new one.
+                if let Some((connection, _)) = publisher.take() {
+                    let _ = connection.close(0, "publish failed".into()).await;
+                }
+                Err(error.into())
+            }
+        }
+    }
+}
+
+async fn open_publisher(url: &str, exchange: &str) -> Result<(Connection, Channel), BusError> {
+    let connection = connect(url, "publisher").await?;
+    let channel = connection.create_channel().await?;
+    declare_exchanges(&channel, exchange).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok((connection, channel))
+}
+
+async fn connect(url: &str, role: &str) -> Result<Connection, BusError> {
+    let properties =
+        ConnectionProperties::default().with_connection_name(format!("svcgen {role}").into());
+    Ok(Connection::connect(url, properties).await?)
+}
+
+/// The events exchange and its dead-letter exchange (`<exchange>.dead-letter`).
+async fn declare_exchanges(channel: &Channel, exchange: &str) -> Result<(), BusError> {
+    for name in [exchange.to_owned(), dead_letter_exchange(exchange)] {
+        channel
             .exchange_declare(
-                exchange.into(),
+                name.as_str().into(),
                 ExchangeKind::Topic,
                 ExchangeDeclareOptions {
                     durable: true,
@@ -60,130 +138,149 @@ impl RabbitMq {
                 FieldTable::default(),
             )
             .await?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok(RabbitMq {
-            connection,
-            publisher,
-            exchange: exchange.to_owned(),
-            policy,
-            consumers: Mutex::new(Vec::new()),
-        })
     }
+    Ok(())
+}
 
-    /// Publishes and waits for the broker's confirm; `Ok(false)` when the broker refused it.
-    async fn publish_once(
-        &self,
-        envelope: &Envelope,
-        payload: &[u8],
-    ) -> Result<bool, lapin::Error> {
-        let properties = BasicProperties::default()
-            .with_content_type(CONTENT_TYPE.into())
-            .with_delivery_mode(PERSISTENT)
-            .with_message_id(envelope.id.to_string().into())
-            .with_type(envelope.event_type.as_str().into())
-            .with_app_id(envelope.source.as_str().into());
-        let confirmation = self
-            .publisher
-            .basic_publish(
-                self.exchange.as_str().into(),
-                envelope.event_type.as_str().into(),
-                BasicPublishOptions::default(),
-                payload,
-                properties,
-            )
-            .await?
-            .await?;
-        Ok(confirmation.is_ack())
+fn dead_letter_exchange(exchange: &str) -> String {
+    format!("{exchange}.dead-letter")
+}
+
+/// Queue of one subscription, and the queue its rejected messages are dead-lettered to.
+fn queue_names(exchange: &str, subscription: &Subscription) -> (String, String) {
+    let queue = format!(
+        "{exchange}.{}.{}",
+        subscription.consumer, subscription.event_type
+    );
+    let dead = format!("{queue}.dead-letter");
+    (queue, dead)
+}
+
+/// Declares the subscription's queues and consumes until the connection fails or the process
+/// stops. Returns `Ok` only when stopping.
+async fn consume(
+    url: &str,
+    exchange: &str,
+    subscription: &Subscription,
+    stopping: &mut watch::Receiver<bool>,
+    ready: &mut Option<oneshot::Sender<()>>,
+) -> Result<(), BusError> {
+    let connection = connect(url, subscription.consumer).await?;
+    let channel = connection.create_channel().await?;
+    declare_exchanges(&channel, exchange).await?;
+    let (queue, dead) = queue_names(exchange, subscription);
+    let routing_key = format!("{}.{}", subscription.consumer, subscription.event_type);
+    channel
+        .queue_declare(
+            dead.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            dead.as_str().into(),
+            dead_letter_exchange(exchange).as_str().into(),
+            routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(dead_letter_exchange(exchange).into()),
+    );
+    arguments.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(routing_key.into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            exchange.into(),
+            subscription.event_type.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .basic_qos(PREFETCH, BasicQosOptions::default())
+        .await?;
+    let tag = format!("{}.{}", subscription.consumer, uuid::Uuid::now_v7());
+    let mut deliveries = channel
+        .basic_consume(
+            queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(consumer = subscription.consumer, queue, "consuming");
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(());
     }
-
-    async fn subscribe_inner(
-        &self,
-        consumer: &'static str,
-        event_type: &'static str,
-        handler: Handler,
-    ) -> Result<(), BusError> {
-        let channel = self.connection.create_channel().await?;
-        channel
-            .basic_qos(PREFETCH, BasicQosOptions::default())
-            .await?;
-        let queue = format!("{}.{consumer}.{event_type}", self.exchange);
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                self.exchange.as_str().into(),
-                event_type.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let tag = format!("{consumer}.{}", uuid::Uuid::new_v4());
-        let mut deliveries = channel
-            .basic_consume(
-                queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let policy = self.policy;
-        let worker = tokio::spawn(async move {
-            while let Some(delivery) = deliveries.next().await {
-                let delivery = match delivery {
-                    Ok(delivery) => delivery,
-                    Err(error) => {
-                        tracing::warn!(consumer, queue, %error, "consumer interrupted; waiting for recovery");
-                        match channel.wait_for_recovery(error).await {
-                            Ok(()) => continue,
-                            Err(error) => {
-                                tracing::error!(consumer, queue, %error, "consumer stopped");
-                                break;
-                            }
-                        }
-                    }
-                };
-                let outcome = match serde_json::from_slice::<Envelope>(&delivery.data) {
-                    Ok(envelope) => deliver(&handler, envelope, consumer, policy).await,
-                    Err(error) => {
-                        tracing::error!(consumer, queue, %error, "dropping message that is not a CloudEvents envelope");
-                        Outcome::Failed
-                    }
-                };
-                let acked = match outcome {
-                    Outcome::Handled => delivery.ack(BasicAckOptions::default()).await,
-                    // Not requeued (it would fail again at once); a dead-letter exchange
-                    // configured on the queue later will receive it.
-                    Outcome::Failed => {
-                        delivery
-                            .nack(BasicNackOptions {
-                                requeue: false,
-                                ..BasicNackOptions::default()
-                            })
-                            .await
-                    }
-                };
-                if let Err(error) = acked {
-                    // The broker redelivers unacknowledged messages after a reconnect.
-                    tracing::warn!(consumer, queue, %error, "could not acknowledge message; it will be redelivered");
+    let slots = Arc::new(Semaphore::new(usize::from(PREFETCH)));
+    loop {
+        let delivery = tokio::select! {
+            _ = stopping.changed() => {
+                let _ = connection.close(200, "shutting down".into()).await;
+                return Ok(());
+            }
+            delivery = deliveries.next() => delivery,
+        };
+        let delivery = match delivery {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(error)) => return Err(error.into()),
+            None => return Err(BusError::Closed),
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Err(BusError::Closed);
+        };
+        let subscription = subscription.clone();
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let outcome = match serde_json::from_slice::<Envelope>(&delivery.data) {
+                Ok(envelope) => deliver(&subscription, envelope).await,
+                Err(error) => {
+                    tracing::error!(queue, %error, "not a CloudEvents envelope; dead-lettering it");
+                    Outcome::Failed
                 }
+            };
+            let settled = match outcome {
+                Outcome::Handled | Outcome::DeadLettered => {
+                    delivery.ack(BasicAckOptions::default()).await
+                }
+                // The queue's dead-letter exchange keeps it.
+                Outcome::Failed => {
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: false,
+                            ..Default::default()
+                        })
+                        .await
+                }
+            };
+            if let Err(error) = settled {
+                // Unacknowledged messages are delivered again after a reconnect; the inbox makes
+                // that harmless.
+                tracing::warn!(queue, %error, "could not settle a message; it will be redelivered");
             }
         });
-        self.consumers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(worker);
-        Ok(())
     }
 }
 
@@ -198,49 +295,68 @@ impl Backend for RabbitMq {
                 event_type: envelope.event_type.clone(),
                 message: error.to_string(),
             })?;
-            let accepted = match self.publish_once(&envelope, &payload).await {
-                Ok(accepted) => accepted,
-                // One retry once the connection has recovered, so that a broker restart does
-                // not fail the requests that happened to publish during it.
-                Err(error) => {
-                    self.publisher.wait_for_recovery(error).await?;
-                    self.publish_once(&envelope, &payload).await?
-                }
-            };
-            if accepted {
-                Ok(())
-            } else {
-                Err(BusError::Rejected {
-                    event_type: envelope.event_type.clone(),
-                })
-            }
+            self.publish_confirmed(&envelope, &payload).await
         }
         .boxed()
     }
 
-    fn subscribe(
-        &self,
-        consumer: &'static str,
-        event_type: &'static str,
-        handler: Handler,
-    ) -> BoxFuture<'_, Result<(), BusError>> {
-        self.subscribe_inner(consumer, event_type, handler).boxed()
+    fn subscribe(&self, subscription: Subscription) -> BoxFuture<'_, Result<(), BusError>> {
+        let (url, exchange) = (self.url.clone(), self.exchange.clone());
+        let mut stopping = self.stopping.subscribe();
+        let (ready_sender, ready) = oneshot::channel();
+        let supervisor = tokio::spawn(async move {
+            let mut ready = Some(ready_sender);
+            let mut failures = 0u32;
+            loop {
+                match consume(&url, &exchange, &subscription, &mut stopping, &mut ready).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(consumer = subscription.consumer, event_type = subscription.event_type,
+                            %error, "consumer disconnected; reconnecting");
+                    }
+                }
+                let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
+                    .min(MAX_RECONNECT_DELAY);
+                tokio::select! {
+                    _ = stopping.changed() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        });
+        self.supervisors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(supervisor);
+        // Events published before the queue exists would reach no queue: wait until it does.
+        async move {
+            if tokio::time::timeout(FIRST_CONSUME_WAIT, ready)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the broker is not reachable; the consumer keeps trying in the background"
+                );
+            }
+            Ok(())
+        }
+        .boxed()
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
         async move {
-            if let Err(error) = self.connection.close(200, "shutting down".into()).await {
-                tracing::debug!(%error, "closing the broker connection");
-            }
-            let workers = std::mem::take(
+            let _ = self.stopping.send(true);
+            let supervisors = std::mem::take(
                 &mut *self
-                    .consumers
+                    .supervisors
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
-            for worker in workers {
-                // The consumer streams end with the connection; do not wait on a stuck handler.
-                worker.abort();
+            for supervisor in supervisors {
+                let _ = tokio::time::timeout(Duration::from_secs(5), supervisor).await;
+            }
+            if let Some((connection, _)) = self.publisher.lock().await.take() {
+                let _ = connection.close(200, "shutting down".into()).await;
             }
         }
         .boxed()

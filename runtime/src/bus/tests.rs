@@ -1,3 +1,4 @@
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::mpsc;
@@ -12,29 +13,17 @@ struct Pinged {
 
 impl Event for Pinged {
     const NAME: &'static str = "test.pinged";
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Ponged {
-    n: u32,
-}
-
-impl Event for Ponged {
-    const NAME: &'static str = "test.ponged";
+    const VERSION: u32 = 3;
 }
 
 /// Generous upper bound for an event to arrive; a deadline against hangs, not a measurement.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// An in-process bus that retries quickly, so the tests do not sleep for long.
-fn fast_bus(attempts: u32) -> Bus {
-    let policy = RetryPolicy {
+fn quick(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
         attempts,
         first_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
-    };
-    Bus {
-        backend: Arc::new(in_process::InProcess::new(policy)),
     }
 }
 
@@ -45,176 +34,224 @@ async fn next<T>(receiver: &mut mpsc::UnboundedReceiver<T>) -> T {
         .expect("channel open")
 }
 
-/// Subscribes `consumer` to `Pinged`, forwarding what it receives.
-async fn forward_pings(
-    bus: &Bus,
+/// What a test subscription saw: events handled, and events dead-lettered with their attempts.
+struct Probe {
+    handled: mpsc::UnboundedReceiver<Envelope>,
+    dead: mpsc::UnboundedReceiver<(Envelope, u32)>,
+}
+
+/// A subscription whose handler fails for events whose `n` is in `poison`, and whose
+/// dead-letter sink fails when `sink_fails`.
+fn make_probe(
     consumer: &'static str,
-) -> mpsc::UnboundedReceiver<(Envelope, Pinged)> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    bus.subscribe::<Pinged, _, _>(consumer, move |envelope, event| {
-        let sender = sender.clone();
+    attempts: u32,
+    poison: &'static [u32],
+    sink_fails: bool,
+) -> (Subscription, Probe) {
+    let (handled_tx, handled) = mpsc::unbounded_channel();
+    let (dead_tx, dead) = mpsc::unbounded_channel();
+    let handler: Handler = Arc::new(move |envelope: Envelope| {
+        let handled_tx = handled_tx.clone();
         async move {
-            sender.send((envelope, event))?;
+            let event: Pinged = serde_json::from_value(envelope.data.clone())
+                .map_err(|e| Undecodable(e.to_string()))?;
+            if poison.contains(&event.n) {
+                anyhow::bail!("cannot handle {}", event.n);
+            }
+            handled_tx.send(envelope)?;
             Ok(())
         }
-    })
-    .await
-    .expect("subscribe");
-    receiver
+        .boxed()
+    });
+    let dead_letter: DeadLetterSink = Arc::new(move |envelope, _error, attempts| {
+        let dead_tx = dead_tx.clone();
+        async move {
+            if sink_fails {
+                anyhow::bail!("dead-letter store unavailable");
+            }
+            dead_tx.send((envelope, attempts))?;
+            Ok(())
+        }
+        .boxed()
+    });
+    let subscription = Subscription {
+        consumer,
+        event_type: Pinged::NAME,
+        critical: false,
+        retry: quick(attempts),
+        handler,
+        dead_letter,
+    };
+    (subscription, Probe { handled, dead })
 }
 
 #[tokio::test]
-async fn in_process_delivers_to_every_subscriber_once() {
+async fn in_process_publish_returns_after_every_subscriber_handled_the_event() {
     let bus = Bus::in_process();
-    let mut notification = forward_pings(&bus, "notification").await;
-    let mut audit = forward_pings(&bus, "audit").await;
-    let (pong_sender, mut pongs) = mpsc::unbounded_channel();
-    bus.subscribe::<Ponged, _, _>("audit", move |_, event| {
-        let sender = pong_sender.clone();
-        async move {
-            sender.send(event)?;
-            Ok(())
-        }
-    })
-    .await
-    .unwrap();
+    let (a, mut first) = make_probe("notification", 3, &[], false);
+    let (b, mut second) = make_probe("audit", 3, &[], false);
+    bus.subscribe(a).await.unwrap();
+    bus.subscribe(b).await.unwrap();
 
     bus.publish("notes", &Pinged { n: 1 }).await.unwrap();
-    bus.publish("notes", &Pinged { n: 2 }).await.unwrap();
-
-    for receiver in [&mut notification, &mut audit] {
-        let (envelope, first) = next(receiver).await;
-        assert_eq!(first, Pinged { n: 1 });
-        assert_eq!(envelope.event_type, "test.pinged");
-        assert_eq!(envelope.source, "notes");
-        assert_eq!(envelope.specversion, "1.0");
-        let (_, second) = next(receiver).await;
+    // Already handled when publish returned: nothing to wait for.
+    for probe in [&mut first, &mut second] {
+        let envelope = probe
+            .handled
+            .try_recv()
+            .expect("handled before publish returned");
         assert_eq!(
-            second,
-            Pinged { n: 2 },
-            "publish order is kept per consumer"
+            (
+                envelope.event_type.as_str(),
+                envelope.source.as_str(),
+                envelope.schemaversion
+            ),
+            (Pinged::NAME, "notes", 3)
         );
     }
     bus.close().await;
-    // Closing drained the queues: nothing else was delivered, and no pong was ever published.
-    assert!(notification.try_recv().is_err());
-    assert!(audit.try_recv().is_err());
-    assert!(pongs.try_recv().is_err());
-}
-
-#[tokio::test]
-async fn in_process_retries_a_failing_handler_until_it_succeeds() {
-    let bus = fast_bus(5);
-    let calls = Arc::new(AtomicU32::new(0));
-    let (sender, mut done) = mpsc::unbounded_channel();
-    let counter = calls.clone();
-    bus.subscribe::<Pinged, _, _>("flaky", move |envelope, _| {
-        let counter = counter.clone();
-        let sender = sender.clone();
-        async move {
-            if counter.fetch_add(1, Ordering::SeqCst) < 2 {
-                anyhow::bail!("temporarily unavailable");
-            }
-            sender.send(envelope.id)?;
-            Ok(())
-        }
-    })
-    .await
-    .unwrap();
-
-    bus.publish("notes", &Pinged { n: 1 }).await.unwrap();
-    next(&mut done).await;
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3,
-        "two failures, then success"
-    );
-    bus.close().await;
-}
-
-#[tokio::test]
-async fn in_process_gives_up_after_the_last_attempt_and_moves_on() {
-    let bus = fast_bus(3);
-    let calls = Arc::new(AtomicU32::new(0));
-    let (sender, mut handled) = mpsc::unbounded_channel();
-    let counter = calls.clone();
-    bus.subscribe::<Pinged, _, _>("picky", move |_, event| {
-        let counter = counter.clone();
-        let sender = sender.clone();
-        async move {
-            counter.fetch_add(1, Ordering::SeqCst);
-            match event.n {
-                1 => anyhow::bail!("always fails"),
-                2 => panic!("handler bug"),
-                _ => {
-                    sender.send(event.n)?;
-                    Ok(())
-                }
-            }
-        }
-    })
-    .await
-    .unwrap();
-
-    for n in 1..=3 {
-        bus.publish("notes", &Pinged { n }).await.unwrap();
-    }
-    // Undecodable data is dropped at once, without calling the handler.
-    bus.publish_json(
-        "notes",
-        Pinged::NAME,
-        serde_json::json!({ "n": "not a number" }),
-    )
-    .await
-    .unwrap();
-    bus.publish("notes", &Pinged { n: 4 }).await.unwrap();
-
-    assert_eq!(
-        next(&mut handled).await,
-        3,
-        "a failing and a panicking event do not block the queue"
-    );
-    assert_eq!(next(&mut handled).await, 4);
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3 + 3 + 1 + 1,
-        "3 attempts each for events 1 and 2"
-    );
-    bus.close().await;
-}
-
-#[tokio::test]
-async fn in_process_refuses_duplicate_subscriptions_and_use_after_close() {
-    let bus = Bus::in_process();
-    let _pings = forward_pings(&bus, "notification").await;
-    let duplicate = bus
-        .subscribe::<Pinged, _, _>("notification", |_, _| async { Ok(()) })
-        .await;
     assert!(matches!(
-        duplicate,
-        Err(BusError::DuplicateSubscription { .. })
-    ));
-
-    bus.close().await;
-    assert!(matches!(
-        bus.publish("notes", &Pinged { n: 1 }).await,
+        bus.publish("notes", &Pinged { n: 2 }).await,
         Err(BusError::Closed)
     ));
 }
 
-#[test]
-fn envelopes_serialize_as_cloudevents() {
-    let envelope = Envelope::new(
-        "auth",
-        "user.registered",
-        serde_json::json!({ "user_id": "u1" }),
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_after_its_attempts_while_others_flow() {
+    let bus = Bus::in_process();
+    let (subscription, mut probe) = make_probe("notification", 4, &[13], false);
+    bus.subscribe(subscription).await.unwrap();
+    let (poison, healthy) = tokio::join!(
+        bus.publish("notes", &Pinged { n: 13 }),
+        bus.publish("notes", &Pinged { n: 1 })
     );
+    poison.expect("a dead-lettered event is safe: the publish succeeds");
+    healthy.unwrap();
+    assert_eq!(next(&mut probe.handled).await.data["n"], 1);
+    let (envelope, attempts) = next(&mut probe.dead).await;
+    assert_eq!((envelope.data["n"].as_u64(), attempts), (Some(13), 4));
+    assert!(
+        probe.handled.try_recv().is_err(),
+        "the poison event was never applied"
+    );
+}
+
+#[tokio::test]
+async fn undecodable_data_is_dead_lettered_without_retrying() {
+    let bus = Bus::in_process();
+    let (subscription, mut probe) = make_probe("notification", 5, &[], false);
+    bus.subscribe(subscription).await.unwrap();
+    bus.publish_json(
+        "notes",
+        Pinged::NAME,
+        serde_json::json!({"n": "not a number"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next(&mut probe.dead).await.1,
+        1,
+        "retrying cannot fix bad data"
+    );
+}
+
+#[tokio::test]
+async fn when_the_dead_letter_store_fails_the_publish_fails_so_the_outbox_keeps_the_event() {
+    let bus = Bus::in_process();
+    let (subscription, _probe) = make_probe("notification", 2, &[13], true);
+    bus.subscribe(subscription).await.unwrap();
+    assert!(matches!(
+        bus.publish("notes", &Pinged { n: 13 }).await,
+        Err(BusError::Rejected { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_handler_that_fails_then_succeeds_is_retried() {
+    let bus = Bus::in_process();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let handler: Handler = Arc::new(move |_| {
+        let counter = counter.clone();
+        async move {
+            if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+                anyhow::bail!("temporarily unavailable");
+            }
+            Ok(())
+        }
+        .boxed()
+    });
+    let dead: Arc<Mutex<Vec<Envelope>>> = Arc::default();
+    let sink = dead.clone();
+    let dead_letter: DeadLetterSink = Arc::new(move |envelope, _, _| {
+        sink.lock().unwrap().push(envelope);
+        async { Ok(()) }.boxed()
+    });
+    bus.subscribe(Subscription {
+        consumer: "flaky",
+        event_type: Pinged::NAME,
+        critical: false,
+        retry: quick(5),
+        handler,
+        dead_letter,
+    })
+    .await
+    .unwrap();
+    bus.publish("notes", &Pinged { n: 1 }).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_subscriptions_are_refused() {
+    let bus = Bus::in_process();
+    bus.subscribe(make_probe("notification", 1, &[], false).0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        bus.subscribe(make_probe("notification", 1, &[], false).0)
+            .await,
+        Err(BusError::DuplicateSubscription { .. })
+    ));
+}
+
+#[test]
+fn retry_waits_grow_exponentially_with_jitter_below_the_ceiling() {
+    let policy = RetryPolicy {
+        attempts: 10,
+        first_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(2),
+    };
+    for attempt in 1..=10 {
+        let ceiling =
+            Duration::from_millis(100 * 2u64.pow(attempt - 1)).min(Duration::from_secs(2));
+        for _ in 0..50 {
+            assert!(policy.delay(attempt) <= ceiling, "attempt {attempt}");
+        }
+    }
+    let waits: std::collections::BTreeSet<Duration> = (0..50).map(|_| policy.delay(5)).collect();
+    assert!(waits.len() > 1, "jitter spreads the waits");
+}
+
+#[test]
+fn envelopes_serialize_as_cloudevents_with_trace_and_schema_version() {
+    let mut envelope = Envelope::of("auth", &Pinged { n: 1 }).unwrap();
+    envelope.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
     let json = serde_json::to_value(&envelope).unwrap();
-    assert_eq!(json["type"], "user.registered");
-    assert_eq!(json["specversion"], "1.0");
-    assert_eq!(json["datacontenttype"], "application/json");
-    assert_eq!(json["source"], "auth");
-    assert!(json["time"].is_string());
+    for (key, value) in [
+        ("type", "test.pinged"),
+        ("specversion", "1.0"),
+        ("datacontenttype", "application/json"),
+        ("source", "auth"),
+    ] {
+        assert_eq!(json[key], value);
+    }
+    assert_eq!(json["schemaversion"], 3);
+    assert_eq!(
+        json["traceparent"],
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+    assert!(json["id"].is_string() && json["time"].is_string());
     let back: Envelope = serde_json::from_value(json).unwrap();
     assert_eq!(back, envelope);
 }
@@ -233,88 +270,107 @@ async fn delete_rabbitmq_topology(exchange: &str, queues: &[String]) {
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
-        let _ = channel
-            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
-            .await;
+        for name in [exchange.to_owned(), format!("{exchange}.dead-letter")] {
+            let _ = channel
+                .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
     }
     let _ = connection.close(200, "done".into()).await;
 }
 
+fn test_queues(exchange: &str, consumers: &[&str]) -> Vec<String> {
+    consumers
+        .iter()
+        .flat_map(|c| {
+            let queue = format!("{exchange}.{c}.{}", Pinged::NAME);
+            [format!("{queue}.dead-letter"), queue]
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn rabbitmq_publish_subscribe_round_trip() {
-    if !infra_available(5672, "RabbitMQ", "rabbitmq_publish_subscribe_round_trip") {
+async fn rabbitmq_round_trip_dead_letters_and_a_consumer_that_was_down() {
+    if !infra_available(
+        5672,
+        "RabbitMQ",
+        "rabbitmq_round_trip_dead_letters_and_a_consumer_that_was_down",
+    ) {
         return;
     }
     let exchange = format!("svcgen-test-{}", Uuid::new_v4().simple());
     let bus = Bus::rabbitmq(AMQP_URL, &exchange)
         .await
         .expect("connect to RabbitMQ");
-
-    let mut notification = forward_pings(&bus, "notification").await;
-    // A second consumer whose first attempt fails: the message is only acked after the retry.
-    let attempts = Arc::new(AtomicU32::new(0));
-    let (sender, mut audit) = mpsc::unbounded_channel();
-    let counter = attempts.clone();
-    bus.subscribe::<Pinged, _, _>("audit", move |_, event| {
-        let counter = counter.clone();
-        let sender = sender.clone();
-        async move {
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                anyhow::bail!("first attempt fails");
-            }
-            sender.send(event)?;
-            Ok(())
-        }
-    })
-    .await
-    .unwrap();
-
+    let (subscription, mut probe) = make_probe("notification", 3, &[13], false);
+    bus.subscribe(subscription).await.unwrap();
+    bus.publish("notes", &Pinged { n: 13 })
+        .await
+        .expect("confirmed");
     bus.publish("notes", &Pinged { n: 7 })
         .await
-        .expect("publish (confirmed)");
-    let (envelope, event) = next(&mut notification).await;
-    assert_eq!(event, Pinged { n: 7 });
-    assert_eq!(envelope.event_type, Pinged::NAME);
-    assert_eq!(envelope.source, "notes");
-    assert_eq!(next(&mut audit).await, Pinged { n: 7 });
-    assert_eq!(attempts.load(Ordering::SeqCst), 2);
-
+        .expect("confirmed");
+    assert_eq!(
+        next(&mut probe.handled).await.data["n"],
+        7,
+        "the healthy event flows past the poison one"
+    );
+    let (envelope, attempts) = next(&mut probe.dead).await;
+    assert_eq!((envelope.data["n"].as_u64(), attempts), (Some(13), 3));
     bus.close().await;
-    let queues: Vec<String> = ["notification", "audit"]
-        .iter()
-        .map(|c| format!("{exchange}.{c}.{}", Pinged::NAME))
-        .collect();
-    delete_rabbitmq_topology(&exchange, &queues).await;
-}
 
-#[tokio::test]
-async fn rabbitmq_keeps_events_for_a_consumer_that_is_down() {
-    if !infra_available(
-        5672,
-        "RabbitMQ",
-        "rabbitmq_keeps_events_for_a_consumer_that_is_down",
-    ) {
-        return;
-    }
-    let exchange = format!("svcgen-test-{}", Uuid::new_v4().simple());
-    // The consumer declares its durable queue, then its process "stops".
-    let first = Bus::rabbitmq(AMQP_URL, &exchange).await.expect("connect");
-    let _ = forward_pings(&first, "notification").await;
-    first.close().await;
-
+    // The consumer is down; an event published now waits in its durable queue.
     let producer = Bus::rabbitmq(AMQP_URL, &exchange).await.expect("connect");
     producer.publish("notes", &Pinged { n: 42 }).await.unwrap();
-
-    // When it comes back, the event is waiting for it.
     let restarted = Bus::rabbitmq(AMQP_URL, &exchange).await.expect("connect");
-    let mut receiver = forward_pings(&restarted, "notification").await;
-    assert_eq!(next(&mut receiver).await.1, Pinged { n: 42 });
+    let (subscription, mut probe) = make_probe("notification", 3, &[], false);
+    restarted.subscribe(subscription).await.unwrap();
+    assert_eq!(next(&mut probe.handled).await.data["n"], 42);
 
     restarted.close().await;
     producer.close().await;
-    delete_rabbitmq_topology(
-        &exchange,
-        &[format!("{exchange}.notification.{}", Pinged::NAME)],
-    )
-    .await;
+    delete_rabbitmq_topology(&exchange, &test_queues(&exchange, &["notification"])).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_dead_letter_exchange_keeps_what_the_consumer_could_not_store() {
+    if !infra_available(
+        5672,
+        "RabbitMQ",
+        "rabbitmq_dead_letter_exchange_keeps_what_the_consumer_could_not_store",
+    ) {
+        return;
+    }
+    use lapin::options::BasicGetOptions;
+    let exchange = format!("svcgen-test-{}", Uuid::new_v4().simple());
+    let bus = Bus::rabbitmq(AMQP_URL, &exchange).await.expect("connect");
+    let (subscription, _probe) = make_probe("notification", 2, &[13], true);
+    bus.subscribe(subscription).await.unwrap();
+    bus.publish("notes", &Pinged { n: 13 }).await.unwrap();
+
+    let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let dead_queue = format!("{exchange}.notification.{}.dead-letter", Pinged::NAME);
+    let deadline = std::time::Instant::now() + WAIT;
+    let message = loop {
+        if let Some(message) = channel
+            .basic_get(dead_queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            break message;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing reached the dead-letter queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let envelope: Envelope = serde_json::from_slice(&message.delivery.data).unwrap();
+    assert_eq!(envelope.data["n"], 13);
+    let _ = connection.close(200, "done".into()).await;
+    bus.close().await;
+    delete_rabbitmq_topology(&exchange, &test_queues(&exchange, &["notification"])).await;
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{self, Db, DbError, Migration, Migrations};
+use crate::db::{self, DbError, Migration, Migrations};
 use crate::http::{ApiResult, Cursor, Json, Page, Paginated};
 use crate::identity::Caller;
 use crate::service::ServiceContext;
@@ -99,8 +99,8 @@ async fn list(
 
 /// Stores one in-app notification for `user_id`. Keyed by the id of the event that caused it,
 /// so a redelivered event (the bus delivers at least once) changes nothing.
-pub async fn notify(
-    db: &Db,
+pub async fn notify<'c>(
+    on: impl Into<crate::db::Conn<'c>>,
     event_id: Uuid,
     user_id: Uuid,
     kind: &str,
@@ -116,7 +116,7 @@ pub async fn notify(
     .bind(kind.to_owned())
     .bind(message.to_owned())
     .bind(crate::db::now())
-    .execute(db)
+    .execute(on)
     .await?;
     Ok(())
 }

@@ -177,6 +177,15 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a transaction: statements run on it with `.execute(&mut tx)` (and the fetches)
+    /// take effect together at [`Tx::commit`], or not at all when the `Tx` is dropped.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
     /// Checks that the database answers (used by `/health`).
     pub async fn ping(&self) -> Result<(), DbError> {
         query("SELECT 1").execute(self).await.map(|_| ())
@@ -188,6 +197,64 @@ impl Db {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// A database transaction; dropping it without [`Tx::commit`] rolls it back.
+#[derive(Debug)]
+pub enum Tx {
+    /// On a SQLite pool.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// On a PostgreSQL pool.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// Makes every statement of the transaction permanent.
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Undoes every statement of the transaction.
+    pub async fn rollback(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Which engine the transaction runs on.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Tx::Sqlite(_) => Engine::Sqlite,
+            Tx::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+/// Where a statement runs: on the pool (`&db`) or inside a transaction (`&mut tx`).
+#[derive(Debug)]
+pub enum Conn<'c> {
+    /// Any connection of the pool.
+    Db(&'c Db),
+    /// The transaction's connection.
+    Tx(&'c mut Tx),
+}
+
+impl<'c> From<&'c Db> for Conn<'c> {
+    fn from(db: &'c Db) -> Self {
+        Conn::Db(db)
+    }
+}
+
+impl<'c> From<&'c mut Tx> for Conn<'c> {
+    fn from(tx: &'c mut Tx) -> Self {
+        Conn::Tx(tx)
     }
 }
 

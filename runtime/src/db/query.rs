@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
 use uuid::Uuid;
 
-use super::{Db, DbError, SQLITE_TIMESTAMP_FORMAT};
+use super::{Conn, Db, DbError, SQLITE_TIMESTAMP_FORMAT, Tx};
 
 /// Starts a statement. The SQL is the same for both engines and uses `$1, $2, ...`
 /// placeholders (sqlx's SQLite driver reads `$N` as the N-th argument). Arguments are
@@ -53,26 +53,47 @@ impl Query {
         self
     }
 
-    /// Runs the statement and returns the number of rows it affected.
-    pub async fn execute(self, db: &Db) -> Result<u64, DbError> {
-        let result = match db {
-            Db::Sqlite(pool) => self.into_sqlite()?.execute(pool).await?.rows_affected(),
-            Db::Postgres(pool) => self.into_postgres()?.execute(pool).await?.rows_affected(),
+    /// Runs the statement on a pool or inside a transaction, and returns the number of rows it
+    /// affected.
+    pub async fn execute<'c>(self, on: impl Into<Conn<'c>>) -> Result<u64, DbError> {
+        let result = match on.into() {
+            Conn::Db(Db::Sqlite(pool)) => self.into_sqlite()?.execute(pool).await?,
+            Conn::Db(Db::Postgres(pool)) => {
+                return Ok(self.into_postgres()?.execute(pool).await?.rows_affected());
+            }
+            Conn::Tx(Tx::Sqlite(tx)) => self.into_sqlite()?.execute(&mut **tx).await?,
+            Conn::Tx(Tx::Postgres(tx)) => {
+                return Ok(self
+                    .into_postgres()?
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected());
+            }
         };
-        Ok(result)
+        Ok(result.rows_affected())
     }
 
     /// Runs the statement and returns its first row, if any.
-    pub async fn fetch_optional(self, db: &Db) -> Result<Option<Row>, DbError> {
-        let row = match db {
-            Db::Sqlite(pool) => self
+    pub async fn fetch_optional<'c>(self, on: impl Into<Conn<'c>>) -> Result<Option<Row>, DbError> {
+        let row = match on.into() {
+            Conn::Db(Db::Sqlite(pool)) => self
                 .into_sqlite()?
                 .fetch_optional(pool)
                 .await?
                 .map(Row::Sqlite),
-            Db::Postgres(pool) => self
+            Conn::Db(Db::Postgres(pool)) => self
                 .into_postgres()?
                 .fetch_optional(pool)
+                .await?
+                .map(Row::Postgres),
+            Conn::Tx(Tx::Sqlite(tx)) => self
+                .into_sqlite()?
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Sqlite),
+            Conn::Tx(Tx::Postgres(tx)) => self
+                .into_postgres()?
+                .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Postgres),
         };
@@ -80,18 +101,32 @@ impl Query {
     }
 
     /// Runs the statement and returns every row.
-    pub async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, DbError> {
-        let rows = match db {
-            Db::Sqlite(pool) => self
+    pub async fn fetch_all<'c>(self, on: impl Into<Conn<'c>>) -> Result<Vec<Row>, DbError> {
+        let rows = match on.into() {
+            Conn::Db(Db::Sqlite(pool)) => self
                 .into_sqlite()?
                 .fetch_all(pool)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Db::Postgres(pool) => self
+            Conn::Db(Db::Postgres(pool)) => self
                 .into_postgres()?
                 .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+            Conn::Tx(Tx::Sqlite(tx)) => self
+                .into_sqlite()?
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Conn::Tx(Tx::Postgres(tx)) => self
+                .into_postgres()?
+                .fetch_all(&mut **tx)
                 .await?
                 .into_iter()
                 .map(Row::Postgres)

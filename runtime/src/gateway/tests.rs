@@ -47,30 +47,40 @@ const ROUTES: &[GatewayRoute] = &[
         path: "/inspect",
         service: "notes",
         auth: RouteAuth::User,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
     },
     GatewayRoute {
         method: "GET",
         path: "/public",
         service: "notes",
         auth: RouteAuth::Public,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
     },
     GatewayRoute {
         method: "GET",
         path: "/notes/{id}",
         service: "notes",
         auth: RouteAuth::User,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
     },
     GatewayRoute {
         method: "POST",
         path: "/notes",
         service: "notes",
         auth: RouteAuth::User,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
     },
     GatewayRoute {
         method: "GET",
         path: "/billing",
         service: "billing",
         auth: RouteAuth::Public,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
     },
 ];
 
@@ -81,12 +91,16 @@ async fn notes_service(settings: Arc<Settings>) -> (Router, tempfile::TempDir) {
         db,
         bus: Bus::in_process(),
         settings,
+        events: Default::default(),
     };
     let routes = Router::new()
         .route("/inspect", get(inspect))
         .route("/public", get(inspect))
         .route("/notes/{id}", get(show))
-        .route("/notes", post(create));
+        .route("/notes", post(create))
+        .route("/slow", get(std::future::pending::<()>))
+        .route("/auth/login", post(create))
+        .route("/auth/password-reset", post(create));
     (service_app(ctx, routes), dir)
 }
 
@@ -454,6 +468,546 @@ fn an_invalid_method_in_the_route_table_is_caught_at_startup() {
         path: "/x",
         service: "notes",
         auth: RouteAuth::Public,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
     }];
     let _ = router("", &routes, BTreeMap::new(), settings());
+}
+
+// --- Policy: roles, rate limits, body limit, timeout, CORS -----------------------------------
+
+/// A route of the `notes` service with the default policy.
+const fn route(method: &'static str, path: &'static str, auth: RouteAuth) -> GatewayRoute {
+    GatewayRoute {
+        method,
+        path,
+        service: "notes",
+        auth,
+        roles: &[],
+        policy: RoutePolicy::DEFAULT,
+    }
+}
+
+const POLICY_ROUTES: &[GatewayRoute] = &[
+    GatewayRoute {
+        roles: &["admin"],
+        ..route("GET", "/inspect", RouteAuth::User)
+    },
+    GatewayRoute {
+        roles: &["admin", "auditor"],
+        ..route("GET", "/public", RouteAuth::Public)
+    },
+    GatewayRoute {
+        policy: RoutePolicy {
+            per_ip: RouteRateLimit::Limit(RateLimit::per_hour(2)),
+            per_user: RouteRateLimit::Limit(RateLimit::per_hour(1)),
+            ..RoutePolicy::DEFAULT
+        },
+        ..route("GET", "/notes/{id}", RouteAuth::Public)
+    },
+    GatewayRoute {
+        policy: RoutePolicy {
+            body_limit_bytes: Some(16),
+            ..RoutePolicy::DEFAULT
+        },
+        ..route("POST", "/notes", RouteAuth::Public)
+    },
+    GatewayRoute {
+        policy: RoutePolicy {
+            timeout_ms: Some(100),
+            ..RoutePolicy::DEFAULT
+        },
+        ..route("GET", "/slow", RouteAuth::Public)
+    },
+    route("POST", "/auth/login", RouteAuth::Public),
+    GatewayRoute {
+        policy: RoutePolicy {
+            per_ip: RouteRateLimit::Off,
+            ..RoutePolicy::DEFAULT
+        },
+        ..route("POST", "/auth/password-reset", RouteAuth::Public)
+    },
+];
+
+async fn policy_gateway(policy: GatewayPolicy) -> (Router, Arc<Settings>, tempfile::TempDir) {
+    let settings = settings();
+    let (notes, dir) = notes_service(settings.clone()).await;
+    let upstreams = BTreeMap::from([("notes", Upstream::InProcess(notes))]);
+    let app = router_with_policy(
+        "/api/v1",
+        POLICY_ROUTES,
+        &policy,
+        upstreams,
+        settings.clone(),
+    );
+    (app, settings, dir)
+}
+
+fn bearer_with_roles(settings: &Settings, user: Uuid, roles: &[&str]) -> String {
+    let roles: Vec<String> = roles.iter().map(|role| (*role).to_owned()).collect();
+    format!(
+        "Bearer {}",
+        settings.access_tokens.issue(user, &roles).unwrap()
+    )
+}
+
+/// A request as it arrives from the network, from the client address `ip`.
+fn from_ip(ip: [u8; 4], mut request: axum::http::Request<Body>) -> axum::http::Request<Body> {
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    request
+}
+
+async fn raw(app: &Router, request: axum::http::Request<Body>) -> Response {
+    app.clone().oneshot(request).await.unwrap()
+}
+
+async fn json_of(response: Response) -> (StatusCode, HeaderMap, Value) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn routes_with_roles_answer_403_without_one_of_them() {
+    let (app, settings, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    let user = bearer_with_roles(&settings, Uuid::now_v7(), &["user"]);
+    let admin = bearer_with_roles(&settings, Uuid::now_v7(), &["user", "admin"]);
+    let auditor = bearer_with_roles(&settings, Uuid::now_v7(), &["auditor"]);
+
+    let response = raw(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/inspect",
+            None,
+            &[("authorization", &user)],
+        ),
+    )
+    .await;
+    let (status, headers, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body,
+        json!({ "error": "this route requires the role `admin`" })
+    );
+    assert!(headers.contains_key("x-request-id"));
+
+    let (status, body) = call(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/inspect",
+            None,
+            &[("authorization", &admin)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Any one of the listed roles will do.
+    let (status, _) = call(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/public",
+            None,
+            &[("authorization", &auditor)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/public",
+            None,
+            &[("authorization", &user)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body,
+        json!({ "error": "this route requires one of the roles `admin`, `auditor`" })
+    );
+
+    // A route with roles needs a token even when it is otherwise public.
+    for path in ["/api/v1/inspect", "/api/v1/public"] {
+        let (status, _) = call(&app, request(Method::GET, path, None, &[])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_client_ip_and_per_user() {
+    let (app, settings, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    let id = Uuid::now_v7();
+    let path = format!("/api/v1/notes/{id}");
+
+    // Per IP: two anonymous requests an hour from one address, then 429 with Retry-After.
+    for _ in 0..2 {
+        let (status, _) = call(
+            &app,
+            from_ip([10, 0, 0, 1], request(Method::GET, &path, None, &[])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let response = raw(
+        &app,
+        from_ip([10, 0, 0, 1], request(Method::GET, &path, None, &[])),
+    )
+    .await;
+    let (status, headers, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_eq!(
+        body,
+        json!({ "error": format!("too many requests; retry in {retry_after} s") })
+    );
+    assert!(headers.contains_key("x-request-id"));
+    // Another address has its own bucket.
+    let (status, _) = call(
+        &app,
+        from_ip([10, 0, 0, 2], request(Method::GET, &path, None, &[])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Per user: one request an hour per user, whatever the address.
+    let ada = bearer(&settings, Uuid::now_v7());
+    let bob = bearer(&settings, Uuid::now_v7());
+    let as_user = |ip: [u8; 4], auth: &str| {
+        from_ip(
+            ip,
+            request(Method::GET, &path, None, &[("authorization", auth)]),
+        )
+    };
+    assert_eq!(
+        call(&app, as_user([10, 0, 1, 1], &ada)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, as_user([10, 0, 1, 2], &ada)).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        call(&app, as_user([10, 0, 1, 3], &bob)).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn credential_routes_are_rate_limited_by_default() {
+    let (app, _, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    let login = || {
+        from_ip(
+            [192, 0, 2, 7],
+            request(
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(json!({ "email": "a@b.c" })),
+                &[],
+            ),
+        )
+    };
+    let limit = GatewayPolicy::DEFAULT.credential_per_ip.unwrap().requests;
+    for _ in 0..limit {
+        assert_eq!(call(&app, login()).await.0, StatusCode::CREATED);
+    }
+    assert_eq!(call(&app, login()).await.0, StatusCode::TOO_MANY_REQUESTS);
+
+    // A route can switch the default off.
+    for _ in 0..limit + 1 {
+        let (status, _) = call(
+            &app,
+            from_ip(
+                [192, 0, 2, 7],
+                request(
+                    Method::POST,
+                    "/api/v1/auth/password-reset",
+                    Some(json!({})),
+                    &[],
+                ),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    // And the gateway-wide default can be changed.
+    let strict = GatewayPolicy {
+        credential_per_ip: Some(RateLimit::per_hour(1)),
+        ..GatewayPolicy::DEFAULT
+    };
+    let (app, _, _dir) = policy_gateway(strict).await;
+    assert_eq!(call(&app, login()).await.0, StatusCode::CREATED);
+    assert_eq!(call(&app, login()).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let (app, _, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    // Declared length over the route's 16 bytes.
+    let (status, body) = call(
+        &app,
+        request(
+            Method::POST,
+            "/api/v1/notes",
+            Some(json!({ "title": "far more than sixteen bytes" })),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({ "error": "request body too large (at most 16 bytes)" })
+    );
+    let (status, _) = call(
+        &app,
+        request(Method::POST, "/api/v1/notes", Some(json!({ "t": 1 })), &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A streamed body of unknown length is cut off once over the limit.
+    let chunks: Vec<Result<&'static str, std::io::Error>> =
+        vec![Ok("{\"title\": \""), Ok("0123456789"), Ok("\"}")];
+    let streamed = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/notes")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let (status, body) = call(&app, streamed).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+
+    // The default limit is 1 MiB.
+    let (app, _, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    let big = "x".repeat(1024 * 1024);
+    let (status, body) = call(
+        &app,
+        request(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({ "big": big })),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({ "error": "request body too large (at most 1048576 bytes)" })
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_in_time_is_504() {
+    let (app, _, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    let response = raw(&app, request(Method::GET, "/api/v1/slow", None, &[])).await;
+    let (status, headers, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        body,
+        json!({ "error": "service `notes` did not answer within 100 ms" })
+    );
+    assert!(headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn cors_follows_the_policy() {
+    // Off by default: no CORS header at all.
+    let (app, _, _dir) = policy_gateway(GatewayPolicy::DEFAULT).await;
+    let response = raw(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/notes/00000000-0000-0000-0000-000000000000",
+            None,
+            &[("origin", "https://app.example.com")],
+        ),
+    )
+    .await;
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+
+    let policy = GatewayPolicy {
+        cors: Cors {
+            allowed_origins: &["https://app.example.com"],
+            ..Cors::DISABLED
+        },
+        ..GatewayPolicy::DEFAULT
+    };
+    let (app, _, _dir) = policy_gateway(policy).await;
+    let preflight = raw(
+        &app,
+        request(
+            Method::OPTIONS,
+            "/api/v1/notes",
+            None,
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
+            ],
+        ),
+    )
+    .await;
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(
+        headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example.com"
+    );
+    let methods = headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(headers.contains_key("x-request-id"));
+
+    let simple = raw(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/notes/00000000-0000-0000-0000-000000000000",
+            None,
+            &[("origin", "https://app.example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(
+        simple.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example.com"
+    );
+    let exposed = simple.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+
+    let other = raw(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/notes/00000000-0000-0000-0000-000000000000",
+            None,
+            &[("origin", "https://evil.example.net")],
+        ),
+    )
+    .await;
+    assert!(
+        !other
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+}
+
+#[test]
+#[should_panic(expected = "invalid rate limit")]
+fn a_zero_rate_limit_is_caught_at_startup() {
+    let routes = [GatewayRoute {
+        policy: RoutePolicy {
+            per_ip: RouteRateLimit::Limit(RateLimit::per_minute(0)),
+            ..RoutePolicy::DEFAULT
+        },
+        ..route("GET", "/x", RouteAuth::Public)
+    }];
+    let _ = router("", &routes, BTreeMap::new(), settings());
+}
+
+#[test]
+#[should_panic(expected = "credentials cannot be allowed for the origin `*`")]
+fn cors_with_any_origin_and_credentials_is_caught_at_startup() {
+    let policy = GatewayPolicy {
+        cors: Cors {
+            allowed_origins: &["*"],
+            allow_credentials: true,
+            ..Cors::DISABLED
+        },
+        ..GatewayPolicy::DEFAULT
+    };
+    let _ = router_with_policy("", &[], &policy, BTreeMap::new(), settings());
+}
+
+#[test]
+fn credential_routes_are_recognised_by_path() {
+    for path in [
+        "/auth/login",
+        "/auth/register",
+        "/auth/password-reset",
+        "/auth/password-reset/confirm",
+    ] {
+        assert!(is_credential_route(path), "{path}");
+    }
+    for path in ["/auth/me", "/auth/refresh", "/notes"] {
+        assert!(!is_credential_route(path), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn limits_hold_for_http_upstreams_too() {
+    let settings = settings();
+    let (notes, _dir) = notes_service(settings.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, notes).await });
+    let upstreams = BTreeMap::from([("notes", Upstream::Http(format!("http://{addr}")))]);
+    let app = router_with_policy(
+        "/api/v1",
+        POLICY_ROUTES,
+        &GatewayPolicy::DEFAULT,
+        upstreams,
+        settings,
+    );
+
+    let chunks: Vec<Result<&'static str, std::io::Error>> =
+        vec![Ok("{\"title\": \""), Ok("0123456789"), Ok("\"}")];
+    let streamed = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/notes")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let (status, body) = call(&app, streamed).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, _) = call(
+        &app,
+        request(Method::POST, "/api/v1/notes", Some(json!({ "t": 1 })), &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, body) = call(&app, request(Method::GET, "/api/v1/slow", None, &[])).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    server.abort();
 }

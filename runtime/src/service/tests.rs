@@ -26,6 +26,7 @@ async fn app() -> (Router, Arc<Settings>, tempfile::TempDir) {
         db,
         bus: Bus::in_process(),
         settings: settings.clone(),
+        events: Default::default(),
     };
     let routes = Router::new()
         .route("/whoami", get(whoami))
@@ -51,6 +52,7 @@ async fn health_reports_a_closed_database_as_503() {
         db,
         bus: Bus::in_process(),
         settings: settings(),
+        events: Default::default(),
     };
     let app = service_app(ctx, Router::new());
     let (status, body) = call(&app, request(Method::GET, "/health", None, &[])).await;

@@ -6,7 +6,7 @@
 //! the workspace README for the environment each mode reads.
 
 use svcgen_runtime::cli::{ServiceDef, SystemDef, no_consumers};
-use svcgen_runtime::gateway::{GatewayRoute, RouteAuth};
+use svcgen_runtime::gateway::{GatewayPolicy, GatewayRoute, RouteAuth, RoutePolicy};
 
 /// Everything the runtime needs to know about this system.
 static SYSTEM: SystemDef = SystemDef {
@@ -17,72 +17,108 @@ static SYSTEM: SystemDef = SystemDef {
     refresh_token_ttl_secs: 2592000,
     routes: &[
         GatewayRoute {
+            method: "GET",
+            path: "/admin/notification/dead-letters",
+            service: "notification",
+            auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "POST",
+            path: "/admin/notification/dead-letters/{id}/replay",
+            service: "notification",
+            auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
             method: "POST",
             path: "/auth/login",
             service: "auth",
             auth: RouteAuth::Public,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "POST",
             path: "/auth/register",
             service: "auth",
             auth: RouteAuth::Public,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "GET",
             path: "/notes",
             service: "notes",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "POST",
             path: "/notes",
             service: "notes",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "GET",
             path: "/notes/{id}",
             service: "notes",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "PATCH",
             path: "/notes/{id}",
             service: "notes",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "DELETE",
             path: "/notes/{id}",
             service: "notes",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "GET",
             path: "/notifications",
             service: "notification",
             auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
         },
     ],
+    gateway: GatewayPolicy::DEFAULT,
     services: &[
         ServiceDef {
             name: notes_auth::SERVICE,
             migrations: &notes_auth::MIGRATIONS,
             routes: notes_auth::routes,
             consumers: no_consumers,
+            on_start: Some(svcgen_runtime::capability::auth::on_start),
         },
         ServiceDef {
             name: notes_notes::SERVICE,
             migrations: &notes_notes::MIGRATIONS,
             routes: notes_notes::routes,
             consumers: no_consumers,
+            on_start: None,
         },
         ServiceDef {
             name: notes_notification::SERVICE,
             migrations: &notes_notification::MIGRATIONS,
             routes: notes_notification::routes,
             consumers: notes_notification::consumers,
+            on_start: None,
         },
     ],
 };

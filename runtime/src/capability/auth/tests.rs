@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::bus::RetryPolicy;
 use crate::bus::{Bus, Envelope, Event};
 use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
@@ -36,6 +37,8 @@ impl Event for UserLoggedIn {
 }
 
 struct Harness {
+    /// Keeps the relay running; dropping it stops the relay.
+    _stop_relay: tokio::sync::watch::Sender<bool>,
     app: Router,
     settings: Arc<Settings>,
     anonymous: String,
@@ -46,43 +49,59 @@ struct Harness {
 impl Harness {
     async fn new(db: Db) -> Harness {
         db.migrate(&MIGRATIONS).await.expect("auth migrations");
+        crate::events::prepare(&db).await.expect("event tables");
         let bus = Bus::in_process();
-        let (registered_tx, registered) = mpsc::unbounded_channel();
-        bus.subscribe::<UserRegistered, _, _>("test", move |_: Envelope, event| {
-            let sender = registered_tx.clone();
-            async move {
-                sender
-                    .send(Registered(event.0))
-                    .map_err(|_| anyhow::anyhow!("receiver gone"))
-            }
-        })
-        .await
-        .unwrap();
-        let (logged_in_tx, logged_in) = mpsc::unbounded_channel();
-        bus.subscribe::<UserLoggedIn, _, _>("test", move |_: Envelope, event| {
-            let sender = logged_in_tx.clone();
-            async move {
-                sender
-                    .send(LoggedIn(event.0))
-                    .map_err(|_| anyhow::anyhow!("receiver gone"))
-            }
-        })
-        .await
-        .unwrap();
-
         let settings = settings();
         let ctx = ServiceContext {
             service: "auth",
             db,
             bus,
             settings: settings.clone(),
+            events: Default::default(),
         };
+        let (registered_tx, registered) = mpsc::unbounded_channel();
+        ctx.subscribe::<UserRegistered, _, _>(
+            RetryPolicy::default(),
+            false,
+            move |_: Envelope, event, tx| {
+                let sender = registered_tx.clone();
+                async move {
+                    sender
+                        .send(Registered(event.0))
+                        .map_err(|_| anyhow::anyhow!("receiver gone"))?;
+                    Ok(tx)
+                }
+            },
+        )
+        .await
+        .unwrap();
+        let (logged_in_tx, logged_in) = mpsc::unbounded_channel();
+        ctx.subscribe::<UserLoggedIn, _, _>(
+            RetryPolicy::default(),
+            false,
+            move |_: Envelope, event, tx| {
+                let sender = logged_in_tx.clone();
+                async move {
+                    sender
+                        .send(LoggedIn(event.0))
+                        .map_err(|_| anyhow::anyhow!("receiver gone"))?;
+                    Ok(tx)
+                }
+            },
+        )
+        .await
+        .unwrap();
+        // Events leave through the outbox: the relay runs as long as the test.
+        let (stop_relay, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::events::relay(ctx.clone(), stopping));
         let events = AuthEvents {
             registered: Some(UserRegistered::NAME),
             logged_in: Some(UserLoggedIn::NAME),
+            password_reset: None,
         };
         let anonymous = settings.internal_tokens.sign("auth", None).unwrap();
         Harness {
+            _stop_relay: stop_relay,
             app: service_app(ctx, routes(events)),
             settings,
             anonymous,
@@ -100,6 +119,23 @@ impl Harness {
                 Some(body),
                 &[(INTERNAL_HEADER, &self.anonymous)],
             ),
+        )
+        .await
+    }
+
+    async fn post_as(&self, path: &str, body: Value, user_id: Uuid) -> (StatusCode, Value) {
+        let caller = Caller {
+            user_id,
+            roles: vec!["user".into()],
+        };
+        let token = self
+            .settings
+            .internal_tokens
+            .sign("auth", Some(&caller))
+            .unwrap();
+        call(
+            &self.app,
+            request(Method::POST, path, Some(body), &[(INTERNAL_HEADER, &token)]),
         )
         .await
     }
@@ -251,15 +287,21 @@ async fn auth_flows(db: Db) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    // Logout revokes, and is idempotent.
+    // Logout needs a signed-in caller, revokes, and is idempotent.
     assert_eq!(
         h.post("/auth/logout", json!({ "refresh_token": rotated }))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.post_as("/auth/logout", json!({ "refresh_token": rotated }), user_id)
             .await
             .0,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        h.post("/auth/logout", json!({ "refresh_token": rotated }))
+        h.post_as("/auth/logout", json!({ "refresh_token": rotated }), user_id)
             .await
             .0,
         StatusCode::NO_CONTENT

@@ -3,6 +3,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::bus::Bus;
+use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
 use crate::service::service_app;
 use crate::test_support::{PgDatabase, call, infra_available, request, settings, sqlite_db};
@@ -48,6 +49,7 @@ async fn notify_flows(db: Db) {
         db,
         bus: Bus::in_process(),
         settings: settings.clone(),
+        events: Default::default(),
     };
     let app = service_app(ctx, routes());
     let as_ada = settings

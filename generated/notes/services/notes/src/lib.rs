@@ -148,6 +148,7 @@ async fn create_note(
         created_at: now,
         updated_at: now,
     };
+    let mut tx = ctx.begin().await?;
     db::query(
             "INSERT INTO \"note\" (\"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -158,18 +159,18 @@ async fn create_note(
         .bind_json(&row.tags)
         .bind(row.created_at)
         .bind(row.updated_at)
-        .execute(&ctx.db)
+        .execute(&mut tx)
         .await?;
-    ctx.bus
-        .publish(
-            SERVICE,
-            &notes_contracts::events::NoteCreated {
-                note_id: row.id,
-                owner_id: row.owner_id,
-                title: row.title.clone(),
-            },
-        )
-        .await?;
+    ctx.emit(
+        &mut tx,
+        &notes_contracts::events::NoteCreated {
+            note_id: row.id,
+            owner_id: row.owner_id,
+            title: row.title.clone(),
+        },
+    )
+    .await?;
+    ctx.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -246,6 +247,7 @@ async fn update_note(
     let mut row = note_from_row(&row)?;
     input.apply(&mut row);
     row.updated_at = db::now();
+    let mut tx = ctx.begin().await?;
     db::query(
             "UPDATE \"note\" SET \"title\" = $2, \"body\" = $3, \"tags\" = $4, \"updated_at\" = $5 WHERE \"id\" = $1",
         )
@@ -254,18 +256,18 @@ async fn update_note(
         .bind(row.body.clone())
         .bind_json(&row.tags)
         .bind(row.updated_at)
-        .execute(&ctx.db)
+        .execute(&mut tx)
         .await?;
-    ctx.bus
-        .publish(
-            SERVICE,
-            &notes_contracts::events::NoteUpdated {
-                note_id: row.id,
-                owner_id: row.owner_id,
-                title: row.title.clone(),
-            },
-        )
-        .await?;
+    ctx.emit(
+        &mut tx,
+        &notes_contracts::events::NoteUpdated {
+            note_id: row.id,
+            owner_id: row.owner_id,
+            title: row.title.clone(),
+        },
+    )
+    .await?;
+    ctx.commit(tx).await?;
     Ok(Json(row))
 }
 
@@ -284,18 +286,19 @@ async fn delete_note(
         .await?
         .ok_or_else(|| ApiError::not_found("note not found"))?;
     let row = note_from_row(&row)?;
+    let mut tx = ctx.begin().await?;
     db::query("DELETE FROM \"note\" WHERE \"id\" = $1")
         .bind(row.id)
-        .execute(&ctx.db)
+        .execute(&mut tx)
         .await?;
-    ctx.bus
-        .publish(
-            SERVICE,
-            &notes_contracts::events::NoteDeleted {
-                note_id: row.id,
-                owner_id: row.owner_id,
-            },
-        )
-        .await?;
+    ctx.emit(
+        &mut tx,
+        &notes_contracts::events::NoteDeleted {
+            note_id: row.id,
+            owner_id: row.owner_id,
+        },
+    )
+    .await?;
+    ctx.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,8 +3,9 @@
 
 use axum::Router;
 use svcgen_runtime::BoxFuture;
-use svcgen_runtime::bus::BusError;
+use svcgen_runtime::bus::RetryPolicy;
 use svcgen_runtime::capability::notify;
+use svcgen_runtime::events::EventError;
 use svcgen_runtime::service::ServiceContext;
 
 /// This service's name: its queue names, log field and internal-token audience.
@@ -19,48 +20,46 @@ pub fn routes() -> Router<ServiceContext> {
 }
 
 /// Subscribes this service's consumers to their events.
-pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), BusError>> {
+pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
     Box::pin(async move {
-        let db = ctx.db.clone();
-        ctx.bus
-            .subscribe::<notes_contracts::events::UserRegistered, _, _>(
-                SERVICE,
-                move |envelope, event| {
-                    let db = db.clone();
-                    async move {
-                        notify::notify(
-                            &db,
-                            envelope.id,
-                            event.user_id,
-                            "welcome",
-                            &format!("Welcome to notes, {}!", event.username),
-                        )
-                        .await?;
-                        Ok(())
-                    }
-                },
-            )
-            .await?;
-        let db = ctx.db.clone();
-        ctx.bus
-            .subscribe::<notes_contracts::events::UserLoggedIn, _, _>(
-                SERVICE,
-                move |envelope, event| {
-                    let db = db.clone();
-                    async move {
-                        notify::notify(
-                            &db,
-                            envelope.id,
-                            event.user_id,
-                            "login",
-                            "A new sign-in to your account.",
-                        )
-                        .await?;
-                        Ok(())
-                    }
-                },
-            )
-            .await?;
+        ctx.subscribe::<notes_contracts::events::UserRegistered, _, _>(
+            RetryPolicy {
+                attempts: 5,
+                ..RetryPolicy::default()
+            },
+            false,
+            |envelope, event, mut tx| async move {
+                notify::notify(
+                    &mut tx,
+                    envelope.id,
+                    event.user_id,
+                    "welcome",
+                    &format!("Welcome to notes, {}!", event.username),
+                )
+                .await?;
+                Ok(tx)
+            },
+        )
+        .await?;
+        ctx.subscribe::<notes_contracts::events::UserLoggedIn, _, _>(
+            RetryPolicy {
+                attempts: 5,
+                ..RetryPolicy::default()
+            },
+            false,
+            |envelope, event, mut tx| async move {
+                notify::notify(
+                    &mut tx,
+                    envelope.id,
+                    event.user_id,
+                    "login",
+                    "A new sign-in to your account.",
+                )
+                .await?;
+                Ok(tx)
+            },
+        )
+        .await?;
         Ok(())
     })
 }

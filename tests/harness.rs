@@ -1,0 +1,244 @@
+//! Running generated systems in tests: building a generated workspace, starting its binary,
+//! calling its gateway, and deciding what a test does when PostgreSQL or RabbitMQ is missing.
+#![allow(dead_code)]
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support;
+
+/// One target directory for every generated workspace the tests build.
+pub fn target_dir() -> PathBuf {
+    support::root().join("target").join("generated")
+}
+
+/// A generated workspace and the name of its binary.
+pub struct System {
+    /// The workspace directory.
+    pub workspace: PathBuf,
+    /// The system's name (its binary's name).
+    pub name: String,
+}
+
+impl System {
+    /// The committed `generated/<name>`.
+    pub fn committed(name: &str) -> System {
+        System {
+            workspace: support::root().join("generated").join(name),
+            name: name.into(),
+        }
+    }
+
+    /// Generates `spec` (relative to the repository) into `target/svcgen-tests/<name>`.
+    pub fn generate(spec: &str, name: &str) -> System {
+        let out = support::root()
+            .join("target")
+            .join("svcgen-tests")
+            .join(name);
+        let source = std::fs::read_to_string(support::root().join(spec)).expect("spec readable");
+        let options = svcgen::Options {
+            spec_name: format!("{name}.yaml"),
+            runtime_path: "../../../runtime".into(),
+        };
+        let (_, files) = svcgen::generate(&source, &options)
+            .unwrap_or_else(|problems| panic!("{spec}: {problems:?}"));
+        svcgen::write::write_tree(&out, &files).expect("generated tree written");
+        System {
+            workspace: out,
+            name: name.into(),
+        }
+    }
+
+    /// `cargo <sub-command> --manifest-path <workspace> <args...>` in the shared target dir.
+    pub fn cargo(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        // The sub-command first, then the workspace, then its own arguments (which may end in `-- ...`).
+        command
+            .arg(args[0])
+            .arg("--manifest-path")
+            .arg(self.workspace.join("Cargo.toml"))
+            .args(&args[1..])
+            .env("CARGO_TARGET_DIR", target_dir());
+        command
+    }
+
+    /// Builds the binary (a no-op when up to date) and returns its path.
+    pub fn binary(&self) -> PathBuf {
+        let status = self
+            .cargo(&["build", "--bin", &self.name])
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "{} does not build",
+            self.workspace.display()
+        );
+        target_dir().join("debug").join(&self.name)
+    }
+}
+
+/// A running process of the generated binary, killed when dropped.
+pub struct Running {
+    child: Child,
+    /// The address it reported.
+    pub url: String,
+    name: String,
+}
+
+impl Running {
+    /// Starts `system`'s binary with `args` and waits for its "listening on" line.
+    pub fn start(system: &System, name: &str, args: &[&str], env: &[(String, String)]) -> Running {
+        let mut command = Command::new(system.binary());
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn,lapin=off");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the system binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let label = name.to_string();
+        std::thread::spawn(move || {
+            let mut sender = Some(sender);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("listening on ").nth(1)
+                    && let Some(sender) = sender.take()
+                {
+                    let _ = sender.send(url.trim().to_string());
+                }
+                eprintln!("[{label}] {line}");
+            }
+        });
+        let url = receiver
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("{name} did not report its address"));
+        Running {
+            child,
+            url,
+            name: name.to_string(),
+        }
+    }
+
+    /// SIGTERM, then the exit status must be a clean one.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exited = self.child.wait().expect("wait");
+        assert!(
+            exited.success(),
+            "{} did not shut down cleanly: {exited}",
+            self.name
+        );
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client of the gateway.
+pub struct Api {
+    /// The HTTP client.
+    pub http: Client,
+    /// `<gateway>/<prefix>`.
+    pub base: String,
+}
+
+impl Api {
+    /// A client of the gateway at `gateway` with the `/api/v1` prefix.
+    pub fn new(gateway: &str) -> Api {
+        Api {
+            http: Client::new(),
+            base: format!("{gateway}/api/v1"),
+        }
+    }
+
+    /// One JSON request; the answer's status and JSON body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// A multi-threaded runtime for one test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Whether something listens at `address`.
+pub fn reachable(address: &str) -> bool {
+    std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(2)).is_ok()
+}
+
+/// Whether the servers a test needs are up; when not, says so, and fails under SVCGEN_REQUIRE_INFRA=1.
+pub fn infrastructure(test: &str, needs: &[(&str, &str)]) -> bool {
+    let missing: Vec<String> = needs
+        .iter()
+        .filter(|(_, address)| !reachable(address))
+        .map(|(name, address)| format!("{name} at {address}"))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("{test}: {} not reachable", missing.join(", "));
+    if std::env::var_os("SVCGEN_REQUIRE_INFRA").is_some_and(|v| v == "1") {
+        panic!("{message} and SVCGEN_REQUIRE_INFRA=1");
+    }
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+impl Running {
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every notification the caller has, newest first (all pages).
+pub async fn all_notifications(api: &Api, token: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut path = "/notifications?limit=100".to_string();
+    loop {
+        let (status, page) = api.call(Method::GET, &path, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/notifications?limit=100&cursor={cursor}"),
+            None => return items,
+        }
+    }
+}
