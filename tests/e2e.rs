@@ -563,3 +563,71 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
             .output();
     }
 }
+
+/// A client whose connections come from `127.0.0.<host>`: one client per simulated person, so
+/// that the gateway's per-IP limit on credential routes sees 40 people, not one.
+fn client_from(host: u8) -> Client {
+    Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+        .build()
+        .expect("client")
+}
+
+#[test]
+fn embedded_mode_loses_no_event_when_killed_right_after_answering() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let system = Running::start(
+        &notes(),
+        "embedded-kill",
+        &["run", "--port", "0", "--data", data_dir],
+        &[],
+    );
+    let gateway = system.url.clone();
+    let people: Vec<(u8, String)> = (0..40u8)
+        .map(|i| (10 + i, format!("person{i}-kill@example.com")))
+        .collect();
+    runtime().block_on(async {
+        let registrations = people.iter().map(|(host, email)| {
+            let api = Api { http: client_from(*host), base: format!("{gateway}/api/v1") };
+            async move {
+                api.call(Method::POST, "/auth/register", None, Some(json!({"email": email, "username": "p", "password": "correct horse battery"})))
+                    .await
+            }
+        });
+        for (status, body) in futures_util::future::join_all(registrations).await {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    });
+    // Right after the last 201: no graceful shutdown, no chance to publish what is pending.
+    system.kill();
+
+    let again = Running::start(
+        &notes(),
+        "embedded-after-kill",
+        &["run", "--port", "0", "--data", data_dir],
+        &[],
+    );
+    runtime().block_on(async {
+        for (host, email) in &people {
+            let api = Api {
+                http: client_from(*host),
+                base: format!("{}/api/v1", again.url),
+            };
+            let (status, body) = api
+                .call(
+                    Method::POST,
+                    "/auth/login",
+                    None,
+                    Some(json!({"email": email, "password": "correct horse battery"})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let token = body["access_token"].as_str().unwrap();
+            let items = notifications_until(&api, token, &["welcome", "login"], 2).await;
+            let welcomes = items.iter().filter(|n| n["kind"] == "welcome").count();
+            assert_eq!(welcomes, 1, "{email}: exactly one welcome, got {items:?}");
+        }
+    });
+    again.stop();
+}

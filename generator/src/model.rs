@@ -38,6 +38,24 @@ pub struct System {
     pub services: Vec<Service>,
 }
 
+impl System {
+    /// The services that produce `event` and those that consume it, in spec order.
+    pub fn parties(&self, event: &str) -> (Vec<&str>, Vec<&str>) {
+        let producers = self
+            .services
+            .iter()
+            .filter(|s| s.emitted_events().any(|e| e.value == event));
+        let consumers = self
+            .services
+            .iter()
+            .filter(|s| s.consumers.iter().any(|c| c.event.value == event));
+        (
+            producers.map(|s| s.name.as_str()).collect(),
+            consumers.map(|s| s.name.as_str()).collect(),
+        )
+    }
+}
+
 /// The gateway's settings.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -45,6 +63,50 @@ pub struct Gateway {
     pub port: u16,
     /// Prefix of every API route, e.g. `/api/v1`.
     pub prefix: String,
+    /// Cross-origin access for browsers; `None`: off.
+    pub cors: Option<Cors>,
+    /// Largest request body, bytes (default 1 MiB).
+    pub body_limit: Option<u64>,
+    /// How long a service may take to answer, milliseconds (default 30 s).
+    pub timeout_ms: Option<u64>,
+    /// Default rate limit per client IP of every route.
+    pub per_ip: Limit,
+    /// Default rate limit per signed-in user of every route.
+    pub per_user: Limit,
+    /// Limit per client IP of the routes that take credentials (default 10/min).
+    pub credentials: Limit,
+}
+
+/// A rate limit as the spec sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Limit {
+    /// Not set here: the default applies.
+    #[default]
+    Default,
+    /// No limit.
+    Off,
+    /// `requests` per `per_secs` seconds.
+    Rate {
+        /// Requests per period (and burst).
+        requests: u32,
+        /// The period, seconds.
+        per_secs: u64,
+    },
+}
+
+/// Cross-origin resource sharing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    /// Allowed origins (`*` for any).
+    pub origins: Vec<String>,
+    /// Allowed methods (empty: the runtime's default list).
+    pub methods: Vec<String>,
+    /// Allowed request headers (empty: the runtime's default list).
+    pub headers: Vec<String>,
+    /// Whether browsers may send credentials.
+    pub credentials: bool,
+    /// How long a preflight answer may be cached, seconds.
+    pub max_age_secs: u64,
 }
 
 /// Token settings.
@@ -56,6 +118,8 @@ pub struct Auth {
     pub access_token_ttl: i64,
     /// Refresh token lifetime, seconds.
     pub refresh_token_ttl: i64,
+    /// The roles accounts can have (always with `user` and `admin`).
+    pub roles: Vec<Name>,
 }
 
 /// A database owned by one service.
@@ -206,6 +270,14 @@ pub struct Service {
 }
 
 impl Service {
+    /// Every event this service emits (from its routes and its capability).
+    pub fn emitted_events(&self) -> impl Iterator<Item = &Name> {
+        self.routes
+            .iter()
+            .filter_map(|r| r.emit.as_ref())
+            .chain(self.auth_emit.events().map(|(_, name)| name))
+    }
+
     /// An entity by name.
     pub fn entity(&self, name: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.name.value == name)
@@ -228,6 +300,21 @@ pub struct AuthEmit {
     pub registered: Option<Name>,
     /// After each successful login.
     pub logged_in: Option<Name>,
+    /// When a password reset is requested for an existing account (carries the reset token).
+    pub password_reset: Option<Name>,
+}
+
+impl AuthEmit {
+    /// Every configured event with its `emit` key (`registered`, `logged_in`, `password_reset`).
+    pub fn events(&self) -> impl Iterator<Item = (&'static str, &Name)> {
+        [
+            ("registered", &self.registered),
+            ("logged_in", &self.logged_in),
+            ("password_reset", &self.password_reset),
+        ]
+        .into_iter()
+        .filter_map(|(key, name)| name.as_ref().map(|n| (key, n)))
+    }
 }
 
 /// A stored entity (one table).
@@ -383,6 +470,16 @@ pub struct Route {
     pub emit: Option<Name>,
     /// Whether callers need no token.
     pub public: bool,
+    /// Roles of which the caller needs one (empty: any signed-in user).
+    pub roles: Vec<Name>,
+    /// This route's limit per client IP.
+    pub per_ip: Limit,
+    /// This route's limit per user.
+    pub per_user: Limit,
+    /// This route's body limit, bytes.
+    pub body_limit: Option<u64>,
+    /// This route's timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
 }
 
 /// A consumer of an event.
@@ -412,17 +509,19 @@ pub enum Action {
     },
 }
 
-/// Fields the `auth` capability can put in its events.
-pub fn auth_event_fields() -> Vec<(&'static str, Type)> {
-    vec![
+/// Fields the `auth` capability can put in the event it emits at `moment` (an `emit` key).
+pub fn auth_event_fields(moment: &str) -> Vec<(&'static str, Type)> {
+    let text = Type::String {
+        min: None,
+        max: None,
+    };
+    let mut fields = vec![
         ("user_id", Type::Uuid),
         ("email", Type::Email),
-        (
-            "username",
-            Type::String {
-                min: None,
-                max: None,
-            },
-        ),
-    ]
+        ("username", text.clone()),
+    ];
+    if moment == "password_reset" {
+        fields.extend([("token", text), ("expires_at", Type::Timestamp)]);
+    }
+    fields
 }

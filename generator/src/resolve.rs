@@ -2,7 +2,7 @@
 //! keys its place allows, every scalar is parsed, and every problem is recorded; the model is
 //! built as far as possible anyway so that validation can report the problems it finds too.
 
-use crate::diag::{Diagnostics, did_you_mean};
+use crate::diag::{Diagnostics, Span, did_you_mean};
 use crate::ident;
 use crate::load::{Kind, Node};
 use crate::model::*;
@@ -39,8 +39,18 @@ const TOP_KEYS: &[&str] = &[
     "events",
     "services",
 ];
-const GATEWAY_KEYS: &[&str] = &["port", "prefix"];
-const AUTH_KEYS: &[&str] = &["service", "access_token_ttl", "refresh_token_ttl"];
+const GATEWAY_KEYS: &[&str] = &[
+    "port",
+    "prefix",
+    "cors",
+    "body_limit",
+    "timeout",
+    "rate_limit",
+];
+const CORS_KEYS: &[&str] = &["origins", "methods", "headers", "credentials", "max_age"];
+const GATEWAY_LIMIT_KEYS: &[&str] = &["per_ip", "per_user", "credentials"];
+const ROUTE_LIMIT_KEYS: &[&str] = &["per_ip", "per_user"];
+const AUTH_KEYS: &[&str] = &["service", "roles", "access_token_ttl", "refresh_token_ttl"];
 const STORE_KEYS: &[&str] = &["engine", "description"];
 const EVENT_KEYS: &[&str] = &["description", "version", "critical", "fields"];
 const SERVICE_KEYS: &[&str] = &[
@@ -52,10 +62,20 @@ const SERVICE_KEYS: &[&str] = &[
     "routes",
     "on",
 ];
-const AUTH_EMIT_KEYS: &[&str] = &["registered", "logged_in"];
+const AUTH_EMIT_KEYS: &[&str] = &["registered", "logged_in", "password_reset"];
 const ENTITY_KEYS: &[&str] = &["description", "owner", "fields", "indexes"];
 const ROUTE_KEYS: &[&str] = &[
-    "create", "list", "get", "update", "delete", "emit", "public",
+    "create",
+    "list",
+    "get",
+    "update",
+    "delete",
+    "emit",
+    "public",
+    "roles",
+    "rate_limit",
+    "body_limit",
+    "timeout",
 ];
 const CONSUMER_KEYS: &[&str] = &["notify", "critical", "attempts"];
 const NOTIFY_KEYS: &[&str] = &["user", "kind", "message"];
@@ -134,9 +154,30 @@ impl Resolver<'_> {
         let mut gateway = Gateway {
             port: 3000,
             prefix: "/api/v1".into(),
+            cors: None,
+            body_limit: None,
+            timeout_ms: None,
+            per_ip: Limit::Default,
+            per_user: Limit::Default,
+            credentials: Limit::Default,
         };
         let Some(node) = node else { return gateway };
         let entries = self.entries(node, "`gateway`", GATEWAY_KEYS);
+        gateway.cors = entries.get("cors").and_then(|n| self.cors(n));
+        gateway.body_limit = entries.get("body_limit").and_then(|n| self.size(n));
+        gateway.timeout_ms = entries.get("timeout").and_then(|n| self.duration_ms(n));
+        if let Some(limits) = entries.get("rate_limit") {
+            let limits = self.entries(limits, "`rate_limit` of the gateway", GATEWAY_LIMIT_KEYS);
+            gateway.per_ip = limits
+                .get("per_ip")
+                .map_or(Limit::Default, |n| self.limit(n));
+            gateway.per_user = limits
+                .get("per_user")
+                .map_or(Limit::Default, |n| self.limit(n));
+            gateway.credentials = limits
+                .get("credentials")
+                .map_or(Limit::Default, |n| self.limit(n));
+        }
         if let Some(port) = entries.get("port") {
             match port
                 .as_str()
@@ -191,7 +232,26 @@ impl Resolver<'_> {
         let refresh = entries
             .get("refresh_token_ttl")
             .map_or(Some(30 * 86_400), |n| self.duration(n));
+        let roles = match entries.get("roles") {
+            Some(node) => {
+                let roles = self.names(node, "role");
+                for required in ["user", "admin"] {
+                    if !roles.iter().any(|r| r.value == required) {
+                        self.d.error(node.span, format!("`roles` must include `{required}`"))
+                            .hint("new accounts get `user`; `admin` reaches the administration routes");
+                    }
+                }
+                roles
+            }
+            None => ["user", "admin"]
+                .map(|r| Name {
+                    value: r.into(),
+                    span: node.span,
+                })
+                .to_vec(),
+        };
         Some(Auth {
+            roles,
             service: service?,
             access_token_ttl: access.unwrap_or(900),
             refresh_token_ttl: refresh.unwrap_or(2_592_000),
@@ -292,6 +352,7 @@ impl Resolver<'_> {
             let emit = self.entries(node, &format!("`emit` of {what}"), AUTH_EMIT_KEYS);
             auth_emit.registered = emit.get("registered").and_then(|n| self.event_name(n));
             auth_emit.logged_in = emit.get("logged_in").and_then(|n| self.event_name(n));
+            auth_emit.password_reset = emit.get("password_reset").and_then(|n| self.event_name(n));
             if uses != Some(Capability::Auth) {
                 self.d.error(node.span, format!("{what} has `emit` but does not use the `auth` capability"))
                     .hint("routes emit with `emit:` inside the route; this `emit` is for `uses: auth`");
@@ -440,6 +501,26 @@ impl Resolver<'_> {
             .get("public")
             .and_then(|n| self.flag(n, "`public`"))
             .unwrap_or(false);
+        let roles = entries
+            .get("roles")
+            .map(|n| self.names(n, "role"))
+            .unwrap_or_default();
+        let (mut per_ip, mut per_user) = (Limit::Default, Limit::Default);
+        if let Some(limits) = entries.get("rate_limit") {
+            let limits = self.entries(
+                limits,
+                &format!("`rate_limit` of route `{text}`"),
+                ROUTE_LIMIT_KEYS,
+            );
+            per_ip = limits
+                .get("per_ip")
+                .map_or(Limit::Default, |n| self.limit(n));
+            per_user = limits
+                .get("per_user")
+                .map_or(Limit::Default, |n| self.limit(n));
+        }
+        let body_limit = entries.get("body_limit").and_then(|n| self.size(n));
+        let timeout_ms = entries.get("timeout").and_then(|n| self.duration_ms(n));
         let needs_id = matches!(
             operation,
             Operation::Get | Operation::Update | Operation::Delete
@@ -473,6 +554,11 @@ impl Resolver<'_> {
             entity,
             emit,
             public,
+            roles,
+            per_ip,
+            per_user,
+            body_limit,
+            timeout_ms,
         })
     }
 
@@ -648,6 +734,161 @@ impl Resolver<'_> {
                 Vec::new()
             }
         }
+    }
+
+    /// A list of names, e.g. `[user, admin]`.
+    fn names(&mut self, node: &Node, what: &str) -> Vec<Name> {
+        match &node.kind {
+            Kind::Seq(items) => items
+                .iter()
+                .filter_map(|item| self.name(item, what))
+                .collect(),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("a list of {what}s is expected, e.g. `[admin]`"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A list of free texts, e.g. origins.
+    fn texts(&mut self, node: &Node, what: &str) -> Vec<(String, Span)> {
+        match &node.kind {
+            Kind::Seq(items) => items
+                .iter()
+                .filter_map(|item| self.text(item, what).map(|t| (t, item.span)))
+                .collect(),
+            _ => {
+                self.d.error(node.span, format!("`{what}` must be a list"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn cors(&mut self, node: &Node) -> Option<Cors> {
+        let entries = self.entries(node, "`cors`", CORS_KEYS);
+        let origins = entries
+            .get("origins")
+            .map(|n| self.texts(n, "origins"))
+            .unwrap_or_default();
+        let credentials = entries
+            .get("credentials")
+            .and_then(|n| self.flag(n, "`credentials`"))
+            .unwrap_or(false);
+        if origins.is_empty() {
+            self.d
+                .error(
+                    node.span,
+                    "`cors` needs `origins`: the web origins allowed to call the API",
+                )
+                .hint("e.g. `cors: { origins: [https://app.example.com] }`, or `[\"*\"]` for any");
+        }
+        for (origin, span) in &origins {
+            let scheme = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let valid =
+                origin == "*" || scheme.is_some_and(|host| !host.is_empty() && !host.contains('/'));
+            if !valid {
+                self.d
+                    .error(*span, format!("`{origin}` is not an origin"))
+                    .hint("write `https://host[:port]` without a path, or `*`");
+            }
+        }
+        if credentials && origins.iter().any(|(o, _)| o == "*") {
+            self.d
+                .error(
+                    node.span,
+                    "`credentials: true` cannot be combined with origin `*`",
+                )
+                .hint("list the origins that may send credentials");
+        }
+        let max_age_secs = entries
+            .get("max_age")
+            .and_then(|n| self.duration(n))
+            .map_or(600, |s| s as u64);
+        let methods = entries
+            .get("methods")
+            .map(|n| self.texts(n, "methods"))
+            .unwrap_or_default();
+        let headers = entries
+            .get("headers")
+            .map(|n| self.texts(n, "headers"))
+            .unwrap_or_default();
+        Some(Cors {
+            origins: origins.into_iter().map(|(o, _)| o).collect(),
+            methods: methods.into_iter().map(|(m, _)| m).collect(),
+            headers: headers.into_iter().map(|(h, _)| h).collect(),
+            credentials,
+            max_age_secs,
+        })
+    }
+
+    /// `10/min`, `5/s`, `1000/h`, or `off`.
+    fn limit(&mut self, node: &Node) -> Limit {
+        let Some(text) = self.text(node, "rate limit") else {
+            return Limit::Default;
+        };
+        if text == "off" {
+            return Limit::Off;
+        }
+        let parsed = text.split_once('/').and_then(|(count, unit)| {
+            let requests: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
+            let per_secs = match unit.trim() {
+                "s" | "sec" | "second" => 1,
+                "min" | "minute" => 60,
+                "h" | "hour" => 3600,
+                _ => return None,
+            };
+            Some(Limit::Rate { requests, per_secs })
+        });
+        parsed.unwrap_or_else(|| {
+            self.d
+                .error(node.span, format!("`{text}` is not a rate limit"))
+                .hint("write requests per unit, e.g. `10/min`, `5/s`, `1000/h`, or `off`");
+            Limit::Default
+        })
+    }
+
+    /// `512KiB`, `1MiB`, `2000B`.
+    fn size(&mut self, node: &Node) -> Option<u64> {
+        let text = self.text(node, "size")?;
+        let (number, factor) = if let Some(n) = text.strip_suffix("MiB") {
+            (n, 1024 * 1024)
+        } else if let Some(n) = text.strip_suffix("KiB") {
+            (n, 1024)
+        } else if let Some(n) = text.strip_suffix('B') {
+            (n, 1)
+        } else {
+            ("", 0)
+        };
+        let parsed = number
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .and_then(|n| n.checked_mul(factor));
+        if parsed.is_none() {
+            self.d
+                .error(node.span, format!("`{text}` is not a size"))
+                .hint("write a whole number and a unit: `64KiB`, `1MiB`, `5000B`");
+        }
+        parsed
+    }
+
+    /// A duration in milliseconds: `500ms`, `5s`, `2m`.
+    fn duration_ms(&mut self, node: &Node) -> Option<u64> {
+        let millis = node
+            .as_str()
+            .and_then(|t| t.strip_suffix("ms"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n > 0);
+        if millis.is_some() {
+            return millis;
+        }
+        self.duration(node).map(|secs| secs as u64 * 1000)
     }
 
     fn flag(&mut self, node: &Node, what: &str) -> Option<bool> {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Names a service cannot take because the generated workspace uses them for its own crates.
 const RESERVED_SERVICE_NAMES: &[&str] = &["contracts", "system", "gateway", "runtime"];
 
-/// A route served by a capability, for the duplicate-route check.
+/// A route served by a capability.
 pub struct CapabilityRoute {
     /// HTTP method.
     pub method: Method,
@@ -16,28 +16,96 @@ pub struct CapabilityRoute {
     pub path: &'static str,
     /// Whether it needs no token.
     pub public: bool,
+    /// Roles of which the caller needs one (empty: any signed-in user, or anyone when public).
+    pub roles: &'static [&'static str],
+    /// What it does, for docs.
+    pub summary: &'static str,
 }
 
-/// The routes a capability adds to its service.
-pub fn capability_routes(capability: Capability) -> &'static [CapabilityRoute] {
-    match capability {
-        Capability::Auth => &[
-            CapabilityRoute {
-                method: Method::Post,
-                path: "/auth/register",
-                public: true,
-            },
-            CapabilityRoute {
-                method: Method::Post,
-                path: "/auth/login",
-                public: true,
-            },
-        ],
-        Capability::Notify => &[CapabilityRoute {
-            method: Method::Get,
-            path: "/notifications",
-            public: false,
-        }],
+const fn route(
+    method: Method,
+    path: &'static str,
+    public: bool,
+    roles: &'static [&'static str],
+    summary: &'static str,
+) -> CapabilityRoute {
+    CapabilityRoute {
+        method,
+        path,
+        public,
+        roles,
+        summary,
+    }
+}
+
+/// The routes a service's capability adds to it.
+pub fn capability_routes(service: &Service) -> Vec<CapabilityRoute> {
+    match service.uses {
+        Some(Capability::Auth) => {
+            let mut routes = vec![
+                route(
+                    Method::Post,
+                    "/auth/register",
+                    true,
+                    &[],
+                    "creates an account; answers tokens",
+                ),
+                route(
+                    Method::Post,
+                    "/auth/login",
+                    true,
+                    &[],
+                    "exchanges e-mail and password for tokens",
+                ),
+                route(
+                    Method::Post,
+                    "/auth/refresh",
+                    true,
+                    &[],
+                    "rotates a refresh token; a reused one revokes its session",
+                ),
+                route(
+                    Method::Post,
+                    "/auth/logout",
+                    false,
+                    &[],
+                    "ends the session of a refresh token",
+                ),
+                route(Method::Get, "/auth/me", false, &[], "the caller's account"),
+                route(
+                    Method::Get,
+                    "/auth/users",
+                    false,
+                    &["admin"],
+                    "every account, paginated (admin)",
+                ),
+            ];
+            if service.auth_emit.password_reset.is_some() {
+                routes.push(route(
+                    Method::Post,
+                    "/auth/password-reset",
+                    true,
+                    &[],
+                    "sends a single-use reset token; always 202",
+                ));
+                routes.push(route(
+                    Method::Post,
+                    "/auth/password-reset/confirm",
+                    true,
+                    &[],
+                    "sets a new password and ends every session",
+                ));
+            }
+            routes
+        }
+        Some(Capability::Notify) => vec![route(
+            Method::Get,
+            "/notifications",
+            false,
+            &[],
+            "the caller's notifications, newest first",
+        )],
+        None => Vec::new(),
     }
 }
 
@@ -52,8 +120,25 @@ pub struct GatewayRoute {
     pub service: String,
     /// Whether it needs no token.
     pub public: bool,
+    /// Roles of which the caller needs one.
+    pub roles: Vec<String>,
+    /// Limits of its own (rate limits, body limit, timeout); all default for capability routes.
+    pub limits: RouteLimits,
     /// What it does, for docs.
     pub summary: String,
+}
+
+/// What a route changes of the gateway's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteLimits {
+    /// Per client IP.
+    pub per_ip: Limit,
+    /// Per user.
+    pub per_user: Limit,
+    /// Largest body, bytes.
+    pub body_limit: Option<u64>,
+    /// Timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
 }
 
 /// The gateway's whole route table, ordered by path then method.
@@ -61,16 +146,16 @@ pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
     let mut routes = Vec::new();
     for service in &system.services {
         let name = service.name.value.clone();
-        if let Some(capability) = service.uses {
-            for route in capability_routes(capability) {
-                routes.push(GatewayRoute {
-                    method: route.method,
-                    path: route.path.into(),
-                    service: name.clone(),
-                    public: route.public,
-                    summary: format!("`{}` capability", capability_name(capability)),
-                });
-            }
+        for route in capability_routes(service) {
+            routes.push(GatewayRoute {
+                method: route.method,
+                path: route.path.into(),
+                service: name.clone(),
+                public: route.public,
+                roles: route.roles.iter().map(|r| (*r).to_string()).collect(),
+                limits: RouteLimits::default(),
+                summary: route.summary.into(),
+            });
         }
         for route in &service.routes {
             let owned = service
@@ -88,6 +173,13 @@ pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 path: route.path.clone(),
                 service: name.clone(),
                 public: route.public,
+                roles: route.roles.iter().map(|r| r.value.clone()).collect(),
+                limits: RouteLimits {
+                    per_ip: route.per_ip,
+                    per_user: route.per_user,
+                    body_limit: route.body_limit,
+                    timeout_ms: route.timeout_ms,
+                },
                 summary,
             });
         }
@@ -98,6 +190,8 @@ pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 path: dead_letters.clone(),
                 service: name.clone(),
                 public: false,
+                roles: vec!["admin".into()],
+                limits: RouteLimits::default(),
                 summary: "events this service gave up on (admin)".into(),
             });
             routes.push(GatewayRoute {
@@ -105,6 +199,8 @@ pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 path: format!("{dead_letters}/{{id}}/replay"),
                 service: name.clone(),
                 public: false,
+                roles: vec!["admin".into()],
+                limits: RouteLimits::default(),
                 summary: "applies a dead letter again, at most once (admin)".into(),
             });
         }
@@ -265,9 +361,7 @@ fn check_auth(system: &System, d: &mut Diagnostics) {
         }
     }
     let needs_tokens = system.services.iter().any(|s| {
-        s.routes.iter().any(|r| !r.public)
-            || s.uses
-                .is_some_and(|c| capability_routes(c).iter().any(|r| !r.public))
+        s.routes.iter().any(|r| !r.public) || capability_routes(s).iter().any(|r| !r.public)
     });
     if needs_tokens && issuers.is_empty() {
         d.error(
@@ -277,11 +371,8 @@ fn check_auth(system: &System, d: &mut Diagnostics) {
         .hint("add a service with `uses: auth`, or mark the routes `public: true`");
     }
     for service in &issuers {
-        let provided = auth_event_fields();
-        for event_name in [&service.auth_emit.registered, &service.auth_emit.logged_in]
-            .into_iter()
-            .flatten()
-        {
+        for (moment, event_name) in service.auth_emit.events() {
+            let provided = auth_event_fields(moment);
             let Some(event) = find_event(system, event_name, d) else {
                 continue;
             };
@@ -312,7 +403,7 @@ fn check_routes(system: &System, d: &mut Diagnostics) {
     };
     for service in &system.services {
         if let Some(capability) = service.uses {
-            for route in capability_routes(capability) {
+            for route in capability_routes(service) {
                 seen.insert(
                     (route.method, shape(route.path)),
                     format!(
@@ -341,6 +432,7 @@ fn check_routes(system: &System, d: &mut Diagnostics) {
             } else {
                 seen.insert(key, here);
             }
+            check_route_roles(system, route, d);
             let Some(entity) = service.entity(&route.entity.value) else {
                 d.error(
                     route.entity.span,
@@ -387,6 +479,43 @@ fn check_routes(system: &System, d: &mut Diagnostics) {
     }
 }
 
+/// Roles a route requires must be declared under `auth.roles`, and make no sense on a public
+/// route.
+fn check_route_roles(system: &System, route: &Route, d: &mut Diagnostics) {
+    if route.roles.is_empty() {
+        return;
+    }
+    if route.public {
+        d.error(
+            route.span,
+            format!(
+                "route `{} {}` is public but requires roles",
+                route.method.as_str(),
+                route.path
+            ),
+        )
+        .hint("a role needs a signed-in user: remove `public: true` or `roles`");
+    }
+    let declared: Vec<&str> = system
+        .auth
+        .as_ref()
+        .map(|a| a.roles.iter().map(Name::as_str).collect())
+        .unwrap_or_default();
+    for role in &route.roles {
+        if !declared.contains(&role.as_str()) {
+            d.error(role.span, format!("unknown role `{}`", role.value))
+                .hint(
+                    did_you_mean(&role.value, declared.iter().copied()).unwrap_or_else(|| {
+                        format!(
+                            "declare it once: `auth: {{ roles: [user, admin, {}] }}`",
+                            role.value
+                        )
+                    }),
+                );
+        }
+    }
+}
+
 /// Every field of an emitted event must be filled from the entity: same name, or `<entity>_id`
 /// from `id`, with a type that fits.
 fn check_emit_contract(entity: &Entity, event: &Event, emit: &Name, d: &mut Diagnostics) {
@@ -429,19 +558,7 @@ fn check_events(system: &System, d: &mut Diagnostics) {
     let mut produced: BTreeSet<&str> = BTreeSet::new();
     let mut consumed: BTreeSet<&str> = BTreeSet::new();
     for service in &system.services {
-        produced.extend(
-            service
-                .routes
-                .iter()
-                .filter_map(|r| r.emit.as_ref())
-                .map(Name::as_str),
-        );
-        produced.extend(
-            [&service.auth_emit.registered, &service.auth_emit.logged_in]
-                .into_iter()
-                .flatten()
-                .map(Name::as_str),
-        );
+        produced.extend(service.emitted_events().map(Name::as_str));
         consumed.extend(service.consumers.iter().map(|c| c.event.as_str()));
     }
     for service in &system.services {

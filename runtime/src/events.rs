@@ -298,7 +298,7 @@ pub async fn relay(ctx: ServiceContext, mut stopping: watch::Receiver<bool>) {
                 }
             }
         };
-        if rounds % 600 == 0 {
+        if rounds.is_multiple_of(600) {
             let cutoff = timestamp(crate::db::now() - SENT_RETENTION);
             if let Err(error) = query(
                 "DELETE FROM svcgen_outbox WHERE published_at IS NOT NULL AND published_at < $1",

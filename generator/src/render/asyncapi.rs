@@ -72,29 +72,6 @@ fn envelope_schema(event: &Event, data: Value) -> Value {
     })
 }
 
-/// Producers and consumers of each event.
-fn parties(system: &System, event: &str) -> (Vec<String>, Vec<String>) {
-    let mut producers = Vec::new();
-    let mut consumers = Vec::new();
-    for service in &system.services {
-        let by_route = service
-            .routes
-            .iter()
-            .any(|r| r.emit.as_ref().is_some_and(|e| e.value == event));
-        let by_auth = [&service.auth_emit.registered, &service.auth_emit.logged_in]
-            .into_iter()
-            .flatten()
-            .any(|e| e.value == event);
-        if by_route || by_auth {
-            producers.push(service.name.value.clone());
-        }
-        if service.consumers.iter().any(|c| c.event.value == event) {
-            consumers.push(service.name.value.clone());
-        }
-    }
-    (producers, consumers)
-}
-
 /// The document, as YAML after `header`.
 pub fn document(system: &System, header: &str) -> String {
     let name = &system.name.value;
@@ -132,7 +109,7 @@ pub fn document(system: &System, header: &str) -> String {
                 } },
             }),
         );
-        let (producers, consumers) = parties(system, &event.name.value);
+        let (producers, consumers) = system.parties(&event.name.value);
         let reference = json!([{ "$ref": format!("#/channels/{key}/messages/{key}") }]);
         for producer in producers {
             operations.insert(

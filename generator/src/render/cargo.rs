@@ -12,6 +12,9 @@ use toml::{Table, Value};
 /// svcgen's own workspace manifest, read at build time.
 const SVCGEN_MANIFEST: &str = include_str!("../../../Cargo.toml");
 
+/// Crates compiled with optimizations even in development builds.
+const OPTIMIZED_IN_DEV: &[&str] = &["argon2", "blake2"];
+
 /// Crates generated code uses directly (everything else comes through `svcgen-runtime`).
 const EXTERNAL_DEPENDENCIES: &[&str] = &["axum", "chrono", "serde", "uuid"];
 
@@ -113,6 +116,11 @@ pub fn workspace(system: &System, options: &Options) -> String {
         out,
         "[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\ndebug = false\n"
     );
+    // Password hashing is deliberately expensive; unoptimized it makes every sign-in of a
+    // development build take a second.
+    for crypto in OPTIMIZED_IN_DEV {
+        let _ = write!(out, "\n[profile.dev.package.{crypto}]\nopt-level = 3\n");
+    }
     out
 }
 

@@ -177,12 +177,12 @@ struct ServiceView {
 }
 
 #[derive(Serialize)]
-struct EventView {
+struct EventView<'a> {
     name: String,
     description: String,
     fields: String,
-    producers: Vec<String>,
-    consumers: Vec<String>,
+    producers: Vec<&'a str>,
+    consumers: Vec<&'a str>,
 }
 
 /// The generated workspace's README: how to run it in each mode, its API and its events.
@@ -229,28 +229,7 @@ pub fn readme(system: &System, header: &str) -> String {
         .events
         .iter()
         .map(|event| {
-            let mut producers = Vec::new();
-            let mut consumers = Vec::new();
-            for service in &system.services {
-                let emits_route = service
-                    .routes
-                    .iter()
-                    .any(|r| r.emit.as_ref().is_some_and(|e| e.value == event.name.value));
-                let emits_auth = [&service.auth_emit.registered, &service.auth_emit.logged_in]
-                    .into_iter()
-                    .flatten()
-                    .any(|e| e.value == event.name.value);
-                if emits_route || emits_auth {
-                    producers.push(service.name.value.clone());
-                }
-                if service
-                    .consumers
-                    .iter()
-                    .any(|c| c.event.value == event.name.value)
-                {
-                    consumers.push(service.name.value.clone());
-                }
-            }
+            let (producers, consumers) = system.parties(&event.name.value);
             EventView {
                 name: event.name.value.clone(),
                 description: event.description.clone().unwrap_or_default(),

@@ -36,6 +36,25 @@ pub mod events {
         const NAME: &'static str = "user.logged_in";
     }
 
+    /// Someone asked to reset an account's password; carries the single-use token.
+    ///
+    /// Event `user.password_reset_requested`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct UserPasswordResetRequested {
+        /// `user_id`: uuid.
+        pub user_id: uuid::Uuid,
+        /// `token`: string.
+        pub token: String,
+        /// `expires_at`: timestamp.
+        pub expires_at: chrono::DateTime<chrono::Utc>,
+    }
+
+    impl Event for UserPasswordResetRequested {
+        const NAME: &'static str = "user.password_reset_requested";
+
+        const CRITICAL: bool = true;
+    }
+
     /// A note was written; for search and analytics consumers to come.
     ///
     /// Event `note.created`.

@@ -6,7 +6,9 @@
 //! the workspace README for the environment each mode reads.
 
 use svcgen_runtime::cli::{ServiceDef, SystemDef, no_consumers};
-use svcgen_runtime::gateway::{GatewayPolicy, GatewayRoute, RouteAuth, RoutePolicy};
+use svcgen_runtime::gateway::{
+    Cors, GatewayPolicy, GatewayRoute, RateLimit, RouteAuth, RoutePolicy, RouteRateLimit,
+};
 
 /// Everything the runtime needs to know about this system.
 static SYSTEM: SystemDef = SystemDef {
@@ -21,7 +23,7 @@ static SYSTEM: SystemDef = SystemDef {
             path: "/admin/notification/dead-letters",
             service: "notification",
             auth: RouteAuth::User,
-            roles: &[],
+            roles: &["admin"],
             policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
@@ -29,12 +31,52 @@ static SYSTEM: SystemDef = SystemDef {
             path: "/admin/notification/dead-letters/{id}/replay",
             service: "notification",
             auth: RouteAuth::User,
-            roles: &[],
+            roles: &["admin"],
             policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
             method: "POST",
             path: "/auth/login",
+            service: "auth",
+            auth: RouteAuth::Public,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "POST",
+            path: "/auth/logout",
+            service: "auth",
+            auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "GET",
+            path: "/auth/me",
+            service: "auth",
+            auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "POST",
+            path: "/auth/password-reset",
+            service: "auth",
+            auth: RouteAuth::Public,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "POST",
+            path: "/auth/password-reset/confirm",
+            service: "auth",
+            auth: RouteAuth::Public,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "POST",
+            path: "/auth/refresh",
             service: "auth",
             auth: RouteAuth::Public,
             roles: &[],
@@ -50,6 +92,14 @@ static SYSTEM: SystemDef = SystemDef {
         },
         GatewayRoute {
             method: "GET",
+            path: "/auth/users",
+            service: "auth",
+            auth: RouteAuth::User,
+            roles: &["admin"],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
+            method: "GET",
             path: "/notes",
             service: "notes",
             auth: RouteAuth::User,
@@ -62,7 +112,12 @@ static SYSTEM: SystemDef = SystemDef {
             service: "notes",
             auth: RouteAuth::User,
             roles: &[],
-            policy: RoutePolicy::DEFAULT,
+            policy: RoutePolicy {
+                per_ip: RouteRateLimit::Inherit,
+                per_user: RouteRateLimit::Inherit,
+                body_limit_bytes: Some(262144),
+                timeout_ms: None,
+            },
         },
         GatewayRoute {
             method: "GET",
@@ -97,7 +152,14 @@ static SYSTEM: SystemDef = SystemDef {
             policy: RoutePolicy::DEFAULT,
         },
     ],
-    gateway: GatewayPolicy::DEFAULT,
+    gateway: GatewayPolicy {
+        cors: Cors::DISABLED,
+        body_limit_bytes: 1048576,
+        timeout_ms: 30000,
+        per_ip: GatewayPolicy::DEFAULT.per_ip,
+        per_user: GatewayPolicy::DEFAULT.per_user,
+        credential_per_ip: Some(RateLimit::per_minute(10)),
+    },
     services: &[
         ServiceDef {
             name: notes_auth::SERVICE,

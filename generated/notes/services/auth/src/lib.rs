@@ -17,6 +17,6 @@ pub fn routes() -> Router<ServiceContext> {
     auth::routes(AuthEvents {
         registered: Some(notes_contracts::events::UserRegistered::NAME),
         logged_in: Some(notes_contracts::events::UserLoggedIn::NAME),
-        password_reset: None,
+        password_reset: Some(notes_contracts::events::UserPasswordResetRequested::NAME),
     })
 }

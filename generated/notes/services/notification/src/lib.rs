@@ -60,6 +60,28 @@ pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> 
             },
         )
         .await?;
+        ctx.subscribe::<notes_contracts::events::UserPasswordResetRequested, _, _>(
+            RetryPolicy {
+                attempts: 5,
+                ..RetryPolicy::default()
+            },
+            true,
+            |envelope, event, mut tx| async move {
+                notify::notify(
+                    &mut tx,
+                    envelope.id,
+                    event.user_id,
+                    "password_reset",
+                    &format!(
+                        "Your password reset code is {}; it works once, until {}.",
+                        event.token, event.expires_at
+                    ),
+                )
+                .await?;
+                Ok(tx)
+            },
+        )
+        .await?;
         Ok(())
     })
 }
