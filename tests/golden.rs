@@ -73,3 +73,33 @@ fn regenerating_in_place_touches_nothing() {
     );
     assert_eq!(report.unchanged, files.len());
 }
+
+#[test]
+fn asyncapi_documents_pass_the_asyncapi_parser() {
+    let tools = support::root().join("tests/tools");
+    if !tools.join("node_modules/@asyncapi/parser").is_dir() {
+        let message = "the AsyncAPI parser is not installed (npm ci --prefix tests/tools)";
+        if std::env::var_os("SVCGEN_REQUIRE_INFRA").is_some_and(|v| v == "1") {
+            panic!("{message} and SVCGEN_REQUIRE_INFRA=1");
+        }
+        eprintln!("SKIPPED: {message}");
+        return;
+    }
+    for example in EXAMPLES {
+        let document = support::root()
+            .join("generated")
+            .join(example)
+            .join("asyncapi.yaml");
+        let output = std::process::Command::new("node")
+            .arg(tools.join("asyncapi-check.mjs"))
+            .arg(&document)
+            .output()
+            .expect("node runs");
+        assert!(
+            output.status.success(),
+            "{} is not a valid AsyncAPI document:\n{}",
+            document.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
