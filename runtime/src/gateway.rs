@@ -742,11 +742,17 @@ fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
+/// 413. The body is refused unread, so the connection cannot carry another request: say so,
+/// or keep-alive clients would send their next request into a closed connection.
 fn payload_too_large(limit: u64) -> Response {
-    error_response(
+    let mut response = error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("request body too large (at most {limit} bytes)"),
-    )
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn gateway_timeout(service: &str, timeout: Duration) -> Response {
