@@ -96,7 +96,11 @@ fn generate_writes_a_workspace_and_keeps_user_files_on_regeneration() {
         .lines()
         .find(|l| l.starts_with("svcgen-runtime"))
         .unwrap();
-    let relative = line.split('"').nth(1).unwrap();
+    let relative = line
+        .split("path = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
     assert_eq!(
         out.join(relative).canonicalize().unwrap(),
         runtime,

@@ -1,5 +1,6 @@
 //! Events are never lost and never applied twice, proven on a generated system running
-//! distributed against the PostgreSQL and RabbitMQ of this machine: RabbitMQ made unreachable
+//! distributed against the PostgreSQL of this machine and its RabbitMQ, then its NATS
+//! JetStream (the same build, configured by `SVCGEN_BROKER_URL`): the broker made unreachable
 //! for more than 10 s while 500 requests come in, and the consuming service stopped while 100
 //! more do. The system is tests/systems/courier.yaml: `POST /messages` emits `message.sent`,
 //! which the notification service turns into one notification per message.
@@ -68,8 +69,21 @@ impl BrokerLink {
     }
 }
 
-fn courier() -> System {
-    System::generate("tests/systems/courier.yaml", "courier")
+/// Generated once per run; the tests take turns (each loads both cores on its own).
+fn courier() -> (System, std::sync::MutexGuard<'static, ()>) {
+    static GENERATED: std::sync::Once = std::sync::Once::new();
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    GENERATED.call_once(|| {
+        System::generate("tests/systems/courier.yaml", "courier");
+    });
+    (
+        System::existing(
+            &support::root().join("target/svcgen-tests/courier"),
+            "courier",
+        ),
+        turn,
+    )
 }
 
 /// Sends `count` messages for `recipient`, 16 at a time; every request must succeed.
@@ -131,21 +145,52 @@ async fn exactly_once(api: &Api, token: &str, expected: usize) {
     );
 }
 
+/// A broker the system can run on, reached through a [`BrokerLink`].
+struct Broker {
+    name: &'static str,
+    address: &'static str,
+    url: fn(u16) -> String,
+}
+
+const RABBITMQ: Broker = Broker {
+    name: "RabbitMQ",
+    address: "127.0.0.1:5672",
+    url: |port| format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+};
+
+const NATS: Broker = Broker {
+    name: "NATS",
+    address: "127.0.0.1:4222",
+    url: |port| format!("nats://127.0.0.1:{port}"),
+};
+
 #[test]
-fn no_event_is_lost_or_applied_twice_through_a_broker_outage_and_a_stopped_consumer() {
+fn no_event_is_lost_or_applied_twice_on_rabbitmq() {
+    outage_and_stopped_consumer(&RABBITMQ);
+}
+
+#[test]
+fn no_event_is_lost_or_applied_twice_on_nats() {
+    outage_and_stopped_consumer(&NATS);
+}
+
+/// The same system, configured for `broker` (not regenerated): 500 requests while the broker is
+/// unreachable for more than 10 s, then 100 while the consuming service is stopped.
+fn outage_and_stopped_consumer(broker: &Broker) {
     if !infrastructure(
-        "delivery e2e",
+        &format!("delivery e2e on {}", broker.name),
         &[
             ("PostgreSQL", "127.0.0.1:5432"),
-            ("RabbitMQ", "127.0.0.1:5672"),
+            (broker.name, broker.address),
         ],
     ) {
         return;
     }
-    let system = courier();
-    let link = BrokerLink::start("127.0.0.1:5672");
+    let (system, _turn) = courier();
+    let link = BrokerLink::start(broker.address);
     let run = format!(
-        "delivery_{}_{}",
+        "delivery_{}_{}_{}",
+        broker.name.to_lowercase(),
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -161,11 +206,11 @@ fn no_event_is_lost_or_applied_twice_through_a_broker_outage_and_a_stopped_consu
             "SVCGEN_INTERNAL_SECRET".to_string(),
             "delivery-internal-secret-0123456789abcdef0123".to_string(),
         ),
+        ("SVCGEN_BROKER_URL".to_string(), (broker.url)(link.port)),
         (
-            "SVCGEN_AMQP_URL".to_string(),
-            format!("amqp://guest:guest@127.0.0.1:{}/%2f", link.port),
+            "SVCGEN_BROKER_NAMESPACE".to_string(),
+            format!("{run}.events"),
         ),
-        ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
     ];
     let base = common.clone();
     let service_env = |service: &str| {

@@ -22,40 +22,7 @@ fn notes() -> System {
 
 #[test]
 fn generated_workspace_is_formatted_and_clippy_clean() {
-    // rustfmt on exactly the generated files (`cargo fmt --all` would also walk into the
-    // runtime's workspace through the path dependency).
-    let sources: Vec<_> = support::read_tree(&notes().workspace)
-        .into_keys()
-        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
-        .map(|path| notes().workspace.join(path))
-        .collect();
-    assert!(!sources.is_empty());
-    let fmt = Command::new("rustfmt")
-        .args(["--check", "--edition", "2024"])
-        .args(&sources)
-        .output()
-        .expect("rustfmt runs");
-    assert!(
-        fmt.status.success(),
-        "generated code is not rustfmt-formatted:\n{}",
-        String::from_utf8_lossy(&fmt.stdout)
-    );
-    let clippy = notes()
-        .cargo(&[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .output()
-        .expect("cargo clippy runs");
-    assert!(
-        clippy.status.success(),
-        "clippy found problems:\n{}",
-        String::from_utf8_lossy(&clippy.stderr)
-    );
+    harness::assert_formatted_and_clippy_clean(&notes());
 }
 
 /// The answer must be an error with a human message.

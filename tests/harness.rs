@@ -53,6 +53,14 @@ impl System {
         }
     }
 
+    /// A workspace generated earlier at `workspace`.
+    pub fn existing(workspace: &std::path::Path, name: &str) -> System {
+        System {
+            workspace: workspace.to_path_buf(),
+            name: name.into(),
+        }
+    }
+
     /// `cargo <sub-command> --manifest-path <workspace> <args...>` in the shared target dir.
     pub fn cargo(&self, args: &[&str]) -> Command {
         let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -241,4 +249,44 @@ pub async fn all_notifications(api: &Api, token: &str) -> Vec<Value> {
             None => return items,
         }
     }
+}
+
+/// The generated workspace is exactly what rustfmt would write, and clippy finds nothing in it
+/// with warnings denied.
+pub fn assert_formatted_and_clippy_clean(system: &System) {
+    // rustfmt on exactly the generated files (`cargo fmt --all` would also walk into the
+    // runtime's workspace through the path dependency).
+    let sources: Vec<_> = support::read_tree(&system.workspace)
+        .into_keys()
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .map(|path| system.workspace.join(path))
+        .collect();
+    assert!(!sources.is_empty());
+    let fmt = Command::new("rustfmt")
+        .args(["--check", "--edition", "2024"])
+        .args(&sources)
+        .output()
+        .expect("rustfmt runs");
+    assert!(
+        fmt.status.success(),
+        "generated code is not rustfmt-formatted:\n{}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
+    let clippy = system
+        .cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .output()
+        .expect("cargo clippy runs");
+    assert!(
+        clippy.status.success(),
+        "clippy found problems in {}:\n{}",
+        system.workspace.display(),
+        String::from_utf8_lossy(&clippy.stderr)
+    );
 }

@@ -36,6 +36,27 @@ pub struct System {
     pub events: Vec<Event>,
     /// Services, in spec order.
     pub services: Vec<Service>,
+    /// Message brokers the distributed mode can use (which one is configuration).
+    pub brokers: Vec<Broker>,
+}
+
+/// A message broker of distributed mode; embedded mode always has its in-process bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Broker {
+    /// RabbitMQ (AMQP 0-9-1).
+    Rabbitmq,
+    /// NATS JetStream.
+    Nats,
+}
+
+impl Broker {
+    /// The spec keyword, also the runtime's cargo feature.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Broker::Rabbitmq => "rabbitmq",
+            Broker::Nats => "nats",
+        }
+    }
 }
 
 impl System {

@@ -38,6 +38,7 @@ const TOP_KEYS: &[&str] = &[
     "stores",
     "events",
     "services",
+    "brokers",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "port",
@@ -139,7 +140,9 @@ impl Resolver<'_> {
                 Vec::new()
             }
         };
+        let brokers = self.brokers(top.get("brokers"));
         System {
+            brokers,
             name,
             description,
             gateway,
@@ -736,6 +739,35 @@ impl Resolver<'_> {
         }
     }
 
+    /// `brokers: [rabbitmq, nats]`; RabbitMQ when absent.
+    fn brokers(&mut self, node: Option<&Node>) -> Vec<Broker> {
+        let Some(node) = node else {
+            return vec![Broker::Rabbitmq];
+        };
+        let mut brokers = Vec::new();
+        for (text, span) in self.texts(node, "brokers") {
+            match text.as_str() {
+                "rabbitmq" => brokers.push(Broker::Rabbitmq),
+                "nats" => brokers.push(Broker::Nats),
+                other => {
+                    let hint = did_you_mean(other, ["rabbitmq", "nats"])
+                        .unwrap_or_else(|| "brokers: `rabbitmq`, `nats`".into());
+                    self.d
+                        .error(span, format!("unknown broker `{other}`"))
+                        .hint(hint);
+                }
+            }
+        }
+        if brokers.is_empty() {
+            self.d
+                .error(node.span, "`brokers` lists no broker")
+                .hint("e.g. `brokers: [rabbitmq]`");
+        }
+        brokers.sort();
+        brokers.dedup();
+        brokers
+    }
+
     /// A list of names, e.g. `[user, admin]`.
     fn names(&mut self, node: &Node, what: &str) -> Vec<Name> {
         match &node.kind {
@@ -795,6 +827,42 @@ impl Resolver<'_> {
                 self.d
                     .error(*span, format!("`{origin}` is not an origin"))
                     .hint("write `https://host[:port]` without a path, or `*`");
+            }
+        }
+        if origins.len() > 1 && origins.iter().any(|(o, _)| o == "*") {
+            self.d
+                .error(
+                    node.span,
+                    "origin `*` allows every origin and cannot be listed with others",
+                )
+                .hint("keep only `\"*\"`, or list the origins");
+        }
+        let methods = entries
+            .get("methods")
+            .map(|n| self.texts(n, "methods"))
+            .unwrap_or_default();
+        for (method, span) in &methods {
+            if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+                .contains(&method.as_str())
+            {
+                self.d
+                    .error(*span, format!("`{method}` is not an HTTP method"))
+                    .hint("methods: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+            }
+        }
+        let headers = entries
+            .get("headers")
+            .map(|n| self.texts(n, "headers"))
+            .unwrap_or_default();
+        for (header, span) in &headers {
+            if header.is_empty()
+                || !header
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                self.d
+                    .error(*span, format!("`{header}` is not a header name"))
+                    .hint("letters, digits and `-`, e.g. `x-request-id`");
             }
         }
         if credentials && origins.iter().any(|(o, _)| o == "*") {

@@ -212,6 +212,7 @@ pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
 /// Checks the whole model.
 pub fn validate(system: &System, d: &mut Diagnostics) {
     check_services(system, d);
+    check_single_notify_service(system, d);
     check_stores(system, d);
     check_auth(system, d);
     check_routes(system, d);
@@ -257,6 +258,27 @@ fn check_services(system: &System, d: &mut Diagnostics) {
                     .hint("add `uses: notify` to the service, or move the consumer to the service that has it");
             }
         }
+    }
+}
+
+fn check_single_notify_service(system: &System, d: &mut Diagnostics) {
+    let notify: Vec<&Service> = system
+        .services
+        .iter()
+        .filter(|s| s.uses == Some(Capability::Notify))
+        .collect();
+    for extra in notify.iter().skip(1) {
+        d.error(
+            extra.name.span,
+            format!(
+                "service `{}` is a second `notify` service: a system has one",
+                extra.name.value
+            ),
+        )
+        .hint(format!(
+            "consume the events in service `{}`",
+            notify[0].name.value
+        ));
     }
 }
 
@@ -417,6 +439,10 @@ fn check_routes(system: &System, d: &mut Diagnostics) {
     }
     for service in &system.services {
         for route in &service.routes {
+            if route.path == "/admin" || route.path.starts_with("/admin/") {
+                d.error(route.span, format!("`{}` is under `/admin`, which svcgen keeps for its own administration routes", route.path))
+                    .hint("pick another first segment, e.g. `/management/...`");
+            }
             let key = (route.method, shape(&route.path));
             let here = format!("service `{}`", service.name.value);
             if let Some(first) = seen.get(&key) {

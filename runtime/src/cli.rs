@@ -3,7 +3,8 @@
 //! * `run` — embedded: the gateway and every service in this process, a SQLite file per
 //!   service, the in-process bus. Nothing to install.
 //! * `gateway` — distributed: the gateway alone, calling services over HTTP.
-//! * `serve <service>` — distributed: one service, on PostgreSQL (or SQLite) and RabbitMQ.
+//! * `serve <service>` — distributed: one service, on PostgreSQL (or SQLite) and a message
+//!   broker (RabbitMQ or NATS JetStream, chosen by the URL in `SVCGEN_BROKER_URL`).
 //!
 //! Configuration comes from flags and environment variables (see the crate README).
 
@@ -105,7 +106,8 @@ enum Command {
         #[arg(long, env = "SVCGEN_PORT")]
         port: Option<u16>,
     },
-    /// Run one service alone, on $<S>_DATABASE_URL and the RabbitMQ at $SVCGEN_AMQP_URL.
+    /// Run one service alone, on $<S>_DATABASE_URL and the message broker at
+    /// $SVCGEN_BROKER_URL (RabbitMQ or NATS).
     Serve {
         /// The service to run.
         service: String,
@@ -308,19 +310,12 @@ async fn run_service(
         &db_variable,
         "the service's database, postgres://... or sqlite://...",
     )?;
-    let amqp_url = required_env(
-        "SVCGEN_AMQP_URL",
-        "the RabbitMQ server, e.g. amqp://guest:guest@127.0.0.1:5672/%2f",
-    )?;
-    let exchange = std::env::var("SVCGEN_AMQP_EXCHANGE")
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or_else(|| format!("{}.events", system.name));
+    let broker = broker_from_env(system, &process_env)?;
 
     let db = start_database(service, &db_url).await?;
-    let bus = Bus::rabbitmq(&amqp_url, &exchange)
+    let bus = Bus::connect(&broker.url, &broker.namespace)
         .await
-        .context("cannot connect to RabbitMQ ($SVCGEN_AMQP_URL)")?;
+        .with_context(|| format!("cannot use the message broker (${})", broker.url_variable))?;
     let ctx = ServiceContext {
         service: service.name,
         db: db.clone(),
@@ -562,6 +557,42 @@ fn apply_auth_env(
 /// A variable's value, `None` when unset or blank.
 fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     env(name).filter(|value| !value.trim().is_empty())
+}
+
+/// Where `serve` finds its message broker.
+#[derive(Debug, PartialEq, Eq)]
+struct BrokerConfig {
+    /// `amqp://...` (RabbitMQ) or `nats://...` (NATS).
+    url: String,
+    /// The variable `url` came from, for error messages (the URL itself may hold a password).
+    url_variable: &'static str,
+    /// RabbitMQ's exchange, or the prefix of NATS subjects.
+    namespace: String,
+}
+
+/// `SVCGEN_BROKER_URL`, or the older `SVCGEN_AMQP_URL` when it is not set; the namespace from
+/// `SVCGEN_BROKER_NAMESPACE`, or the older `SVCGEN_AMQP_EXCHANGE`, or `<system>.events`.
+fn broker_from_env(
+    system: &SystemDef,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<BrokerConfig> {
+    let (url, url_variable) = match env_value(env, "SVCGEN_BROKER_URL") {
+        Some(url) => (url, "SVCGEN_BROKER_URL"),
+        None => match env_value(env, "SVCGEN_AMQP_URL") {
+            Some(url) => (url, "SVCGEN_AMQP_URL"),
+            None => bail!(
+                "SVCGEN_BROKER_URL is not set (the message broker: amqp://guest:guest@127.0.0.1:5672/%2f for RabbitMQ, nats://127.0.0.1:4222 for NATS)"
+            ),
+        },
+    };
+    let namespace = env_value(env, "SVCGEN_BROKER_NAMESPACE")
+        .or_else(|| env_value(env, "SVCGEN_AMQP_EXCHANGE"))
+        .unwrap_or_else(|| format!("{}.events", system.name));
+    Ok(BrokerConfig {
+        url,
+        url_variable,
+        namespace: namespace.trim().to_owned(),
+    })
 }
 
 fn required_env(variable: &str, meaning: &str) -> anyhow::Result<String> {

@@ -742,8 +742,8 @@ fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
-/// 413. The body is refused unread, so the connection cannot carry another request: say so,
-/// or keep-alive clients would send their next request into a closed connection.
+/// The 413 answer. The body is refused unread, so the connection cannot carry another request:
+/// say so, or keep-alive clients would send their next request into a closed connection.
 fn payload_too_large(limit: u64) -> Response {
     let mut response = error_response(
         StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,7 +7,7 @@
 //! * [`http`] — JSON errors and extractors (bad input is always a 4xx with a message);
 //! * [`validate`] — input validation that reports every problem at once;
 //! * [`identity`] — access tokens at the gateway, internal tokens between gateway and services;
-//! * [`bus`] — CloudEvents over an in-process bus or RabbitMQ, with retries;
+//! * [`bus`] — CloudEvents over an in-process bus, RabbitMQ or NATS JetStream, with retries;
 //! * [`service`] — a service's HTTP app (health, internal-credential check, request ids);
 //! * [`gateway`] — the API gateway;
 //! * [`capability`] — built-in services (`auth`, `notify`);

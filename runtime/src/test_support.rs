@@ -15,7 +15,10 @@ use crate::db::Db;
 use crate::service::Settings;
 
 pub(crate) const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[cfg(feature = "rabbitmq")]
 pub(crate) const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+#[cfg(feature = "nats")]
+pub(crate) const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// True when something listens on the local port.
 pub(crate) fn reachable(port: u16) -> bool {
@@ -35,6 +38,48 @@ pub(crate) fn infra_available(port: u16, what: &str, test: &str) -> bool {
     }
     println!("SKIPPED: {reason}");
     false
+}
+
+/// A namespace of its own for one NATS test; its stream, and with it every consumer the test
+/// created, is deleted when the guard goes out of scope, also when the test fails.
+#[cfg(feature = "nats")]
+pub(crate) struct NatsNamespace {
+    pub(crate) name: String,
+}
+
+#[cfg(feature = "nats")]
+impl NatsNamespace {
+    pub(crate) fn new() -> Self {
+        NatsNamespace {
+            name: format!("svcgen-test-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+}
+
+#[cfg(feature = "nats")]
+impl Drop for NatsNamespace {
+    fn drop(&mut self) {
+        let stream = crate::bus::nats::Names::new(&self.name).stream().to_owned();
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread with a
+        // runtime of its own.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let client = async_nats::connect(NATS_URL).await?;
+                let jetstream = async_nats::jetstream::new(client.clone());
+                let deleted = jetstream.delete_stream(&stream).await.map(|_| ());
+                let _ = client.drain().await;
+                deleted.map_err(async_nats::Error::from)
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Ok(()))) {
+            eprintln!("warning: could not delete NATS stream of {}", self.name);
+        }
+    }
 }
 
 /// A fresh SQLite database in a temporary directory (removed with the guard).

@@ -86,11 +86,18 @@ pub fn workspace(system: &System, options: &Options) -> String {
     for dependency in EXTERNAL_DEPENDENCIES {
         let _ = writeln!(out, "{dependency} = {}", inline(&pinned(dependency)));
     }
-    let _ = writeln!(
-        out,
-        "svcgen-runtime = {}",
-        inline(&path_dependency(&options.runtime_path))
-    );
+    // Only the brokers the spec names are compiled into the system.
+    let mut runtime = path_dependency(&options.runtime_path);
+    if let Value::Table(table) = &mut runtime {
+        table.insert("default-features".into(), Value::Boolean(false));
+        let features = system
+            .brokers
+            .iter()
+            .map(|b| Value::String(b.keyword().into()))
+            .collect();
+        table.insert("features".into(), Value::Array(features));
+    }
+    let _ = writeln!(out, "svcgen-runtime = {}", inline(&runtime));
     let _ = writeln!(
         out,
         "{} = {}",

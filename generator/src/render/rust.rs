@@ -3,7 +3,7 @@
 
 use crate::ident::{self, rust_ident, rust_joined, rust_type, sql};
 use crate::model::*;
-use crate::validate::{emit_source, placeholders};
+use crate::validate::emit_source;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::BTreeMap;
@@ -110,6 +110,12 @@ pub fn contracts(system: &System) -> TokenStream {
             }
         }
     });
+    let imports = (!system.events.is_empty()).then(|| {
+        quote! {
+            use serde::{Deserialize, Serialize};
+            use svcgen_runtime::bus::Event;
+        }
+    });
     let crate_doc = inner_doc(&format!(
         "Contracts of the {} system: the events its services exchange.",
         system.name.value
@@ -119,8 +125,7 @@ pub fn contracts(system: &System) -> TokenStream {
 
         /// Event payloads, one type per event of the spec.
         pub mod events {
-            use serde::{Deserialize, Serialize};
-            use svcgen_runtime::bus::Event;
+            #imports
 
             #(#events)*
         }
@@ -166,11 +171,16 @@ fn auth_service(system: &System, service: &Service) -> TokenStream {
     let registered = event(&service.auth_emit.registered);
     let logged_in = event(&service.auth_emit.logged_in);
     let password_reset = event(&service.auth_emit.password_reset);
+    let event_trait = service.auth_emit.events().next().is_some().then(|| {
+        quote!(
+            use svcgen_runtime::bus::Event as _;
+        )
+    });
     quote! {
         #doc
 
         use axum::Router;
-        use svcgen_runtime::bus::Event as _;
+        #event_trait
         use svcgen_runtime::capability::auth::{self, AuthEvents};
         use svcgen_runtime::service::ServiceContext;
 
@@ -212,12 +222,18 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
         let critical = consumer.critical;
         let (format, arguments) = message_format(&message.value);
         let arguments = arguments.iter().map(|a| rust_ident(a));
-        let message_expr = if placeholders(&message.value).is_empty() {
-            let text = lit(&format.replace("{{", "{").replace("}}", "}"));
-            quote!(#text)
-        } else {
-            let format = lit(&format);
-            quote!(&format!(#format, #(event.#arguments),*))
+        let arguments: Vec<_> = arguments.collect();
+        let message_expr = match arguments.as_slice() {
+            [] => {
+                let text = lit(&format.replace("{{", "{").replace("}}", "}"));
+                quote!(#text)
+            }
+            // The message is one field as it is.
+            [only] if format == "{}" => quote!(&event.#only.to_string()),
+            _ => {
+                let format = lit(&format);
+                quote!(&format!(#format, #(event.#arguments),*))
+            }
         };
         quote! {
             ctx.subscribe::<#contracts::events::#ty, _, _>(
@@ -312,7 +328,22 @@ impl EntityNames {
 fn entity_service(system: &System, service: &Service) -> TokenStream {
     let doc = service_doc(service);
     let constant = service_const(service);
-    let entities = service.entities.iter().map(entity_items);
+    // Rows are read back only by routes that get, list, change or delete them.
+    let reads = |entity: &Entity| {
+        service
+            .routes
+            .iter()
+            .any(|r| r.entity.value == entity.name.value && r.operation != Operation::Create)
+    };
+    let entities = service
+        .entities
+        .iter()
+        .map(|entity| entity_items(entity, reads(entity)));
+    let row_imports = if service.entities.iter().any(reads) {
+        quote!(DbError, Row,)
+    } else {
+        TokenStream::new()
+    };
     let handlers = service.routes.iter().map(|route| {
         let entity = service.entity(&route.entity.value).expect("validated");
         handler(system, entity, route)
@@ -368,7 +399,7 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
         #status
         use axum::{routing, Router};
         use serde::{Deserialize, Serialize};
-        use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
+        use svcgen_runtime::db::{self, #row_imports Migration, Migrations};
         use svcgen_runtime::http::{#(#http),*};
         #caller
         use svcgen_runtime::service::ServiceContext;
@@ -394,13 +425,13 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
 }
 
 /// Model, request bodies, validation and SQL helpers of one entity.
-fn entity_items(entity: &Entity) -> TokenStream {
+fn entity_items(entity: &Entity, read_back: bool) -> TokenStream {
     let names = EntityNames::of(entity);
     let EntityNames {
         model,
         new,
         patch,
-        from_row,
+        from_row: from_row_fn,
         ..
     } = &names;
     let columns = entity.columns();
@@ -449,8 +480,13 @@ fn entity_items(entity: &Entity) -> TokenStream {
         .iter()
         .filter_map(|f| {
             let ident = rust_ident(&f.name.value);
-            let inner = validation(&f.name.value, &f.ty, quote!(value));
-            (!inner.is_empty()).then(|| quote!(if let Some(value) = &self.#ident { #inner }))
+            // A nullable field of a patch is `Option<Option<T>>`: only a sent value is checked.
+            let (pattern, ty) = match &f.ty {
+                Type::Optional(inner) => (quote!(Some(Some(value))), inner.as_ref()),
+                other => (quote!(Some(value)), other),
+            };
+            let inner = validation(&f.name.value, ty, quote!(value));
+            (!inner.is_empty()).then(|| quote!(if let #pattern = &self.#ident { #inner }))
         })
         .collect();
     let checker = |checks: &[TokenStream]| {
@@ -484,6 +520,14 @@ fn entity_items(entity: &Entity) -> TokenStream {
         "Reads a `{entity_name}` from a row of `{}`.",
         names.select
     ));
+    let from_row = read_back.then(|| {
+        quote! {
+            #from_row_doc
+            fn #from_row_fn(row: &Row) -> Result<#model, DbError> {
+                Ok(#model { #(#row_fields)* })
+            }
+        }
+    });
     quote! {
         #model_doc
         #[derive(Debug, Clone, Serialize)]
@@ -522,10 +566,7 @@ fn entity_items(entity: &Entity) -> TokenStream {
             }
         }
 
-        #from_row_doc
-        fn #from_row(row: &Row) -> Result<#model, DbError> {
-            Ok(#model { #(#row_fields)* })
-        }
+        #from_row
     }
 }
 

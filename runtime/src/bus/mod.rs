@@ -1,5 +1,7 @@
-//! Events between services: one [`Bus`] API over an in-process backend (embedded runs) and
-//! RabbitMQ (distributed runs).
+//! Events between services: one [`Bus`] API over an in-process backend (embedded runs) and a
+//! message broker (distributed runs): RabbitMQ (cargo feature `rabbitmq`, on by default) or NATS
+//! JetStream (cargo feature `nats`). [`Bus::connect`] picks the broker from its URL; a system
+//! compiles only the brokers its spec names.
 //!
 //! Every event travels as a CloudEvents 1.0 [`Envelope`] whose `type` is the event's name
 //! (e.g. `user.registered`). Each consumer gets its own queue per event type, so every
@@ -8,6 +10,9 @@
 //! idempotency key).
 
 mod in_process;
+#[cfg(feature = "nats")]
+pub(crate) mod nats;
+#[cfg(feature = "rabbitmq")]
 mod rabbitmq;
 
 use std::panic::AssertUnwindSafe;
@@ -96,8 +101,11 @@ impl Envelope {
     }
 }
 
-/// What can go wrong publishing or subscribing.
+/// What can go wrong connecting, publishing or subscribing.
+///
+/// Non-exhaustive because the broker variants exist only when their backend is compiled in.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BusError {
     /// The event could not be serialized to JSON.
     #[error("cannot serialize event `{event_type}`: {message}")]
@@ -108,9 +116,29 @@ pub enum BusError {
         message: String,
     },
     /// The connection to RabbitMQ failed or an AMQP operation was refused.
+    #[cfg(feature = "rabbitmq")]
     #[error("message broker error: {0}")]
     Amqp(#[from] lapin::Error),
-    /// RabbitMQ negatively acknowledged a published event (it could not store it).
+    /// The connection to NATS failed or a JetStream operation was refused.
+    #[cfg(feature = "nats")]
+    #[error("message broker error (NATS): {0}")]
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The broker URL names a broker this build has no backend for, or is malformed. The
+    /// message never contains the URL itself, which may hold a password.
+    #[error("{0}")]
+    BrokerUrl(String),
+    /// The broker URL names a broker whose backend was not compiled in (its cargo feature is off
+    /// because the spec does not list it).
+    #[error(
+        "this system was generated without {broker} support; add `{feature}` to `brokers` in the spec"
+    )]
+    BrokerNotCompiled {
+        /// The broker, e.g. `NATS`.
+        broker: &'static str,
+        /// The cargo feature of `svcgen-runtime` and the spec's name for it, e.g. `nats`.
+        feature: &'static str,
+    },
+    /// The broker negatively acknowledged a published event (it could not store it).
     #[error("the message broker did not accept event `{event_type}`")]
     Rejected {
         /// The event type.
@@ -154,14 +182,57 @@ impl Bus {
         }
     }
 
+    /// The bus of a distributed run, on the broker `url` names: `amqp://` and `amqps://` are
+    /// RabbitMQ ([`Bus::rabbitmq`], `namespace` is the exchange), `nats://` is NATS JetStream
+    /// (`Bus::nats`, `namespace` prefixes the subjects). A broker that is not reachable yet is
+    /// not an error (events wait in the outbox); a URL whose backend is not compiled in is
+    /// ([`BusError::BrokerNotCompiled`]), and so is any other scheme ([`BusError::BrokerUrl`]).
+    pub async fn connect(url: &str, namespace: &str) -> Result<Bus, BusError> {
+        // Only the scheme is looked at (and ever shown): the rest may hold a password.
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.trim().to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("amqp" | "amqps") => rabbitmq_bus(url, namespace).await,
+            Some("nats") => nats_bus(url, namespace).await,
+            Some(other) => Err(BusError::BrokerUrl(format!(
+                "unsupported message broker URL scheme `{other}://`: use amqp:// or amqps:// (RabbitMQ) or nats:// (NATS)"
+            ))),
+            None => Err(BusError::BrokerUrl(
+                "the message broker URL has no scheme: use amqp://host... (RabbitMQ) or nats://host... (NATS)"
+                    .to_owned(),
+            )),
+        }
+    }
+
     /// RabbitMQ: a durable topic exchange `exchange`, persistent messages, publisher confirms,
     /// a durable queue per (consumer, event type) with a dead-letter exchange. Connections are
     /// made lazily and re-made after any failure, so a broker that is down at start or goes away
     /// for a while delays events and loses none (they wait in the outbox and in the queues).
+    #[cfg(feature = "rabbitmq")]
     pub async fn rabbitmq(amqp_url: &str, exchange: &str) -> Result<Bus, BusError> {
         let backend = rabbitmq::RabbitMq::new(amqp_url, exchange);
         if let Err(error) = backend.check().await {
             tracing::warn!(%error, "RabbitMQ is not reachable yet; events wait in the outbox until it is");
+        }
+        Ok(Bus {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// NATS JetStream, with the same guarantees as [`Bus::rabbitmq`]: a file-backed stream for
+    /// the subjects `<namespace>.>` that keeps each event until every consumer that existed when
+    /// it was published has acknowledged it, publishes confirmed by JetStream and deduplicated by
+    /// event id (`Nats-Msg-Id`), a durable pull consumer per (consumer, event type), and a
+    /// dead-letter subject per consumer. `url` is `nats://[user:password@]host[:port]`, several
+    /// separated by commas; this build has no TLS for NATS, so every host must be a loopback
+    /// address (`127.0.0.1`, `::1`, `localhost`). Connections are made lazily and re-made after
+    /// any failure, like RabbitMQ's.
+    #[cfg(feature = "nats")]
+    pub async fn nats(url: &str, namespace: &str) -> Result<Bus, BusError> {
+        let backend = nats::Nats::new(url, namespace)?;
+        if let Err(error) = backend.check().await {
+            tracing::warn!(%error, "NATS is not reachable yet; events wait in the outbox until it is");
         }
         Ok(Bus {
             backend: Arc::new(backend),
@@ -208,6 +279,32 @@ impl Bus {
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
     }
+}
+
+#[cfg(feature = "rabbitmq")]
+async fn rabbitmq_bus(url: &str, namespace: &str) -> Result<Bus, BusError> {
+    Bus::rabbitmq(url, namespace).await
+}
+
+#[cfg(not(feature = "rabbitmq"))]
+async fn rabbitmq_bus(_url: &str, _namespace: &str) -> Result<Bus, BusError> {
+    Err(BusError::BrokerNotCompiled {
+        broker: "RabbitMQ",
+        feature: "rabbitmq",
+    })
+}
+
+#[cfg(feature = "nats")]
+async fn nats_bus(url: &str, namespace: &str) -> Result<Bus, BusError> {
+    Bus::nats(url, namespace).await
+}
+
+#[cfg(not(feature = "nats"))]
+async fn nats_bus(_url: &str, _namespace: &str) -> Result<Bus, BusError> {
+    Err(BusError::BrokerNotCompiled {
+        broker: "NATS",
+        feature: "nats",
+    })
 }
 
 /// A consumer's handler with the event type erased: it gets the envelope and either applies

@@ -4,7 +4,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::mpsc;
 
 use super::*;
+#[cfg(feature = "rabbitmq")]
 use crate::test_support::{AMQP_URL, infra_available};
+
+#[cfg(feature = "nats")]
+mod nats;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Pinged {
@@ -215,6 +219,51 @@ async fn duplicate_subscriptions_are_refused() {
     ));
 }
 
+#[tokio::test]
+async fn connect_picks_the_backend_from_the_url_scheme() {
+    for url in [
+        "redis://user:hunter2@127.0.0.1:6379",
+        "user:hunter2@127.0.0.1:5672",
+    ] {
+        let error = Bus::connect(url, "x.events").await.unwrap_err();
+        assert!(matches!(error, BusError::BrokerUrl(_)), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+    // Nothing listens on port 9: the bus is made anyway, events wait in the outbox.
+    let amqp = Bus::connect("amqp://guest:guest@127.0.0.1:9/%2f", "x.events").await;
+    #[cfg(feature = "rabbitmq")]
+    {
+        let bus = amqp.expect("RabbitMQ is compiled in");
+        assert_eq!(bus.backend_name(), "rabbitmq");
+        bus.close().await;
+    }
+    #[cfg(not(feature = "rabbitmq"))]
+    assert_eq!(
+        amqp.unwrap_err().to_string(),
+        "this system was generated without RabbitMQ support; add `rabbitmq` to `brokers` in the spec"
+    );
+    let nats = Bus::connect("nats://127.0.0.1:9", "x.events").await;
+    #[cfg(feature = "nats")]
+    {
+        let bus = nats.expect("NATS is compiled in");
+        assert_eq!(bus.backend_name(), "nats");
+        bus.close().await;
+        let remote = Bus::connect("nats://user:hunter2@10.1.2.3:4222", "x.events")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            remote.contains("loopback") && !remote.contains("hunter2"),
+            "{remote}"
+        );
+    }
+    #[cfg(not(feature = "nats"))]
+    assert_eq!(
+        nats.unwrap_err().to_string(),
+        "this system was generated without NATS support; add `nats` to `brokers` in the spec"
+    );
+}
+
 #[test]
 fn retry_waits_grow_exponentially_with_jitter_below_the_ceiling() {
     let policy = RetryPolicy {
@@ -257,6 +306,7 @@ fn envelopes_serialize_as_cloudevents_with_trace_and_schema_version() {
 }
 
 /// Deletes what a RabbitMQ test declared, so test runs leave no queues or exchanges behind.
+#[cfg(feature = "rabbitmq")]
 async fn delete_rabbitmq_topology(exchange: &str, queues: &[String]) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
     let Ok(connection) =
@@ -279,6 +329,7 @@ async fn delete_rabbitmq_topology(exchange: &str, queues: &[String]) {
     let _ = connection.close(200, "done".into()).await;
 }
 
+#[cfg(feature = "rabbitmq")]
 fn test_queues(exchange: &str, consumers: &[&str]) -> Vec<String> {
     consumers
         .iter()
@@ -289,6 +340,7 @@ fn test_queues(exchange: &str, consumers: &[&str]) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn rabbitmq_round_trip_dead_letters_and_a_consumer_that_was_down() {
     if !infra_available(
@@ -332,6 +384,7 @@ async fn rabbitmq_round_trip_dead_letters_and_a_consumer_that_was_down() {
     delete_rabbitmq_topology(&exchange, &test_queues(&exchange, &["notification"])).await;
 }
 
+#[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn rabbitmq_dead_letter_exchange_keeps_what_the_consumer_could_not_store() {
     if !infra_available(

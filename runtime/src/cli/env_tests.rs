@@ -201,3 +201,40 @@ fn auth_settings_come_from_the_environment() {
     ]);
     assert!(error.contains("invalid argon2 parameters"), "{error}");
 }
+
+#[test]
+fn the_broker_comes_from_svcgen_broker_url_or_the_older_amqp_variables() {
+    let broker = |pairs: &[(&str, &str)]| broker_from_env(&SYSTEM, &env(pairs));
+    let error = format!("{:#}", broker(&[]).unwrap_err());
+    assert!(error.contains("SVCGEN_BROKER_URL is not set"), "{error}");
+    assert_eq!(
+        broker(&[("SVCGEN_AMQP_URL", "amqp://127.0.0.1:5672/%2f")]).unwrap(),
+        BrokerConfig {
+            url: "amqp://127.0.0.1:5672/%2f".to_owned(),
+            url_variable: "SVCGEN_AMQP_URL",
+            namespace: "envsys.events".to_owned(),
+        },
+        "the older variables keep working"
+    );
+    assert_eq!(
+        broker(&[
+            ("SVCGEN_AMQP_URL", "amqp://127.0.0.1:5672/%2f"),
+            ("SVCGEN_AMQP_EXCHANGE", "legacy.events"),
+            ("SVCGEN_BROKER_URL", "nats://127.0.0.1:4222"),
+        ])
+        .unwrap(),
+        BrokerConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            url_variable: "SVCGEN_BROKER_URL",
+            namespace: "legacy.events".to_owned(),
+        }
+    );
+    let chosen = broker(&[
+        ("SVCGEN_BROKER_URL", "nats://127.0.0.1:4222"),
+        ("SVCGEN_BROKER_NAMESPACE", "shop.events"),
+        ("SVCGEN_AMQP_EXCHANGE", "legacy.events"),
+        ("SVCGEN_AMQP_URL", "  "),
+    ])
+    .unwrap();
+    assert_eq!(chosen.namespace, "shop.events");
+}

@@ -8,9 +8,13 @@ use crate::bus::RetryPolicy;
 use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
 use crate::service::service_app;
-use crate::test_support::{
-    AMQP_URL, PgDatabase, call, infra_available, request, settings, sqlite_db,
-};
+#[cfg(any(feature = "rabbitmq", feature = "nats"))]
+use crate::test_support::infra_available;
+#[cfg(feature = "rabbitmq")]
+use crate::test_support::{AMQP_URL, PgDatabase};
+#[cfg(feature = "nats")]
+use crate::test_support::{NATS_URL, NatsNamespace};
+use crate::test_support::{call, request, settings, sqlite_db};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Sent {
@@ -130,14 +134,12 @@ async fn an_event_is_published_if_and_only_if_its_transaction_commits() {
     relay.await.unwrap();
 }
 
-#[tokio::test]
-async fn events_wait_in_the_outbox_while_the_broker_is_unreachable() {
+/// Every publish on `down` fails (its broker is unreachable): events wait in the outbox, and
+/// leave it once a working bus is there.
+#[cfg(any(feature = "rabbitmq", feature = "nats"))]
+async fn events_wait_in_the_outbox_while(down: Bus) {
     let (db, _dir) = sqlite_db().await;
     prepare(&db).await.unwrap();
-    // Nothing listens on port 9: every publish fails.
-    let down = Bus::rabbitmq("amqp://guest:guest@127.0.0.1:9/%2f", "svcgen-test-down")
-        .await
-        .unwrap();
     let producer = context("notes", &db, &down);
     for n in 0..3 {
         let mut tx = producer.begin().await.unwrap();
@@ -156,6 +158,26 @@ async fn events_wait_in_the_outbox_while_the_broker_is_unreachable() {
     assert_eq!((outcome.published, outcome.failed), (3, 0));
     assert_eq!(count(&db, "SELECT COUNT(*) AS n FROM effects").await, 3);
     assert_eq!(pending(&db).await.unwrap(), 0);
+    down.close().await;
+}
+
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
+async fn events_wait_in_the_outbox_while_the_broker_is_unreachable() {
+    // Nothing listens on port 9: every publish fails.
+    let down = Bus::connect("amqp://guest:guest@127.0.0.1:9/%2f", "svcgen-test-down")
+        .await
+        .unwrap();
+    events_wait_in_the_outbox_while(down).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn events_wait_in_the_outbox_while_nats_is_unreachable() {
+    let down = Bus::connect("nats://127.0.0.1:9", "svcgen-test-down")
+        .await
+        .unwrap();
+    events_wait_in_the_outbox_while(down).await;
 }
 
 #[tokio::test]
@@ -298,6 +320,20 @@ async fn poison_events_are_dead_lettered_and_replayed_once_in_process() {
     poison_then_replay(db, Bus::in_process()).await;
 }
 
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn poison_events_are_dead_lettered_and_replayed_once_on_nats_and_sqlite() {
+    if !infra_available(4222, "NATS", "poison_events_on_nats") {
+        return;
+    }
+    let namespace = NatsNamespace::new();
+    let (db, _dir) = sqlite_db().await;
+    let bus = Bus::connect(NATS_URL, &namespace.name).await.unwrap();
+    poison_then_replay(db.clone(), bus).await;
+    db.close().await;
+}
+
+#[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn poison_events_are_dead_lettered_and_replayed_once_on_rabbitmq_and_postgres() {
     if !infra_available(5672, "RabbitMQ", "poison_events_on_rabbitmq")
