@@ -188,15 +188,7 @@ fn outage_and_stopped_consumer(broker: &Broker) {
     }
     let (system, _turn) = courier();
     let link = BrokerLink::start(broker.address);
-    let run = format!(
-        "delivery_{}_{}_{}",
-        broker.name.to_lowercase(),
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
+    let run = harness::run_id(&format!("delivery_{}", broker.name.to_lowercase()));
     let mut common = vec![
         (
             "SVCGEN_JWT_SECRET".to_string(),
@@ -289,16 +281,7 @@ fn outage_and_stopped_consumer(broker: &Broker) {
     for process in [gateway, notification, messages, auth] {
         process.stop();
     }
-    for service in ["auth", "messages", "notification"] {
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS \"{run}_{service}\" WITH (FORCE)"),
-            ])
-            .output();
-    }
+    harness::drop_databases(
+        &["auth", "messages", "notification"].map(|service| format!("{run}_{service}")),
+    );
 }

@@ -9,11 +9,10 @@
 mod harness;
 mod support;
 
-use harness::{Api, Running, System, infrastructure, runtime};
+use harness::{Api, Distributed, Running, System, infrastructure, runtime};
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn notes() -> System {
@@ -375,6 +374,83 @@ async fn drive_notes_api(gateway: &str, tag: &str) -> (String, String) {
     let bob_items = notifications_until(&api, &bob.token, &["welcome"], 1).await;
     assert_eq!(bob_items.len(), 1, "bob sees only his own: {bob_items:?}");
 
+    // Password reset: always 202; the single-use token reaches the account's owner through the
+    // `user.password_reset_requested` event and the notification service.
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/auth/password-reset",
+            None,
+            Some(json!({"email": format!("nobody-{tag}@example.com")})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "no enumeration: unknown e-mails get 202 too"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/auth/password-reset",
+            None,
+            Some(json!({"email": alice_email})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let items = notifications_until(&api, &alice.token, &["password_reset"], 3).await;
+    let message = items
+        .iter()
+        .find(|n| n["kind"] == "password_reset")
+        .and_then(|n| n["message"].as_str())
+        .expect("a password reset notification");
+    let token = message
+        .split("code is ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the token in the message");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/auth/password-reset/confirm",
+            None,
+            Some(json!({"token": token, "password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/auth/password-reset/confirm",
+            None,
+            Some(json!({"token": token, "password": "once more please"})),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "a reset token works once",
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": alice_email, "password": "correct horse battery"})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "the old password");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": alice_email, "password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the new password: {body}");
+
     let kept = page["items"][0]["id"].as_str().unwrap().to_string();
     (alice_email, kept)
 }
@@ -412,18 +488,23 @@ fn embedded_mode_serves_the_whole_api_and_survives_a_restart() {
                 Method::POST,
                 "/auth/login",
                 None,
-                Some(json!({"email": email, "password": "correct horse battery"})),
+                Some(json!({"email": email, "password": "a brand new password"})),
             )
             .await;
-        assert_eq!(status, StatusCode::OK, "accounts survive a restart: {body}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "accounts (and the reset password) survive a restart: {body}"
+        );
         let token = body["access_token"].as_str().unwrap();
         let (status, body) = api
             .call(Method::GET, &format!("/notes/{kept}"), Some(token), None)
             .await;
         assert_eq!(status, StatusCode::OK, "notes survive a restart: {body}");
-        let items = notifications_until(&api, token, &["welcome"], 3).await;
+        // welcome, login, password_reset, login (new password), and this login.
+        let items = notifications_until(&api, token, &["welcome", "password_reset"], 5).await;
         assert!(
-            items.len() == 3,
+            items.len() == 5,
             "notifications survive a restart: {items:?}"
         );
     });
@@ -441,15 +522,8 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
     ) {
         return;
     }
-    let run = format!(
-        "e2e_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let mut common = vec![
+    let run = harness::run_id("e2e");
+    let env = vec![
         (
             "SVCGEN_JWT_SECRET".to_string(),
             "e2e-access-secret-0123456789abcdef0123456789".to_string(),
@@ -464,35 +538,18 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
         ),
         ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
     ];
-    let mut services = Vec::new();
-    let mut databases = Vec::new();
-    for service in ["auth", "notes", "notification"] {
-        let database = format!("{run}_{service}");
-        let mut env = common.clone();
-        env.push((
-            format!("{}_DATABASE_URL", service.to_uppercase()),
-            format!("postgres://postgres@127.0.0.1:5432/{database}"),
-        ));
-        databases.push(database);
-        services.push(Running::start(
-            &notes(),
-            service,
-            &["serve", service, "--port", "0"],
-            &env,
-        ));
-    }
-    for (service, running) in ["auth", "notes", "notification"].iter().zip(&services) {
-        common.push((
-            format!("SVCGEN_{}_URL", service.to_uppercase()),
-            running.url.clone(),
-        ));
-    }
-    let gateway = Running::start(&notes(), "gateway", &["gateway", "--port", "0"], &common);
+    let system = Distributed::start(
+        &notes(),
+        run.clone(),
+        &["auth", "notes", "notification"],
+        &env,
+        |_| Vec::new(),
+    );
 
     runtime().block_on(async {
-        drive_notes_api(&gateway.url, &run).await;
+        drive_notes_api(&system.gateway.url, &run).await;
         // The trust boundary: a service refuses requests that did not come through the gateway.
-        let notes = &services[1].url;
+        let notes = system.service_url("notes");
         let client = Client::new();
         let direct = client
             .get(format!("{notes}/notes"))
@@ -513,22 +570,7 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
             .unwrap();
         assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     });
-    gateway.stop();
-    for service in services {
-        service.stop();
-    }
-    for database in databases {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS \"{database}\""),
-            ])
-            .output();
-    }
+    system.stop();
 }
 
 /// A client whose connections come from `127.0.0.<host>`: one client per simulated person, so

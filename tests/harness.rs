@@ -105,7 +105,7 @@ impl Running {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .env("RUST_LOG", "warn,lapin=off");
+            .env("RUST_LOG", "warn,lapin=off,async_nats=off");
         for (key, value) in env {
             command.env(key, value);
         }
@@ -289,4 +289,120 @@ pub fn assert_formatted_and_clippy_clean(system: &System) {
         system.workspace.display(),
         String::from_utf8_lossy(&clippy.stderr)
     );
+}
+
+/// A name no other run uses, for databases, exchanges and streams: `<prefix>_<pid>_<millis>`.
+pub fn run_id(prefix: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    format!("{prefix}_{}_{millis}", std::process::id())
+}
+
+/// Drops the PostgreSQL databases a run created (also when its processes are still connected).
+pub fn drop_databases(databases: &[String]) {
+    for database in databases {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+            ))
+            .output();
+    }
+}
+
+/// A generated system running distributed: one `serve` process per service, each on a fresh
+/// PostgreSQL database of its own, and a gateway in front. Its databases are dropped with it.
+pub struct Distributed {
+    /// The run's unique name (database prefix).
+    pub run: String,
+    /// The services, in the order given, with their processes.
+    pub services: Vec<(String, Running)>,
+    /// The gateway.
+    pub gateway: Running,
+    databases: Databases,
+}
+
+/// PostgreSQL databases dropped when this is dropped, also when a test fails.
+struct Databases(Vec<String>);
+
+impl Drop for Databases {
+    fn drop(&mut self) {
+        drop_databases(&self.0);
+    }
+}
+
+impl Distributed {
+    /// Starts `services` of `system` with `env` (secrets, broker) plus, per service, its
+    /// database URL and `extra(service)`; then the gateway with every service's URL.
+    pub fn start(
+        system: &System,
+        run: String,
+        services: &[&str],
+        env: &[(String, String)],
+        extra: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Distributed {
+        let mut running = Vec::new();
+        let mut databases = Vec::new();
+        let mut gateway_env = env.to_vec();
+        for service in services {
+            let database = format!("{run}_{service}");
+            let mut service_env = env.to_vec();
+            service_env.push((
+                format!("{}_DATABASE_URL", service.to_uppercase()),
+                format!("postgres://postgres@127.0.0.1:5432/{database}"),
+            ));
+            service_env.extend(extra(service));
+            databases.push(database);
+            let process = Running::start(
+                system,
+                &format!("{run}-{service}"),
+                &["serve", service, "--port", "0"],
+                &service_env,
+            );
+            gateway_env.push((
+                format!("SVCGEN_{}_URL", service.to_uppercase()),
+                process.url.clone(),
+            ));
+            running.push((service.to_string(), process));
+        }
+        let gateway = Running::start(
+            system,
+            &format!("{run}-gateway"),
+            &["gateway", "--port", "0"],
+            &gateway_env,
+        );
+        Distributed {
+            run,
+            services: running,
+            gateway,
+            databases: Databases(databases),
+        }
+    }
+
+    /// Where `service` listens.
+    pub fn service_url(&self, service: &str) -> &str {
+        let (_, process) = self
+            .services
+            .iter()
+            .find(|(name, _)| name == service)
+            .expect("a started service");
+        &process.url
+    }
+
+    /// Stops every process with SIGTERM (each must exit cleanly), then drops the databases.
+    pub fn stop(self) {
+        let Distributed {
+            gateway,
+            services,
+            databases,
+            ..
+        } = self;
+        gateway.stop();
+        for (_, process) in services {
+            process.stop();
+        }
+        drop(databases);
+    }
 }

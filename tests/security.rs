@@ -13,7 +13,7 @@
 mod harness;
 mod support;
 
-use harness::{Running, System, infrastructure, runtime};
+use harness::{Distributed, Running, System, infrastructure, runtime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,7 +21,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The system's name: issuer and audience of its access tokens.
@@ -1873,18 +1872,11 @@ fn distributed_mode_withstands_the_attacks() {
     ) {
         return;
     }
-    let run = format!(
-        "sec_{}_{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
+    let run = harness::run_id("sec");
     // Production-grade secrets: 32+ bytes, no development words.
     let jwt_secret = format!("Jq7vX2mR9kL4pT8wZ3nB6cF1hY5sD0gA-{run}");
     let internal_secret = format!("Wm4tK8qP2xV7bN3rH9jC5fL1yG6dS0zE-{run}");
-    let mut common = vec![
+    let env = vec![
         ("SVCGEN_JWT_SECRET".to_string(), jwt_secret.clone()),
         (
             "SVCGEN_INTERNAL_SECRET".to_string(),
@@ -1896,64 +1888,32 @@ fn distributed_mode_withstands_the_attacks() {
         ),
         ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
     ];
-    let mut running = Vec::new();
-    let mut databases = Vec::new();
-    for service in ["auth", "notes", "notification"] {
-        let database = format!("{run}_{service}");
-        let mut env = common.clone();
-        env.push((
-            format!("{}_DATABASE_URL", service.to_uppercase()),
-            format!("postgres://postgres@127.0.0.1:5432/{database}"),
-        ));
-        if service == "auth" {
-            env.push(("SVCGEN_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()));
-            env.push(("SVCGEN_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()));
-        }
-        databases.push(database);
-        running.push(Running::start(
-            &notes(),
-            &format!("security-{service}"),
-            &["serve", service, "--port", "0"],
-            &env,
-        ));
-    }
-    for (service, process) in ["auth", "notes", "notification"].iter().zip(&running) {
-        common.push((
-            format!("SVCGEN_{}_URL", service.to_uppercase()),
-            process.url.clone(),
-        ));
-    }
-    let gateway = Running::start(
+    let system = Distributed::start(
         &notes(),
-        "security-gateway",
-        &["gateway", "--port", "0"],
-        &common,
+        run.clone(),
+        &["auth", "notes", "notification"],
+        &env,
+        |service| {
+            if service == "auth" {
+                vec![
+                    ("SVCGEN_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+                    ("SVCGEN_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+                ]
+            } else {
+                Vec::new()
+            }
+        },
     );
     let services = Services {
-        auth: running[0].url.clone(),
-        notes: running[1].url.clone(),
-        notification: running[2].url.clone(),
+        auth: system.service_url("auth").to_string(),
+        notes: system.service_url("notes").to_string(),
+        notification: system.service_url("notification").to_string(),
     };
     runtime().block_on(attack(
-        &gateway.url,
+        &system.gateway.url,
         Some(&services),
         jwt_secret.as_bytes(),
         internal_secret.as_bytes(),
     ));
-    gateway.stop();
-    for process in running {
-        process.stop();
-    }
-    for database in databases {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS \"{database}\""),
-            ])
-            .output();
-    }
+    system.stop();
 }

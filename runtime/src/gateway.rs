@@ -556,8 +556,16 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
             return too_many_requests(retry_after);
         }
     }
-    if declared_body_length(&request).is_some_and(|length| length > target.body_limit) {
-        return payload_too_large(target.body_limit);
+    if let Some(length) =
+        declared_body_length(&request).filter(|length| *length > target.body_limit)
+    {
+        // Read what the client is still sending before answering: a server that closes on a
+        // client in mid-upload resets the connection, and the client never sees the 413.
+        let drained = length <= DRAIN_LIMIT_BYTES
+            && tokio::time::timeout(DRAIN_TIMEOUT, drain(request.into_body()))
+                .await
+                .unwrap_or(false);
+        return payload_too_large(target.body_limit, !drained);
     }
     let token = match gateway
         .0
@@ -635,7 +643,8 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
     let answer = tokio::time::timeout(target.timeout, forwarded).await;
     // Whatever the service made of a body cut short, the client sent too much.
     if too_large.load(Ordering::Acquire) {
-        return payload_too_large(target.body_limit);
+        // The rest of the body was never read: this connection cannot carry another request.
+        return payload_too_large(target.body_limit, true);
     }
     match answer {
         Ok(response) => response,
@@ -742,16 +751,43 @@ fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
-/// The 413 answer. The body is refused unread, so the connection cannot carry another request:
-/// say so, or keep-alive clients would send their next request into a closed connection.
-fn payload_too_large(limit: u64) -> Response {
+/// Refused bodies up to this size are read and discarded, so that the client gets its 413 and
+/// can keep using the connection; larger ones are not worth the traffic.
+const DRAIN_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
+/// How long a refused body may take to arrive before the connection is closed on it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads a body to its end, discarding it; `false` when it fails or grows past the limit.
+async fn drain(body: Body) -> bool {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                read += bytes.len() as u64;
+                if read > DRAIN_LIMIT_BYTES {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The 413 answer. When the body was left unread (`close`), the connection cannot carry
+/// another request: say so (`Connection: close`), or keep-alive clients would send their next
+/// request into a closed connection.
+fn payload_too_large(limit: u64, close: bool) -> Response {
     let mut response = error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("request body too large (at most {limit} bytes)"),
     );
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if close {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

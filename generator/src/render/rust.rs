@@ -335,15 +335,27 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
             .iter()
             .any(|r| r.entity.value == entity.name.value && r.operation != Operation::Create)
     };
+    // ... and one row by id only by routes that get, change or delete it.
+    let finds = |entity: &Entity| {
+        service.routes.iter().any(|r| {
+            r.entity.value == entity.name.value
+                && matches!(
+                    r.operation,
+                    Operation::Get | Operation::Update | Operation::Delete
+                )
+        })
+    };
     let entities = service
         .entities
         .iter()
-        .map(|entity| entity_items(entity, reads(entity)));
-    let row_imports = if service.entities.iter().any(reads) {
-        quote!(DbError, Row,)
-    } else {
-        TokenStream::new()
-    };
+        .map(|entity| entity_items(entity, reads(entity), finds(entity)));
+    let mut row_imports = TokenStream::new();
+    if service.entities.iter().any(finds) {
+        row_imports.extend(quote!(Db,));
+    }
+    if service.entities.iter().any(reads) {
+        row_imports.extend(quote!(DbError, Row,));
+    }
     let handlers = service.routes.iter().map(|route| {
         let entity = service.entity(&route.entity.value).expect("validated");
         handler(system, entity, route)
@@ -425,7 +437,7 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
 }
 
 /// Model, request bodies, validation and SQL helpers of one entity.
-fn entity_items(entity: &Entity, read_back: bool) -> TokenStream {
+fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStream {
     let names = EntityNames::of(entity);
     let EntityNames {
         model,
@@ -528,6 +540,35 @@ fn entity_items(entity: &Entity, read_back: bool) -> TokenStream {
             }
         }
     });
+    let find = finds_one.then(|| {
+        let find_fn = rust_joined(&["find", entity_name]);
+        let not_found = lit(&format!("{entity_name} not found"));
+        let (owner_param, by_owner, owner_bind, whose) = match &entity.owner {
+            Some(owner) => (
+                quote!(, owner: uuid::Uuid),
+                format!(" AND {} = $2", sql(&owner.value)),
+                quote!(.bind(owner)),
+                " that belongs to `owner` (another user's is a 404 too, so ids leak nothing)",
+            ),
+            None => (TokenStream::new(), String::new(), TokenStream::new(), ""),
+        };
+        let sql_text = lit(&format!("{} WHERE \"id\" = $1{by_owner}", names.select));
+        let find_doc = doc(&format!(
+            "Reads the `{entity_name}` with this id{whose}; 404 when there is none."
+        ));
+        quote! {
+            #find_doc
+            async fn #find_fn(db: &Db, id: uuid::Uuid #owner_param) -> ApiResult<#model> {
+                let row = db::query(#sql_text)
+                    .bind(id)
+                    #owner_bind
+                    .fetch_optional(db)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(#not_found))?;
+                Ok(#from_row_fn(&row)?)
+            }
+        }
+    });
     quote! {
         #model_doc
         #[derive(Debug, Clone, Serialize)]
@@ -567,6 +608,8 @@ fn entity_items(entity: &Entity, read_back: bool) -> TokenStream {
         }
 
         #from_row
+
+        #find
     }
 }
 
@@ -722,29 +765,15 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
     } else {
         quote!(_caller: Caller,)
     };
-    let not_found = lit(&format!("{entity_name} not found"));
-    // `WHERE` for one row: by id, and by owner when rows belong to users.
-    let (by_id, by_id_binds) = match &owner_column {
-        Some(owner) => (
-            format!("WHERE \"id\" = $1 AND {owner} = $2"),
-            quote!(.bind(id).bind(caller.user_id)),
-        ),
-        None => ("WHERE \"id\" = $1".to_string(), quote!(.bind(id))),
-    };
     let find = {
-        let sql_text = lit(&format!("{select} {by_id}"));
+        let find_fn = rust_joined(&["find", entity_name]);
+        let owner = owned.then(|| quote!(, caller.user_id));
         let binding = if route.operation == Operation::Update {
             quote!(let mut row)
         } else {
             quote!(let row)
         };
-        quote! {
-            let row = db::query(#sql_text) #by_id_binds
-                .fetch_optional(&ctx.db)
-                .await?
-                .ok_or_else(|| ApiError::not_found(#not_found))?;
-            #binding = #from_row(&row)?;
-        }
+        quote!(#binding = #find_fn(&ctx.db, id #owner).await?;)
     };
     let emit = emit(system, entity, route);
     // A change and the event it emits commit together: the event goes to the outbox in the

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
-use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
+use svcgen_runtime::db::{self, Db, DbError, Migration, Migrations, Row};
 use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::service::ServiceContext;
@@ -131,6 +131,19 @@ fn note_from_row(row: &Row) -> Result<Note, DbError> {
     })
 }
 
+/// Reads the `note` with this id that belongs to `owner` (another user's is a 404 too, so ids leak nothing); 404 when there is none.
+async fn find_note(db: &Db, id: uuid::Uuid, owner: uuid::Uuid) -> ApiResult<Note> {
+    let row = db::query(
+            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("note not found"))?;
+    Ok(note_from_row(&row)?)
+}
+
 /// `POST /notes`: creates a `note` owned by the caller; emits `note.created`.
 async fn create_note(
     State(ctx): State<ServiceContext>,
@@ -216,15 +229,7 @@ async fn get_note(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<Note>> {
-    let row = db::query(
-            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
-        )
-        .bind(id)
-        .bind(caller.user_id)
-        .fetch_optional(&ctx.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("note not found"))?;
-    let row = note_from_row(&row)?;
+    let row = find_note(&ctx.db, id, caller.user_id).await?;
     Ok(Json(row))
 }
 
@@ -236,15 +241,7 @@ async fn update_note(
     Json(input): Json<NotePatch>,
 ) -> ApiResult<Json<Note>> {
     input.validate()?;
-    let row = db::query(
-            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
-        )
-        .bind(id)
-        .bind(caller.user_id)
-        .fetch_optional(&ctx.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("note not found"))?;
-    let mut row = note_from_row(&row)?;
+    let mut row = find_note(&ctx.db, id, caller.user_id).await?;
     input.apply(&mut row);
     row.updated_at = db::now();
     let mut tx = ctx.begin().await?;
@@ -277,15 +274,7 @@ async fn delete_note(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    let row = db::query(
-            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
-        )
-        .bind(id)
-        .bind(caller.user_id)
-        .fetch_optional(&ctx.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("note not found"))?;
-    let row = note_from_row(&row)?;
+    let row = find_note(&ctx.db, id, caller.user_id).await?;
     let mut tx = ctx.begin().await?;
     db::query("DELETE FROM \"note\" WHERE \"id\" = $1")
         .bind(row.id)
