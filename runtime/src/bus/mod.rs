@@ -395,6 +395,81 @@ impl RetryPolicy {
     }
 }
 
+/// How long a new subscription waits for its queue or consumer to exist before returning
+/// anyway (a broker that is down at start must not block the service; the supervisor keeps
+/// trying).
+#[cfg(any(feature = "rabbitmq", feature = "nats"))]
+const FIRST_CONSUME_WAIT: Duration = Duration::from_secs(10);
+/// Longest pause between two reconnection attempts of a subscription.
+#[cfg(any(feature = "rabbitmq", feature = "nats"))]
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+/// Consumes one subscription until its connection fails (`Err`) or the bus stops (`Ok`); fires
+/// `ready` once consumption has started.
+#[cfg(any(feature = "rabbitmq", feature = "nats"))]
+type Consume = Box<
+    dyn for<'a> Fn(
+            &'a Subscription,
+            &'a mut tokio::sync::watch::Receiver<bool>,
+            &'a mut Option<tokio::sync::oneshot::Sender<()>>,
+        ) -> BoxFuture<'a, Result<(), BusError>>
+        + Send
+        + Sync,
+>;
+
+/// Keeps a broker subscription consuming for as long as the bus runs: `consume` is started
+/// again after every connection failure, after a pause that grows up to
+/// [`MAX_RECONNECT_DELAY`], until `stopping` turns true. Returns the supervising task and a
+/// future that resolves once the first consumption has started (so that events published right
+/// after `subscribe` reach a queue), or after [`FIRST_CONSUME_WAIT`].
+#[cfg(any(feature = "rabbitmq", feature = "nats"))]
+fn supervise(
+    broker: &'static str,
+    subscription: Subscription,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    consume: Consume,
+) -> (
+    tokio::task::JoinHandle<()>,
+    BoxFuture<'static, Result<(), BusError>>,
+) {
+    let (consumer, event_type) = (subscription.consumer, subscription.event_type);
+    let (ready_sender, ready) = tokio::sync::oneshot::channel();
+    let supervisor = tokio::spawn(async move {
+        let mut ready = Some(ready_sender);
+        let mut failures = 0u32;
+        loop {
+            match consume(&subscription, &mut stopping, &mut ready).await {
+                Ok(()) => return,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(consumer, event_type, %error, "consumer disconnected; reconnecting");
+                }
+            }
+            let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
+                .min(MAX_RECONNECT_DELAY);
+            tokio::select! {
+                _ = stopping.changed() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    });
+    let started = async move {
+        if tokio::time::timeout(FIRST_CONSUME_WAIT, ready)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                consumer,
+                event_type,
+                "{broker} is not reachable; the consumer keeps trying in the background"
+            );
+        }
+        Ok(())
+    }
+    .boxed();
+    (supervisor, started)
+}
+
 /// How one event's delivery to one consumer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {

@@ -39,7 +39,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::{Mutex, Semaphore, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{Backend, BusError, Envelope, Outcome, Subscription, deliver};
+use super::{Backend, BusError, Consume, Envelope, Outcome, Subscription, deliver, supervise};
 
 /// CloudEvents' media type for an event in structured mode (attributes and data in the body).
 const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -64,11 +64,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 const RETRY_UNSETTLED_AFTER: Duration = Duration::from_secs(5);
 /// Window in which JetStream drops a second publish with the same `Nats-Msg-Id`.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How long a subscription waits for its consumer to exist before returning anyway (the broker
-/// may be down at start; the supervisor keeps trying).
-const FIRST_CONSUME_WAIT: Duration = Duration::from_secs(10);
-/// Longest wait between two reconnection attempts of a subscription.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// Limit of one connection attempt (a refused connection fails at once).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// At shutdown, how long handlers already running get to finish and acknowledge.
@@ -592,47 +587,17 @@ impl Backend for Nats {
             .boxed();
         }
         let (servers, names) = (self.servers.clone(), self.names.clone());
-        let mut stopping = self.stopping.subscribe();
-        let (ready_sender, ready) = oneshot::channel();
-        let supervisor = tokio::spawn(async move {
-            let mut ready = Some(ready_sender);
-            let mut failures = 0u32;
-            loop {
-                match consume(&servers, &names, &subscription, &mut stopping, &mut ready).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        failures += 1;
-                        tracing::warn!(consumer, event_type, %error, "consumer disconnected; reconnecting");
-                    }
-                }
-                let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
-                    .min(MAX_RECONNECT_DELAY);
-                tokio::select! {
-                    _ = stopping.changed() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
+        let consume: Consume = Box::new(move |subscription, stopping, ready| {
+            let (servers, names) = (servers.clone(), names.clone());
+            async move { consume(&servers, &names, subscription, stopping, ready).await }.boxed()
         });
+        let (supervisor, started) =
+            supervise("NATS", subscription, self.stopping.subscribe(), consume);
         self.supervisors
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(supervisor);
-        // Events published before the consumer exists would be kept for no one: wait until it
-        // does (bounded: a broker that is down must not block the service's start).
-        async move {
-            if tokio::time::timeout(FIRST_CONSUME_WAIT, ready)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    consumer,
-                    event_type,
-                    "NATS is not reachable; the consumer keeps trying in the background"
-                );
-            }
-            Ok(())
-        }
-        .boxed()
+        started
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -19,7 +19,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio::sync::{Mutex, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{Backend, BusError, Envelope, Outcome, Subscription, deliver};
+use super::{Backend, BusError, Consume, Envelope, Outcome, Subscription, deliver, supervise};
 
 /// CloudEvents' media type for an event in structured mode (attributes and data in the body).
 const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -28,11 +28,6 @@ const PERSISTENT: u8 = 2;
 /// Deliveries one subscription works on at once: a failing event waiting for its next attempt
 /// does not stop the others.
 const PREFETCH: u16 = 16;
-/// How long a subscription waits for its queue to exist before returning anyway (the broker may
-/// be down at start; the supervisor keeps trying).
-const FIRST_CONSUME_WAIT: Duration = Duration::from_secs(10);
-/// Longest wait between two reconnection attempts of a subscription.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 pub(super) struct RabbitMq {
     url: String,
@@ -302,45 +297,17 @@ impl Backend for RabbitMq {
 
     fn subscribe(&self, subscription: Subscription) -> BoxFuture<'_, Result<(), BusError>> {
         let (url, exchange) = (self.url.clone(), self.exchange.clone());
-        let mut stopping = self.stopping.subscribe();
-        let (ready_sender, ready) = oneshot::channel();
-        let supervisor = tokio::spawn(async move {
-            let mut ready = Some(ready_sender);
-            let mut failures = 0u32;
-            loop {
-                match consume(&url, &exchange, &subscription, &mut stopping, &mut ready).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        failures += 1;
-                        tracing::warn!(consumer = subscription.consumer, event_type = subscription.event_type,
-                            %error, "consumer disconnected; reconnecting");
-                    }
-                }
-                let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
-                    .min(MAX_RECONNECT_DELAY);
-                tokio::select! {
-                    _ = stopping.changed() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
+        let consume: Consume = Box::new(move |subscription, stopping, ready| {
+            let (url, exchange) = (url.clone(), exchange.clone());
+            async move { consume(&url, &exchange, subscription, stopping, ready).await }.boxed()
         });
+        let (supervisor, started) =
+            supervise("RabbitMQ", subscription, self.stopping.subscribe(), consume);
         self.supervisors
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(supervisor);
-        // Events published before the queue exists would reach no queue: wait until it does.
-        async move {
-            if tokio::time::timeout(FIRST_CONSUME_WAIT, ready)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    "the broker is not reachable; the consumer keeps trying in the background"
-                );
-            }
-            Ok(())
-        }
-        .boxed()
+        started
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
