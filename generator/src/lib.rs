@@ -15,6 +15,7 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod resolve;
+pub mod rpc;
 pub mod up;
 pub mod validate;
 pub mod write;

@@ -161,6 +161,8 @@ pub enum Engine {
     Sqlite,
     /// A PostgreSQL database.
     Postgres,
+    /// A MySQL or MariaDB database.
+    Mysql,
 }
 
 /// An event with a typed payload.
@@ -220,6 +222,8 @@ pub enum Type {
     List(Box<Type>),
     /// A value that may be absent.
     Optional(Box<Type>),
+    /// A structured value: a message or entity of the same service (`order_line`).
+    Message(String),
 }
 
 impl Type {
@@ -265,6 +269,7 @@ impl Type {
             Type::Timestamp => "timestamp".into(),
             Type::List(inner) => format!("[{}]", inner.spec_text()),
             Type::Optional(inner) => format!("{}?", inner.spec_text()),
+            Type::Message(name) => name.clone(),
         }
     }
 }
@@ -288,6 +293,14 @@ pub struct Service {
     pub routes: Vec<Route>,
     /// Events it consumes.
     pub consumers: Vec<Consumer>,
+    /// Structured types its routes and RPCs use (`messages:`).
+    pub messages: Vec<Message>,
+    /// The gRPC operations it serves to other services (`rpc:`).
+    pub rpcs: Vec<Rpc>,
+    /// The RPCs of other services it may call (`calls:`).
+    pub calls: Vec<RpcRef>,
+    /// Named integer values its SQL can use as `:name` (`constants:`).
+    pub constants: Vec<(Name, i64)>,
 }
 
 impl Service {
@@ -297,12 +310,243 @@ impl Service {
             .iter()
             .filter_map(|r| r.emit.as_ref())
             .chain(self.auth_emit.events().map(|(_, name)| name))
+            .chain(self.rpcs.iter().flat_map(|rpc| match &rpc.kind {
+                RpcKind::Sql(statements) => {
+                    statements.iter().filter_map(|s| s.emit.as_ref()).collect()
+                }
+                RpcKind::Get { .. } => Vec::new(),
+            }))
     }
 
     /// An entity by name.
     pub fn entity(&self, name: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.name.value == name)
     }
+
+    /// An RPC by name.
+    pub fn rpc(&self, name: &str) -> Option<&Rpc> {
+        self.rpcs.iter().find(|r| r.name.value == name)
+    }
+
+    /// The fields of a structured type this service knows: a message, an entity (every
+    /// column), or, in a service that uses `auth`, the built-in `user` account.
+    pub fn record(&self, name: &str) -> Option<Vec<Field>> {
+        if let Some(message) = self.messages.iter().find(|m| m.name.value == name) {
+            return Some(message.fields.clone());
+        }
+        if let Some(entity) = self.entity(name) {
+            let span = entity.name.span;
+            return Some(
+                entity
+                    .columns()
+                    .into_iter()
+                    .map(|c| Field {
+                        name: Name {
+                            value: c.name,
+                            span,
+                        },
+                        ty: c.ty,
+                    })
+                    .collect(),
+            );
+        }
+        if self.uses == Some(Capability::Auth) && name == "user" {
+            let span = self.name.span;
+            return Some(
+                auth_account_fields()
+                    .into_iter()
+                    .map(|(field, ty)| Field {
+                        name: Name {
+                            value: field.into(),
+                            span,
+                        },
+                        ty,
+                    })
+                    .collect(),
+            );
+        }
+        None
+    }
+}
+
+/// The fields of an account as the `auth` capability's built-in `user` record exposes it.
+pub fn auth_account_fields() -> Vec<(&'static str, Type)> {
+    vec![
+        ("id", Type::Uuid),
+        ("email", Type::Email),
+        (
+            "username",
+            Type::String {
+                min: None,
+                max: None,
+            },
+        ),
+        (
+            "roles",
+            Type::List(Box::new(Type::String {
+                min: None,
+                max: None,
+            })),
+        ),
+        ("created_at", Type::Timestamp),
+    ]
+}
+
+/// A named structured type (`messages:`).
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its name, e.g. `order_line`.
+    pub name: Name,
+    /// What it holds.
+    pub description: Option<String>,
+    /// Its fields.
+    pub fields: Vec<Field>,
+}
+
+/// A reference to another service's RPC: `product.ReserveStock`.
+#[derive(Debug, Clone)]
+pub struct RpcRef {
+    /// The service.
+    pub service: Name,
+    /// The RPC.
+    pub rpc: Name,
+    /// Where the reference was written.
+    pub span: Span,
+}
+
+impl RpcRef {
+    /// `service.Rpc`.
+    pub fn text(&self) -> String {
+        format!("{}.{}", self.service.value, self.rpc.value)
+    }
+}
+
+/// A gRPC operation a service serves.
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    /// Its name in PascalCase, e.g. `ReserveStock`.
+    pub name: Name,
+    /// What it does.
+    pub description: Option<String>,
+    /// Whether calling it twice has the effect of calling it once (callers may then retry).
+    pub idempotent: bool,
+    /// What backs it.
+    pub kind: RpcKind,
+    /// The request's fields.
+    pub request: Vec<Field>,
+    /// The response's fields.
+    pub response: Vec<Field>,
+}
+
+/// What backs an RPC.
+#[derive(Debug, Clone)]
+pub enum RpcKind {
+    /// One row of an entity (or the `auth` account) by id: request `{id}`, response the row
+    /// under the record's name; NOT_FOUND when there is none.
+    Get {
+        /// The entity (or `user`).
+        record: Name,
+    },
+    /// Named SQL statements run in one transaction.
+    Sql(Vec<Statement>),
+}
+
+/// One SQL statement of an RPC.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// The SQL, with `:name` parameters.
+    pub sql: String,
+    /// Where the SQL was written.
+    pub span: Span,
+    /// A list field of the request: the statement runs once per element, whose fields are
+    /// parameters too.
+    pub for_each: Option<Name>,
+    /// When each run must touch (or return) a row, the gRPC status otherwise.
+    pub expect: Option<Expectation>,
+    /// The response field the returned rows fill.
+    pub into: Option<Name>,
+    /// An event emitted for each returned row (columns named as its fields).
+    pub emit: Option<Name>,
+}
+
+/// The failure of a statement that touched no row.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// The gRPC status, e.g. `failed_precondition`.
+    pub status: Name,
+    /// The message, with `{field}` placeholders of the statement's parameters.
+    pub message: String,
+}
+
+/// gRPC status codes a spec can name, with the HTTP status the gateway maps them to.
+pub const RPC_STATUSES: &[(&str, u16)] = &[
+    ("invalid_argument", 400),
+    ("not_found", 404),
+    ("already_exists", 409),
+    ("permission_denied", 403),
+    ("failed_precondition", 409),
+    ("aborted", 409),
+    ("resource_exhausted", 429),
+    ("unavailable", 503),
+];
+
+/// A value in a route's steps: `$caller`, `$id`, `$input.items`, `$reserved.total_cents`,
+/// or a literal.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    /// The signed-in caller's user id.
+    Caller,
+    /// The id of the row the route creates.
+    Id,
+    /// A path into the request body (`input`) or a step's result.
+    Path {
+        /// `input` or a step's `as` name.
+        root: Name,
+        /// Field names below it.
+        fields: Vec<Name>,
+    },
+    /// A text literal.
+    Text(String),
+    /// An integer literal.
+    Int(i64),
+    /// A boolean literal.
+    Bool(bool),
+}
+
+/// One step of a route backed by a saga.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What the step does.
+    pub action: StepAction,
+    /// The name later steps use for its result.
+    pub name: Option<Name>,
+    /// What undoes it when a later step fails.
+    pub undo: Option<Call>,
+    /// Where the step was written.
+    pub span: Span,
+}
+
+/// An RPC call with its arguments.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The RPC.
+    pub target: RpcRef,
+    /// Request fields and their values.
+    pub with: Vec<(Name, Expr)>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum StepAction {
+    /// Call another service.
+    Call(Call),
+    /// Take a payment (mock provider): declined -> 402; undone by a refund.
+    Pay {
+        /// Amount in cents.
+        amount_cents: Expr,
+        /// Card number (optional: without one the charge goes on account).
+        card: Expr,
+    },
 }
 
 /// A built-in capability.
@@ -501,6 +745,12 @@ pub struct Route {
     pub body_limit: Option<u64>,
     /// This route's timeout, milliseconds.
     pub timeout_ms: Option<u64>,
+    /// The body's fields when they are not the entity's (`input:`).
+    pub input: Option<Vec<Field>>,
+    /// Steps run before the row is written (`steps:`), undone in reverse on failure.
+    pub steps: Vec<Step>,
+    /// Column values of the created row (`set:`).
+    pub set: Vec<(Name, Expr)>,
 }
 
 /// A consumer of an event.

@@ -1,6 +1,6 @@
 //! Stage 4, plan: every file of the generated workspace and what produces it, in a fixed order.
 
-use crate::model::System;
+use crate::model::{Engine, Service, System};
 use std::path::PathBuf;
 
 /// What produces one output file.
@@ -22,8 +22,14 @@ pub enum Producer {
     ServiceManifest(String),
     /// A service crate's `src/lib.rs`.
     ServiceLib(String),
-    /// A service's first migration for one engine (`sqlite` or `postgres`).
+    /// A service's first migration for one engine (`sqlite`, `postgres` or `mysql`).
     InitialMigration(String, &'static str),
+    /// A service's gRPC contract, `proto/<system>/<service>/v1/<service>.proto`.
+    Proto(String),
+    /// `proto/buf.yaml`: the contracts as a buf module (lint settings).
+    BufConfig,
+    /// `contracts/src/proto/<service>.rs`: Rust code of a service's gRPC contract.
+    ProtoRust(String),
     /// `system/Cargo.toml`.
     SystemManifest,
     /// `system/src/main.rs`: the binary that runs the system in any mode.
@@ -61,7 +67,14 @@ pub fn plan(system: &System) -> Vec<Planned> {
             Producer::ServiceLib(name.clone()),
         ));
         if service.uses.is_none() && !service.entities.is_empty() {
-            for engine in ["sqlite", "postgres"] {
+            // SQLite for embedded runs, plus the distributed engine its store declares.
+            let store = engine_name(store_engine(system, service));
+            let engines = if store == "sqlite" {
+                vec!["sqlite"]
+            } else {
+                vec!["sqlite", store]
+            };
+            for engine in engines {
                 files.push(planned(
                     &format!("{dir}/migrations/{engine}/0001_init.sql"),
                     Producer::InitialMigration(name.clone(), engine),
@@ -69,15 +82,166 @@ pub fn plan(system: &System) -> Vec<Planned> {
             }
         }
     }
+    for service in system.services.iter().filter(|s| !s.rpcs.is_empty()) {
+        let name = service.name.value.clone();
+        files.push(planned(
+            &format!("proto/{}", crate::render::proto_path(system, service)),
+            Producer::Proto(name.clone()),
+        ));
+        files.push(planned(
+            &format!("contracts/src/proto/{name}.rs"),
+            Producer::ProtoRust(name),
+        ));
+    }
+    if system.services.iter().any(|s| !s.rpcs.is_empty()) {
+        files.push(planned("proto/buf.yaml", Producer::BufConfig));
+    }
     files.push(planned("system/Cargo.toml", Producer::SystemManifest));
     files.push(planned("system/src/main.rs", Producer::SystemMain));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
 }
 
+/// The engine of a service's store in distributed mode; SQLite for a service without a store.
+pub fn store_engine(system: &System, service: &Service) -> Engine {
+    service
+        .store
+        .as_ref()
+        .and_then(|store| system.stores.iter().find(|st| st.name.value == store.value))
+        .map_or(Engine::Sqlite, |st| st.engine)
+}
+
+/// An engine as specs, migration directories and URL schemes name it.
+pub fn engine_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+        Engine::Mysql => "mysql",
+    }
+}
+
 fn planned(path: &str, producer: Producer) -> Planned {
     Planned {
         path: PathBuf::from(path),
         producer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    fn generate(engine: &str) -> BTreeMap<PathBuf, String> {
+        let spec = format!(
+            "system: guestbook
+services:
+  book:
+    store: book_db
+    entities:
+      entry:
+        fields:
+          name: string(1..60)
+          message: text
+          author: email
+          tags: \"[string]\"
+          pinned: bool
+          order: int
+          seen_at: timestamp?
+          a_field_name_long_enough_to_push_its_index_name_past_the_limit: string(..10)
+        indexes:
+          - [name, message]
+          - [author, order, seen_at, pinned, created_at]
+          - [a_field_name_long_enough_to_push_its_index_name_past_the_limit, author]
+    routes:
+      POST /entries: {{ create: entry, public: true }}
+      GET /entries/{{id}}: {{ get: entry, public: true }}
+stores:
+  book_db: {{ engine: {engine} }}
+"
+        );
+        let options = crate::Options {
+            spec_name: "guestbook.yaml".into(),
+            runtime_path: "../runtime".into(),
+        };
+        match crate::generate(&spec, &options) {
+            Ok((_, files)) => files,
+            Err(diagnostics) => panic!("{diagnostics:?}"),
+        }
+    }
+
+    fn migrations(files: &BTreeMap<PathBuf, String>) -> Vec<String> {
+        files
+            .keys()
+            .filter(|path| path.starts_with("services/book/migrations"))
+            .map(|path| path.display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn each_service_gets_sqlite_and_its_stores_distributed_engine() {
+        for (engine, expected) in [
+            ("postgres", vec!["postgres", "sqlite"]),
+            ("mysql", vec!["mysql", "sqlite"]),
+            ("sqlite", vec!["sqlite"]),
+        ] {
+            let files = generate(engine);
+            let expected: Vec<String> = expected
+                .iter()
+                .map(|e| format!("services/book/migrations/{e}/0001_init.sql"))
+                .collect();
+            assert_eq!(migrations(&files), expected, "{engine}");
+            let lib = &files[&PathBuf::from("services/book/src/lib.rs")];
+            for other in ["postgres", "mysql"] {
+                let included = format!("../migrations/{other}/0001_init.sql");
+                assert_eq!(lib.contains(&included), other == engine, "{engine}: {lib}");
+                if other != engine {
+                    assert!(lib.contains(&format!("{other}: &[],")), "{engine}: {lib}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mysql_migrations_use_mysql_types_quotes_and_indexable_text() {
+        let files = generate("mysql");
+        let sql = &files[&PathBuf::from("services/book/migrations/mysql/0001_init.sql")];
+        for expected in [
+            "CREATE TABLE `entry` (",
+            "`id` CHAR(36) NOT NULL PRIMARY KEY,",
+            // Indexed and bounded: a whole VARCHAR; indexed and unbounded: a prefix.
+            "`name` VARCHAR(60) NOT NULL,",
+            "`message` LONGTEXT NOT NULL,",
+            "`author` VARCHAR(254) NOT NULL,",
+            "`tags` JSON NOT NULL,",
+            "`pinned` BOOLEAN NOT NULL,",
+            "`order` BIGINT NOT NULL,",
+            "`seen_at` DATETIME(6),",
+            "`created_at` DATETIME(6) NOT NULL,",
+            ") DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;",
+            "CREATE INDEX `entry_name_message_idx` ON `entry` (`name`, `message`(255));",
+            "ON `entry` (`author`, `order`, `seen_at`, `pinned`, `created_at`);",
+        ] {
+            assert!(sql.contains(expected), "{expected}\n{sql}");
+        }
+        assert!(!sql.contains('"'), "{sql}");
+        // A derived index name over MySQL's 64 characters keeps 55 of them and a hash; a
+        // shorter one stays as it is.
+        assert!(sql.contains("`entry_author_order_seen_at_pinned_created_at_idx`"));
+        let index = sql
+            .lines()
+            .find(|line| {
+                line.contains(
+                    "(`a_field_name_long_enough_to_push_its_index_name_past_the_limit`, `author`)",
+                )
+            })
+            .expect("the index");
+        let name = index.split('`').nth(1).unwrap();
+        let full =
+            "entry_a_field_name_long_enough_to_push_its_index_name_past_the_limit_author_idx";
+        assert!(full.len() > 64);
+        assert_eq!(name.len(), 64, "{name}");
+        assert_eq!(name[..55], full[..55]);
+        assert!(name[56..].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
     }
 }

@@ -62,7 +62,25 @@ const SERVICE_KEYS: &[&str] = &[
     "entities",
     "routes",
     "on",
+    "messages",
+    "rpc",
+    "calls",
+    "constants",
 ];
+const MESSAGE_KEYS: &[&str] = &["description", "fields"];
+const RPC_KEYS: &[&str] = &[
+    "description",
+    "idempotent",
+    "get",
+    "request",
+    "response",
+    "sql",
+];
+const STATEMENT_KEYS: &[&str] = &["run", "for_each", "expect", "into", "emit"];
+const EXPECT_KEYS: &[&str] = &["status", "message"];
+const STEP_KEYS: &[&str] = &["call", "with", "as", "undo", "pay"];
+const CALL_KEYS: &[&str] = &["call", "with"];
+const PAY_KEYS: &[&str] = &["amount_cents", "card"];
 const AUTH_EMIT_KEYS: &[&str] = &["registered", "logged_in", "password_reset"];
 const ENTITY_KEYS: &[&str] = &["description", "owner", "fields", "indexes"];
 const ROUTE_KEYS: &[&str] = &[
@@ -77,6 +95,9 @@ const ROUTE_KEYS: &[&str] = &[
     "rate_limit",
     "body_limit",
     "timeout",
+    "input",
+    "steps",
+    "set",
 ];
 const CONSUMER_KEYS: &[&str] = &["notify", "critical", "attempts"];
 const NOTIFY_KEYS: &[&str] = &["user", "kind", "message"];
@@ -268,15 +289,18 @@ impl Resolver<'_> {
             None => Engine::Postgres,
             Some(node) => match node.as_str() {
                 Some("postgres") => Engine::Postgres,
+                Some("mysql") => Engine::Mysql,
                 Some("sqlite") => Engine::Sqlite,
                 other => {
-                    let hint = other.and_then(|o| did_you_mean(o, ["postgres", "sqlite"]));
+                    let hint = other.and_then(|o| did_you_mean(o, ["postgres", "mysql", "sqlite"]));
                     self.d
                         .error(
                             node.span,
                             format!("unknown store engine `{}`", other.unwrap_or("")),
                         )
-                        .hint(hint.unwrap_or_else(|| "engines: `postgres`, `sqlite`".into()));
+                        .hint(
+                            hint.unwrap_or_else(|| "engines: `postgres`, `mysql`, `sqlite`".into()),
+                        );
                     Engine::Postgres
                 }
             },
@@ -366,6 +390,25 @@ impl Resolver<'_> {
         });
         let routes = self.each(entries.get("routes"), "routes", |r, k, v| r.route(k, v));
         let consumers = self.each(entries.get("on"), "on", |r, k, v| r.consumer(k, v));
+        let messages = self.each(entries.get("messages"), "messages", |r, k, v| {
+            r.message(k, v)
+        });
+        let rpcs = self.each(entries.get("rpc"), "rpc", |r, k, v| r.rpc(k, v));
+        let calls = match entries.get("calls") {
+            Some(node) => self.seq(node, "`calls`", |r, item| r.rpc_ref(item)),
+            None => Vec::new(),
+        };
+        let constants = self.each(entries.get("constants"), "constants", |r, k, v| {
+            let name = r.name(k, "constant name")?;
+            let value = v.as_str().and_then(|t| t.parse::<i64>().ok());
+            if value.is_none() {
+                r.d.error(
+                    v.span,
+                    format!("constant `{}` must be a whole number", name.value),
+                );
+            }
+            Some((name, value?))
+        });
         if uses.is_some() && (entries.get("entities").is_some() || entries.get("routes").is_some())
         {
             let span = entries
@@ -388,7 +431,319 @@ impl Resolver<'_> {
             entities,
             routes,
             consumers,
+            messages,
+            rpcs,
+            calls,
+            constants,
         })
+    }
+
+    fn message(&mut self, key: &Node, value: &Node) -> Option<Message> {
+        let name = self.declared_name(key, "message name")?;
+        let is_described = matches!(&value.kind, Kind::Map(items)
+            if items.iter().any(|(k, _)| k.as_str() == Some("fields")));
+        let (description, fields) = if is_described {
+            let entries = self.entries(value, &format!("message `{}`", name.value), MESSAGE_KEYS);
+            let description = entries
+                .get("description")
+                .and_then(|n| self.text(n, "description"));
+            let fields = self.each(entries.get("fields"), "fields", |r, k, v| r.field(k, v));
+            (description, fields)
+        } else {
+            (
+                None,
+                self.each(Some(value), "fields", |r, k, v| r.field(k, v)),
+            )
+        };
+        if fields.is_empty() {
+            self.d.error(
+                value.span,
+                format!("message `{}` has no fields", name.value),
+            );
+        }
+        Some(Message {
+            name,
+            description,
+            fields,
+        })
+    }
+
+    fn rpc(&mut self, key: &Node, value: &Node) -> Option<Rpc> {
+        let text = self.text(key, "RPC name")?;
+        let pascal = text.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && text.chars().all(|c| c.is_ascii_alphanumeric());
+        if !pascal {
+            self.d
+                .error(
+                    key.span,
+                    format!("invalid RPC name `{text}`: use PascalCase, e.g. `GetProduct`"),
+                )
+                .hint(format!(
+                    "perhaps `{}`",
+                    ident::to_pascal(&ident::to_snake(&text))
+                ));
+        }
+        let name = Name {
+            value: text.clone(),
+            span: key.span,
+        };
+        let what = format!("RPC `{text}`");
+        let entries = self.entries(value, &what, RPC_KEYS);
+        let description = entries
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        let idempotent = entries
+            .get("idempotent")
+            .and_then(|n| self.flag(n, "`idempotent`"))
+            .unwrap_or(false);
+        let request = entries
+            .get("request")
+            .map(|n| self.each(Some(n), "request", |r, k, v| r.field(k, v)));
+        let response = entries
+            .get("response")
+            .map(|n| self.each(Some(n), "response", |r, k, v| r.field(k, v)));
+        let (kind, request, response) = match (entries.get("get"), entries.get("sql")) {
+            (Some(get), None) => {
+                let record = self.name(get, "entity name")?;
+                if let Some(node) = entries.get("request").or(entries.get("response")) {
+                    self.d
+                        .error(
+                            node.span,
+                            format!(
+                                "{what} is a `get`: its request is the id and its response the row"
+                            ),
+                        )
+                        .hint("remove `request` and `response`");
+                }
+                let id = Field {
+                    name: Name {
+                        value: "id".into(),
+                        span: get.span,
+                    },
+                    ty: Type::Uuid,
+                };
+                let row = Field {
+                    name: record.clone(),
+                    ty: Type::Message(record.value.clone()),
+                };
+                (RpcKind::Get { record }, vec![id], vec![row])
+            }
+            (None, Some(sql)) => {
+                let statements = self.seq(sql, "`sql`", |r, item| r.statement(item));
+                if request.is_none() || response.is_none() {
+                    self.d
+                        .error(
+                            value.span,
+                            format!("{what} runs SQL and needs `request` and `response`"),
+                        )
+                        .hint(
+                            "declare both, e.g. `request: { order_id: uuid }` and `response: {}`",
+                        );
+                }
+                (
+                    RpcKind::Sql(statements),
+                    request.unwrap_or_default(),
+                    response.unwrap_or_default(),
+                )
+            }
+            (Some(_), Some(sql)) => {
+                self.d
+                    .error(sql.span, format!("{what} has both `get` and `sql`"));
+                return None;
+            }
+            (None, None) => {
+                self.d
+                    .error(value.span, format!("{what} does nothing"))
+                    .hint("back it with `get: <entity>` or a list of `sql` statements");
+                return None;
+            }
+        };
+        Some(Rpc {
+            name,
+            description,
+            idempotent,
+            kind,
+            request,
+            response,
+        })
+    }
+
+    fn statement(&mut self, node: &Node) -> Option<Statement> {
+        let entries = self.entries(node, "an SQL statement", STATEMENT_KEYS);
+        let Some(run) = entries.get("run") else {
+            self.d
+                .error(node.span, "an SQL statement needs `run: <SQL>`");
+            return None;
+        };
+        let sql = self.text(run, "`run`")?;
+        let for_each = entries
+            .get("for_each")
+            .and_then(|n| self.name(n, "request field"));
+        let expect = match entries.get("expect") {
+            Some(e) => {
+                let e = self.entries(e, "`expect`", EXPECT_KEYS);
+                let status = e.get("status").and_then(|n| self.name(n, "status"));
+                let message = e.get("message").and_then(|n| self.text(n, "message"));
+                if status.is_none() || message.is_none() {
+                    self.d.error(node.span, "`expect` needs `status` and `message`")
+                        .hint("e.g. `expect: { status: failed_precondition, message: not enough stock }`");
+                }
+                Some(Expectation {
+                    status: status?,
+                    message: message?,
+                })
+            }
+            None => None,
+        };
+        let into = entries
+            .get("into")
+            .and_then(|n| self.name(n, "response field"));
+        let emit = entries.get("emit").and_then(|n| self.event_name(n));
+        Some(Statement {
+            sql,
+            span: run.span,
+            for_each,
+            expect,
+            into,
+            emit,
+        })
+    }
+
+    fn rpc_ref(&mut self, node: &Node) -> Option<RpcRef> {
+        let text = self.text(node, "RPC reference")?;
+        let Some((service, rpc)) = text.split_once('.') else {
+            self.d
+                .error(
+                    node.span,
+                    format!("`{text}` names no service: write `service.Rpc`"),
+                )
+                .hint("e.g. `product.ReserveStock`");
+            return None;
+        };
+        Some(RpcRef {
+            service: Name {
+                value: service.into(),
+                span: node.span,
+            },
+            rpc: Name {
+                value: rpc.into(),
+                span: node.span,
+            },
+            span: node.span,
+        })
+    }
+
+    fn step(&mut self, node: &Node) -> Option<Step> {
+        let entries = self.entries(node, "a step", STEP_KEYS);
+        let name = entries.get("as").and_then(|n| self.name(n, "step name"));
+        let undo = entries.get("undo").and_then(|n| self.call(n));
+        let action = match (entries.get("call"), entries.get("pay")) {
+            (Some(target), None) => StepAction::Call(Call {
+                target: self.rpc_ref(target)?,
+                with: self.assignments(entries.get("with")),
+            }),
+            (None, Some(pay)) => {
+                let pay = self.entries(pay, "`pay`", PAY_KEYS);
+                let amount = pay.get("amount_cents").and_then(|n| self.expr(n));
+                let card = pay.get("card").and_then(|n| self.expr(n));
+                if amount.is_none() {
+                    self.d.error(node.span, "`pay` needs `amount_cents`");
+                }
+                StepAction::Pay {
+                    amount_cents: amount?,
+                    card: card.unwrap_or(Expr::Text(String::new())),
+                }
+            }
+            _ => {
+                self.d.error(
+                    node.span,
+                    "a step either calls an RPC (`call`) or takes a payment (`pay`)",
+                );
+                return None;
+            }
+        };
+        Some(Step {
+            action,
+            name,
+            undo,
+            span: node.span,
+        })
+    }
+
+    /// An `undo`: `call: service.Rpc` with `with: { field: value }`.
+    fn call(&mut self, node: &Node) -> Option<Call> {
+        let entries = self.entries(node, "an undo call", CALL_KEYS);
+        let Some(target) = entries.get("call") else {
+            self.d.error(node.span, "an undo needs `call: service.Rpc`");
+            return None;
+        };
+        let target = self.rpc_ref(target)?;
+        let with = self.assignments(entries.get("with"));
+        Some(Call { target, with })
+    }
+
+    fn assignments(&mut self, node: Option<&Node>) -> Vec<(Name, Expr)> {
+        self.each(node, "with", |r, k, v| {
+            let name = r.name(k, "field name")?;
+            Some((name, r.expr(v)?))
+        })
+    }
+
+    fn expr(&mut self, node: &Node) -> Option<Expr> {
+        let text = self.text(node, "value")?;
+        let Some(path) = text.strip_prefix('$') else {
+            return Some(if let Ok(n) = text.parse::<i64>() {
+                Expr::Int(n)
+            } else if text == "true" || text == "false" {
+                Expr::Bool(text == "true")
+            } else {
+                Expr::Text(text)
+            });
+        };
+        let mut parts = path.split('.');
+        let root = parts.next().unwrap_or_default();
+        let name = |value: &str| Name {
+            value: value.into(),
+            span: node.span,
+        };
+        let fields: Vec<Name> = parts.map(name).collect();
+        match (root, fields.is_empty()) {
+            ("caller", true) => Some(Expr::Caller),
+            ("id", true) => Some(Expr::Id),
+            ("caller" | "id", false) => {
+                self.d.error(node.span, format!("`${root}` has no fields"));
+                None
+            }
+            (root, _) if ident::is_snake(root) => Some(Expr::Path {
+                root: name(root),
+                fields,
+            }),
+            _ => {
+                self.d.error(node.span, format!("invalid value `{text}`"))
+                    .hint("values: `$caller`, `$id`, `$input.<field>`, `$<step>.<field>`, or a literal");
+                None
+            }
+        }
+    }
+
+    /// Calls `each` for every item of a sequence.
+    fn seq<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        mut each: impl FnMut(&mut Self, &Node) -> Option<T>,
+    ) -> Vec<T> {
+        match &node.kind {
+            Kind::Seq(items) => items.iter().filter_map(|item| each(self, item)).collect(),
+            Kind::Null => Vec::new(),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be a list, found {}", node.shape()),
+                );
+                Vec::new()
+            }
+        }
     }
 
     fn entity(&mut self, key: &Node, value: &Node) -> Option<Entity> {
@@ -524,6 +879,22 @@ impl Resolver<'_> {
         }
         let body_limit = entries.get("body_limit").and_then(|n| self.size(n));
         let timeout_ms = entries.get("timeout").and_then(|n| self.duration_ms(n));
+        let input = entries
+            .get("input")
+            .map(|n| self.each(Some(n), "input", |r, k, v| r.field(k, v)));
+        let steps = match entries.get("steps") {
+            Some(node) => self.seq(node, "`steps`", |r, item| r.step(item)),
+            None => Vec::new(),
+        };
+        let set = self.assignments(entries.get("set"));
+        if operation != Operation::Create
+            && let Some((key, node)) = ["input", "steps", "set"]
+                .iter()
+                .find_map(|k| entries.get(k).map(|n| (k, n)))
+        {
+            self.d
+                .error(node.span, format!("`{key}` is only for `create` routes"));
+        }
         let needs_id = matches!(
             operation,
             Operation::Get | Operation::Update | Operation::Delete
@@ -562,6 +933,9 @@ impl Resolver<'_> {
             per_user,
             body_limit,
             timeout_ms,
+            input,
+            steps,
+            set,
         })
     }
 
@@ -1133,6 +1507,13 @@ pub fn parse_type(text: &str) -> Result<Type, (String, String)> {
         "uuid" => Ok(Type::Uuid),
         "email" => Ok(Type::Email),
         "timestamp" => Ok(Type::Timestamp),
+        // A message or entity of the service; the validator checks that it exists.
+        other
+            if ident::is_snake(other)
+                && did_you_mean(other, TYPE_NAMES.iter().copied()).is_none() =>
+        {
+            Ok(Type::Message(other.into()))
+        }
         other => {
             let word = other.split(['(', '[', '?']).next().unwrap_or(other);
             let hint = did_you_mean(word, TYPE_NAMES.iter().copied()).unwrap_or_else(|| {

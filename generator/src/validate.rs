@@ -217,6 +217,7 @@ pub fn validate(system: &System, d: &mut Diagnostics) {
     check_auth(system, d);
     check_routes(system, d);
     check_events(system, d);
+    crate::rpc::check(system, d);
 }
 
 fn check_services(system: &System, d: &mut Diagnostics) {

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::bus::{
     Bus, BusError, DeadLetterSink, Envelope, Event, Handler, RetryPolicy, Subscription, Undecodable,
 };
-use crate::db::{Db, DbError, SQLITE_TIMESTAMP_FORMAT, Tx, query};
+use crate::db::{Db, DbError, Engine, SQLITE_TIMESTAMP_FORMAT, Tx, query};
 use crate::http::{ApiError, ApiResult, Json};
 use crate::identity::Caller;
 use crate::service::ServiceContext;
@@ -53,9 +53,24 @@ const RELAY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 const SENT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Creates the outbox, inbox and dead-letter tables if they do not exist yet.
+///
+/// Every column is text or an integer on every engine (timestamps are fixed-width UTC text,
+/// whose order is time order), so the statements of this module bind the same values
+/// everywhere; the DDL, the inbox insert and the dead-letter upsert are written per engine.
 pub async fn prepare(db: &Db) -> Result<(), DbError> {
-    let statements: [&'static str; 5] = [
-        "CREATE TABLE IF NOT EXISTS svcgen_outbox (
+    let statements: &[&'static str] = match db.engine() {
+        Engine::Mysql => &MYSQL_TABLES,
+        Engine::Sqlite | Engine::Postgres => &TABLES,
+    };
+    for statement in statements {
+        query(statement).execute(db).await?;
+    }
+    Ok(())
+}
+
+/// The event tables on SQLite and PostgreSQL.
+const TABLES: [&str; 5] = [
+    "CREATE TABLE IF NOT EXISTS svcgen_outbox (
             id TEXT PRIMARY KEY,
             event_type TEXT NOT NULL,
             priority INTEGER NOT NULL,
@@ -63,15 +78,15 @@ pub async fn prepare(db: &Db) -> Result<(), DbError> {
             created_at TEXT NOT NULL,
             published_at TEXT
         )",
-        "CREATE INDEX IF NOT EXISTS svcgen_outbox_pending ON svcgen_outbox (published_at, priority, id)",
-        "CREATE TABLE IF NOT EXISTS svcgen_inbox (
+    "CREATE INDEX IF NOT EXISTS svcgen_outbox_pending ON svcgen_outbox (published_at, priority, id)",
+    "CREATE TABLE IF NOT EXISTS svcgen_inbox (
             consumer TEXT NOT NULL,
             event_id TEXT NOT NULL,
             event_type TEXT NOT NULL,
             handled_at TEXT NOT NULL,
             PRIMARY KEY (consumer, event_id)
         )",
-        "CREATE TABLE IF NOT EXISTS svcgen_dead_letters (
+    "CREATE TABLE IF NOT EXISTS svcgen_dead_letters (
             consumer TEXT NOT NULL,
             event_id TEXT NOT NULL,
             event_type TEXT NOT NULL,
@@ -81,13 +96,43 @@ pub async fn prepare(db: &Db) -> Result<(), DbError> {
             failed_at TEXT NOT NULL,
             PRIMARY KEY (consumer, event_id)
         )",
-        "CREATE INDEX IF NOT EXISTS svcgen_inbox_handled ON svcgen_inbox (handled_at)",
-    ];
-    for statement in statements {
-        query(statement).execute(db).await?;
-    }
-    Ok(())
-}
+    "CREATE INDEX IF NOT EXISTS svcgen_inbox_handled ON svcgen_inbox (handled_at)",
+];
+
+/// The event tables on MySQL: keyed and indexed text is CHAR/VARCHAR (MySQL indexes no TEXT
+/// without a prefix), the indexes are declared in the tables (MySQL has no `CREATE INDEX IF
+/// NOT EXISTS`), envelopes are LONGTEXT (TEXT stops at 64 KiB), and the binary collation keeps
+/// comparisons case-sensitive as on the other engines. Ids are uuids (36 characters),
+/// timestamps the 27 characters of [`SQLITE_TIMESTAMP_FORMAT`].
+const MYSQL_TABLES: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS svcgen_outbox (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        event_type VARCHAR(255) NOT NULL,
+        priority INTEGER NOT NULL,
+        envelope LONGTEXT NOT NULL,
+        created_at VARCHAR(32) NOT NULL,
+        published_at VARCHAR(32) NULL,
+        INDEX svcgen_outbox_pending (published_at, priority, id)
+    ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS svcgen_inbox (
+        consumer VARCHAR(255) NOT NULL,
+        event_id CHAR(36) NOT NULL,
+        event_type VARCHAR(255) NOT NULL,
+        handled_at VARCHAR(32) NOT NULL,
+        PRIMARY KEY (consumer, event_id),
+        INDEX svcgen_inbox_handled (handled_at)
+    ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS svcgen_dead_letters (
+        consumer VARCHAR(255) NOT NULL,
+        event_id CHAR(36) NOT NULL,
+        event_type VARCHAR(255) NOT NULL,
+        envelope LONGTEXT NOT NULL,
+        error LONGTEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        failed_at VARCHAR(32) NOT NULL,
+        PRIMARY KEY (consumer, event_id)
+    ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+];
 
 fn timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format(SQLITE_TIMESTAMP_FORMAT).to_string()
@@ -205,9 +250,12 @@ impl ServiceContext {
                 let event = serde_json::from_value::<E>(envelope.data.clone())
                     .map_err(|error| anyhow::Error::new(Undecodable(error.to_string())))?;
                 let mut tx = db.begin().await?;
-                let fresh = query(
-                    "INSERT INTO svcgen_inbox (consumer, event_id, event_type, handled_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
+                let fresh = query(match tx.engine() {
+                    // MySQL has no ON CONFLICT; INSERT IGNORE skips the duplicate key, and
+                    // every value fits its column, so it ignores nothing else.
+                    Engine::Mysql => "INSERT IGNORE INTO svcgen_inbox (consumer, event_id, event_type, handled_at) VALUES ($1, $2, $3, $4)",
+                    Engine::Sqlite | Engine::Postgres => "INSERT INTO svcgen_inbox (consumer, event_id, event_type, handled_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                })
                 .bind(consumer)
                 .bind(envelope.id.to_string())
                 .bind(envelope.event_type.clone())
@@ -262,20 +310,30 @@ async fn store_dead_letter(
     attempts: u32,
 ) -> Result<(), EventError> {
     let text = serde_json::to_string(envelope).map_err(|e| EventError::Encode(e.to_string()))?;
-    query(
-        "INSERT INTO svcgen_dead_letters (consumer, event_id, event_type, envelope, error, attempts, failed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (consumer, event_id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts, failed_at = excluded.failed_at",
-    )
-    .bind(consumer.to_owned())
-    .bind(envelope.id.to_string())
-    .bind(envelope.event_type.clone())
-    .bind(text)
-    .bind(error.to_owned())
-    .bind(i64::from(attempts))
-    .bind(timestamp(crate::db::now()))
-    .execute(db)
-    .await?;
+    let sql = match db.engine() {
+        // VALUES(column) rather than a row alias: MariaDB has no `AS new` alias, and MySQL
+        // still accepts VALUES() there.
+        Engine::Mysql => {
+            "INSERT INTO svcgen_dead_letters (consumer, event_id, event_type, envelope, error, attempts, failed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON DUPLICATE KEY UPDATE error = VALUES(error), attempts = VALUES(attempts), failed_at = VALUES(failed_at)"
+        }
+        Engine::Sqlite | Engine::Postgres => {
+            "INSERT INTO svcgen_dead_letters (consumer, event_id, event_type, envelope, error, attempts, failed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (consumer, event_id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts, failed_at = excluded.failed_at"
+        }
+    };
+    query(sql)
+        .bind(consumer.to_owned())
+        .bind(envelope.id.to_string())
+        .bind(envelope.event_type.clone())
+        .bind(text)
+        .bind(error.to_owned())
+        .bind(i64::from(attempts))
+        .bind(timestamp(crate::db::now()))
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -603,6 +603,11 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
     if let Ok(value) = HeaderValue::from_str(&token) {
         headers.insert(INTERNAL_HEADER, value);
     }
+    // The service's deadline: what it calls on this request's behalf must finish within it.
+    headers.insert(
+        crate::rpc::TIMEOUT_HEADER,
+        HeaderValue::from(u64::try_from(target.timeout.as_millis()).unwrap_or(u64::MAX)),
+    );
     if let Some(addr) = client_addr {
         append_forwarded_for(&mut headers, &parts.headers, addr);
     }

@@ -24,6 +24,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod identity;
+pub mod rpc;
 pub mod service;
 pub mod telemetry;
 pub mod validate;

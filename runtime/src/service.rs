@@ -180,24 +180,31 @@ async fn require_internal_credential(
         .get(INTERNAL_HEADER)
         .and_then(|value| value.to_str().ok());
     let verified = token.map(|token| ctx.settings.internal_tokens.verify(ctx.service, token));
+    // gRPC clients understand a gRPC status, not an HTTP error page.
+    let refuse = |headers: &axum::http::HeaderMap| {
+        if crate::rpc::is_grpc(headers) {
+            crate::rpc::unauthenticated(MISSING_CREDENTIAL)
+        } else {
+            missing_credential()
+        }
+    };
     let identity = match verified {
         Some(Ok(identity)) => identity,
         Some(Err(error)) => {
             tracing::debug!(service = ctx.service, %error, "rejected internal credential");
-            return missing_credential();
+            return refuse(request.headers());
         }
-        None => return missing_credential(),
+        None => return refuse(request.headers()),
     };
     request.headers_mut().remove(INTERNAL_HEADER);
     request.extensions_mut().insert(VerifiedIdentity(identity));
     next.run(request).await
 }
 
+const MISSING_CREDENTIAL: &str = "missing or invalid internal credential";
+
 fn missing_credential() -> Response {
-    error_response(
-        StatusCode::UNAUTHORIZED,
-        "missing or invalid internal credential",
-    )
+    error_response(StatusCode::UNAUTHORIZED, MISSING_CREDENTIAL)
 }
 
 #[cfg(test)]

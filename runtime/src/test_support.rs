@@ -15,6 +15,10 @@ use crate::db::Db;
 use crate::service::Settings;
 
 pub(crate) const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// MySQL/MariaDB of the tests: root without a password, no database selected.
+pub(crate) const MYSQL_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306";
+/// The port [`MYSQL_ADMIN_URL`] names, for [`infra_available`].
+pub(crate) const MYSQL_PORT: u16 = 3306;
 #[cfg(feature = "rabbitmq")]
 pub(crate) const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 #[cfg(feature = "nats")]
@@ -128,6 +132,69 @@ impl Drop for PgDatabase {
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// A uniquely named MySQL/MariaDB database, created by `Db::connect` itself and dropped when
+/// the guard goes out of scope, also when the test fails.
+pub(crate) struct MySqlDatabase {
+    pub(crate) name: String,
+    pub(crate) url: String,
+}
+
+impl MySqlDatabase {
+    pub(crate) fn new() -> Self {
+        let name = format!("svcgen_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{MYSQL_ADMIN_URL}/{name}");
+        MySqlDatabase { name, url }
+    }
+}
+
+impl Drop for MySqlDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on; use a thread with a
+        // runtime of its own. MySQL has no DROP DATABASE ... FORCE: the connections still open
+        // on the database (a failed test's pool) are killed first, so that none of them holds
+        // a lock the DROP would wait for.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                use sqlx::Connection as _;
+                let mut admin = sqlx::MySqlConnection::connect(MYSQL_ADMIN_URL).await?;
+                let others: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                )
+                .bind(&name)
+                .fetch_all(&mut admin)
+                .await?;
+                for (id,) in others {
+                    // It may have ended meanwhile.
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}")))
+                        .execute(&mut admin)
+                        .await;
+                }
+                let statement = format!("DROP DATABASE IF EXISTS `{name}`");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                eprintln!(
+                    "warning: could not drop test database {}: {error}",
+                    self.name
+                )
+            }
+            Err(_) => eprintln!("warning: could not drop test database {}", self.name),
         }
     }
 }

@@ -37,6 +37,8 @@ fn schema(ty: &Type) -> Value {
         Type::Timestamp => json!({ "type": "string", "format": "date-time" }),
         Type::List(inner) => json!({ "type": "array", "items": schema(inner) }),
         Type::Optional(inner) => json!({ "oneOf": [schema(inner), { "type": "null" }] }),
+        // Event payloads hold plain values only (the validator refuses messages in events).
+        Type::Message(_) => json!({ "type": "object" }),
     }
 }
 

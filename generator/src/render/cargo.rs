@@ -18,6 +18,13 @@ const OPTIMIZED_IN_DEV: &[&str] = &["argon2", "blake2"];
 /// Crates generated code uses directly (everything else comes through `svcgen-runtime`).
 const EXTERNAL_DEPENDENCIES: &[&str] = &["axum", "chrono", "serde", "uuid"];
 
+/// Crates the gRPC contracts' generated code uses, in systems whose services serve RPCs.
+const GRPC_DEPENDENCIES: &[&str] = &["prost", "prost-types", "tonic", "tonic-prost"];
+
+fn has_rpcs(system: &System) -> bool {
+    system.services.iter().any(|s| !s.rpcs.is_empty())
+}
+
 fn pinned(name: &str) -> Value {
     static DEPENDENCIES: OnceLock<Table> = OnceLock::new();
     let table = DEPENDENCIES.get_or_init(|| {
@@ -83,7 +90,12 @@ pub fn workspace(system: &System, options: &Options) -> String {
         "[workspace.package]\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n"
     );
     let _ = writeln!(out, "[workspace.dependencies]");
-    for dependency in EXTERNAL_DEPENDENCIES {
+    let grpc = if has_rpcs(system) {
+        GRPC_DEPENDENCIES
+    } else {
+        &[]
+    };
+    for dependency in EXTERNAL_DEPENDENCIES.iter().chain(grpc) {
         let _ = writeln!(out, "{dependency} = {}", inline(&pinned(dependency)));
     }
     // Only the brokers the spec names are compiled into the system.
@@ -157,10 +169,14 @@ pub fn contracts(system: &System) -> String {
             system.name.value
         ),
     );
-    dependencies(
-        &mut out,
-        &["chrono", "serde", "svcgen-runtime", "uuid"].map(String::from),
-    );
+    let mut names: Vec<String> = ["chrono", "serde", "svcgen-runtime", "uuid"]
+        .map(String::from)
+        .to_vec();
+    if has_rpcs(system) {
+        names.extend(GRPC_DEPENDENCIES.iter().map(|d| d.to_string()));
+        names.sort();
+    }
+    dependencies(&mut out, &names);
     out
 }
 

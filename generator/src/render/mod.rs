@@ -3,6 +3,7 @@
 
 mod asyncapi;
 mod cargo;
+pub mod proto;
 mod rust;
 mod text;
 
@@ -56,10 +57,29 @@ fn render(system: &System, producer: &Producer, options: &Options) -> String {
         Producer::Readme => text::readme(system, &header("<!--").replace('\n', " -->\n")),
         Producer::AsyncApi => asyncapi::document(system, &header("#")),
         Producer::Gitignore => header("#") + "/target\n/Cargo.lock\n/.svcgen\n",
+        Producer::Proto(name) => {
+            let file = proto::proto_file(system, service(name)).expect("planned contracts exist");
+            header("//") + &proto::render_text(&file)
+        }
+        Producer::BufConfig => header("#") + BUF_CONFIG,
+        Producer::ProtoRust(name) => {
+            let file = proto::proto_file(system, service(name)).expect("planned contracts exist");
+            let code = proto::rust_code(&file);
+            header("//") + &rustfmt(&code).unwrap_or(code)
+        }
         Producer::InitialMigration(name, engine) => {
             header("--") + &text::initial_migration(system, service(name), engine)
         }
     }
+}
+
+/// The buf module of the contracts: `buf lint` with the standard rules passes on them.
+const BUF_CONFIG: &str =
+    "version: v2\nlint:\n  use:\n    - STANDARD\nbreaking:\n  use:\n    - FILE\n";
+
+/// Where a service's contract lives below `proto/`.
+pub fn proto_path(system: &System, service: &crate::model::Service) -> String {
+    proto::file_path(system, service)
 }
 
 /// Pretty-prints Rust tokens, then runs `rustfmt` so that the output is exactly what `cargo fmt`

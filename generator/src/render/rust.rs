@@ -24,6 +24,10 @@ fn rust_field_type(ty: &Type) -> TokenStream {
             let inner = rust_field_type(inner);
             quote!(Option<#inner>)
         }
+        Type::Message(name) => {
+            let ty = rust_type(name);
+            quote!(#ty)
+        }
     }
 }
 
@@ -38,7 +42,7 @@ fn is_copy(ty: &Type) -> bool {
 
 /// Whether a column is stored as JSON (lists).
 fn is_json(ty: &Type) -> bool {
-    matches!(ty.required(), Type::List(_))
+    matches!(ty.required(), Type::List(_) | Type::Message(_))
 }
 
 fn doc(text: &str) -> TokenStream {
@@ -120,6 +124,30 @@ pub fn contracts(system: &System) -> TokenStream {
         "Contracts of the {} system: the events its services exchange.",
         system.name.value
     ));
+    let contracts: Vec<&Service> = system
+        .services
+        .iter()
+        .filter(|s| !s.rpcs.is_empty())
+        .collect();
+    let proto = (!contracts.is_empty()).then(|| {
+        let modules = contracts.iter().map(|service| {
+            let module = rust_ident(&service.name.value);
+            let text = format!(
+                "Package `{}`: messages, client and server of the `{}` service's RPCs.",
+                crate::render::proto::package(system, service),
+                service.name.value
+            );
+            let module_doc = doc(&text);
+            quote!(#module_doc pub mod #module;)
+        });
+        quote! {
+            /// The gRPC contracts, one module per service that serves RPCs, generated from the
+            /// same descriptors as the `.proto` files under `proto/`.
+            pub mod proto {
+                #(#modules)*
+            }
+        }
+    });
     quote! {
         #crate_doc
 
@@ -129,6 +157,8 @@ pub fn contracts(system: &System) -> TokenStream {
 
             #(#events)*
         }
+
+        #proto
     }
 }
 
@@ -376,7 +406,13 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
         let rest = chain.map(|m| quote!(.#m));
         quote!(.route(#path, routing::#first #(#rest)*))
     });
+    // Scripts exist for SQLite and the store's distributed engine only (see `plan`); the
+    // other engine's list stays empty, and the runtime refuses to start the service on it.
+    let store = crate::plan::engine_name(crate::plan::store_engine(system, service));
     let migration = |engine: &str| {
+        if engine != "sqlite" && engine != store {
+            return quote!(&[]);
+        }
         let path = lit(&format!("../migrations/{engine}/0001_init.sql"));
         quote!(&[Migration {
             version: 1,
@@ -386,6 +422,7 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
     };
     let sqlite = migration("sqlite");
     let postgres = migration("postgres");
+    let mysql = migration("mysql");
     let has = |ops: &[Operation]| service.routes.iter().any(|r| ops.contains(&r.operation));
     let mut http = vec![quote!(ApiResult), quote!(Json)];
     if has(&[Operation::Get, Operation::Update, Operation::Delete]) {
@@ -423,6 +460,7 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
         pub static MIGRATIONS: Migrations = Migrations {
             sqlite: #sqlite,
             postgres: #postgres,
+            mysql: #mysql,
         };
 
         /// This service's routes (the gateway mounts them under its prefix).

@@ -20,11 +20,17 @@ fn templates() -> &'static Tera {
                 "migration.sql",
                 include_str!("../../../templates/migration.sql.tera"),
             ),
+            ("proto", include_str!("../../../templates/proto.tera")),
         ])
         .expect("svcgen's templates parse");
         tera.autoescape_on(vec![]);
         tera
     })
+}
+
+/// Renders one of the embedded templates.
+pub(crate) fn render_template(name: &str, context: &Context) -> String {
+    render(name, context)
 }
 
 fn render(name: &str, context: &Context) -> String {
@@ -40,6 +46,8 @@ struct TableView {
     description: String,
     columns: Vec<ColumnView>,
     indexes: Vec<IndexView>,
+    /// Written after the closing parenthesis of CREATE TABLE (MySQL's character set).
+    options: &'static str,
 }
 
 #[derive(Serialize)]
@@ -54,10 +62,14 @@ struct IndexView {
     columns: String,
 }
 
-/// The SQL type of a column for an engine.
-fn sql_type(ty: &Type, engine: &str) -> &'static str {
+/// The SQL type of a column for an engine. `indexed`: the column is part of an index, which
+/// matters on MySQL: it indexes no TEXT column without a prefix length.
+fn sql_type(ty: &Type, engine: &str, indexed: bool) -> String {
+    if engine == "mysql" {
+        return mysql_type(ty, indexed).into_owned();
+    }
     let postgres = engine == "postgres";
-    match ty.required() {
+    let name = match ty.required() {
         Type::String { .. } | Type::Text | Type::Email => "TEXT",
         Type::Int => {
             if postgres {
@@ -87,7 +99,7 @@ fn sql_type(ty: &Type, engine: &str) -> &'static str {
                 "TEXT"
             }
         }
-        Type::List(_) => {
+        Type::List(_) | Type::Message(_) => {
             if postgres {
                 "JSONB"
             } else {
@@ -95,6 +107,74 @@ fn sql_type(ty: &Type, engine: &str) -> &'static str {
             }
         }
         Type::Optional(_) => unreachable!("required() removes the optional wrapper"),
+    };
+    name.to_owned()
+}
+
+/// The longest indexed text MySQL keeps as a whole VARCHAR: 255 characters (1020 bytes in
+/// utf8mb4), so that several such columns still fit an index key (3072 bytes).
+const MYSQL_INDEXED_VARCHAR: u32 = 255;
+
+/// The text MySQL cannot keep as an indexed VARCHAR (see [`mysql_type`]) is indexed by its
+/// first characters, this many.
+const MYSQL_INDEX_PREFIX: u32 = 255;
+
+/// The MySQL type of a column, as the runtime stores values there (`svcgen_runtime::db::Bind`):
+/// uuids as CHAR(36) text, timestamps as DATETIME(6) in UTC, lists as JSON. Text is LONGTEXT
+/// (any length, as TEXT on the other engines), except indexed text whose values all fit a
+/// VARCHAR: a bounded `string` up to [`MYSQL_INDEXED_VARCHAR`] characters, an `email` (at most
+/// 254, as validated).
+fn mysql_type(ty: &Type, indexed: bool) -> std::borrow::Cow<'static, str> {
+    match ty.required() {
+        Type::String { max: Some(max), .. } if indexed && *max <= MYSQL_INDEXED_VARCHAR => {
+            format!("VARCHAR({max})").into()
+        }
+        Type::Email if indexed => "VARCHAR(254)".into(),
+        Type::String { .. } | Type::Text | Type::Email => "LONGTEXT".into(),
+        Type::Int => "BIGINT".into(),
+        Type::Bool => "BOOLEAN".into(),
+        Type::Uuid => "CHAR(36)".into(),
+        Type::Timestamp => "DATETIME(6)".into(),
+        Type::List(_) | Type::Message(_) => "JSON".into(),
+        Type::Optional(_) => unreachable!("required() removes the optional wrapper"),
+    }
+}
+
+/// An identifier quoted for an engine: double quotes, or backquotes on MySQL (which reads a
+/// double-quoted token as a string).
+fn quoted(name: &str, engine: &str) -> String {
+    if engine == "mysql" {
+        format!("`{}`", name.replace('`', "``"))
+    } else {
+        sql(name)
+    }
+}
+
+/// MySQL's longest identifier, in characters.
+const MYSQL_MAX_IDENTIFIER: usize = 64;
+
+/// An index name that the engine accepts. MySQL refuses names over 64 characters (PostgreSQL
+/// cuts them at 63): a longer one keeps its first 55 characters and gets a hash of the whole
+/// name, so that two long names sharing a beginning stay distinct.
+fn index_name(name: String, engine: &str) -> String {
+    if engine != "mysql" || name.chars().count() <= MYSQL_MAX_IDENTIFIER {
+        return name;
+    }
+    // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    let head: String = name.chars().take(MYSQL_MAX_IDENTIFIER - 9).collect();
+    format!("{head}_{hash:08x}")
+}
+
+/// A column as an index lists it; on MySQL, LONGTEXT is indexed by a prefix.
+fn index_column(column: &Column, engine: &str) -> String {
+    let name = quoted(&column.name, engine);
+    if engine == "mysql" && mysql_type(&column.ty, true) == "LONGTEXT" {
+        format!("{name}({MYSQL_INDEX_PREFIX})")
+    } else {
+        name
     }
 }
 
@@ -104,6 +184,12 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
         .entities
         .iter()
         .map(|entity| {
+            let indexed = |column: &str| {
+                entity
+                    .indexes
+                    .iter()
+                    .any(|fields| fields.iter().any(|f| f.as_str() == column))
+            };
             let columns = entity
                 .columns()
                 .iter()
@@ -121,8 +207,8 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
                     ColumnView {
                         definition: format!(
                             "{} {}{null}{key}",
-                            sql(&c.name),
-                            sql_type(&c.ty, engine)
+                            quoted(&c.name, engine),
+                            sql_type(&c.ty, engine, indexed(&c.name))
                         ),
                     }
                 })
@@ -132,21 +218,36 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
                 .iter()
                 .map(|fields| {
                     let names: Vec<&str> = fields.iter().map(Name::as_str).collect();
+                    let columns: Vec<String> = names
+                        .iter()
+                        .map(|n| match entity.column(n) {
+                            Some(column) => index_column(&column, engine),
+                            None => quoted(n, engine),
+                        })
+                        .collect();
+                    let name = format!("{}_{}_idx", entity.name.value, names.join("_"));
                     IndexView {
-                        name: sql(&format!("{}_{}_idx", entity.name.value, names.join("_"))),
-                        table: sql(&entity.name.value),
-                        columns: names.iter().map(|n| sql(n)).collect::<Vec<_>>().join(", "),
+                        name: quoted(&index_name(name, engine), engine),
+                        table: quoted(&entity.name.value, engine),
+                        columns: columns.join(", "),
                     }
                 })
                 .collect();
             TableView {
-                name: sql(&entity.name.value),
+                name: quoted(&entity.name.value, engine),
                 description: entity
                     .description
                     .clone()
                     .unwrap_or_else(|| format!("Entity `{}`.", entity.name.value)),
                 columns,
                 indexes,
+                // Binary collation: text compares case-sensitively, by code point, as on
+                // the other engines (MySQL's default collation ignores case).
+                options: if engine == "mysql" {
+                    " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+                } else {
+                    ""
+                },
             }
         })
         .collect();
@@ -174,6 +275,8 @@ struct ServiceView {
     url_env: String,
     engine: &'static str,
     database: String,
+    /// The database URLs the service accepts: its store's engine, and SQLite.
+    schemes: String,
 }
 
 #[derive(Serialize)]
@@ -202,25 +305,25 @@ pub fn readme(system: &System, header: &str) -> String {
         .services
         .iter()
         .map(|s| {
-            let engine = s
-                .store
-                .as_ref()
-                .and_then(|store| system.stores.iter().find(|st| st.name.value == store.value))
-                .map_or(Engine::Sqlite, |st| st.engine);
+            let engine = crate::plan::store_engine(system, s);
             let database = format!("{name}_{}", s.name.value);
             ServiceView {
                 name: s.name.value.clone(),
                 description: s.description.clone().unwrap_or_default(),
                 database_env: ident::database_url_env(&s.name.value),
                 url_env: ident::service_url_env(&s.name.value),
-                engine: if engine == Engine::Postgres {
-                    "postgres"
-                } else {
-                    "sqlite"
-                },
+                engine: crate::plan::engine_name(engine),
                 database: match engine {
                     Engine::Postgres => format!("postgres://postgres@127.0.0.1:5432/{database}"),
+                    Engine::Mysql => format!("mysql://root@127.0.0.1:3306/{database}"),
                     Engine::Sqlite => format!("sqlite://./data/{database}.sqlite"),
+                },
+                schemes: match engine {
+                    Engine::Sqlite => "`sqlite://...`".to_owned(),
+                    other => format!(
+                        "`{}://...` or `sqlite://...`",
+                        crate::plan::engine_name(other)
+                    ),
                 },
             }
         })

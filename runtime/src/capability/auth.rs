@@ -172,6 +172,68 @@ CREATE INDEX users_created_at_id ON users (created_at, id);
 "#,
         },
     ],
+    // Keyed text is VARCHAR/CHAR (MySQL indexes no TEXT without a prefix), uuids CHAR(36),
+    // timestamps DATETIME(6) in UTC; foreign keys are table constraints because MySQL ignores
+    // REFERENCES written on a column. The binary collation keeps comparisons case-sensitive,
+    // as on the other engines.
+    mysql: &[
+        Migration {
+            version: 1,
+            description: "auth users and refresh tokens",
+            sql: r#"
+CREATE TABLE users (
+    id CHAR(36) NOT NULL PRIMARY KEY,
+    email VARCHAR(320) NOT NULL UNIQUE,
+    username LONGTEXT NOT NULL,
+    password_hash LONGTEXT NOT NULL,
+    roles JSON NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    updated_at DATETIME(6) NOT NULL
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE TABLE refresh_tokens (
+    id CHAR(36) NOT NULL PRIMARY KEY,
+    user_id CHAR(36) NOT NULL,
+    token_hash CHAR(64) NOT NULL UNIQUE,
+    expires_at DATETIME(6) NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    INDEX refresh_tokens_user_id (user_id),
+    CONSTRAINT refresh_tokens_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+"#,
+        },
+        Migration {
+            version: 2,
+            description: "auth refresh-token families, password-reset tokens",
+            sql: r#"
+CREATE TABLE refresh_token_families (
+    id CHAR(36) NOT NULL PRIMARY KEY,
+    user_id CHAR(36) NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    revoked_at DATETIME(6) NULL,
+    INDEX refresh_token_families_user_id (user_id),
+    CONSTRAINT refresh_token_families_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+INSERT INTO refresh_token_families (id, user_id, created_at)
+    SELECT id, user_id, created_at FROM refresh_tokens;
+ALTER TABLE refresh_tokens ADD COLUMN family_id CHAR(36) NULL, ADD COLUMN used_at DATETIME(6) NULL;
+UPDATE refresh_tokens SET family_id = id;
+ALTER TABLE refresh_tokens MODIFY family_id CHAR(36) NOT NULL,
+    ADD INDEX refresh_tokens_family_id (family_id),
+    ADD CONSTRAINT refresh_tokens_family FOREIGN KEY (family_id)
+        REFERENCES refresh_token_families (id) ON DELETE CASCADE;
+CREATE TABLE password_reset_tokens (
+    id CHAR(36) NOT NULL PRIMARY KEY,
+    user_id CHAR(36) NOT NULL,
+    token_hash CHAR(64) NOT NULL UNIQUE,
+    expires_at DATETIME(6) NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    INDEX password_reset_tokens_user_id (user_id),
+    CONSTRAINT password_reset_tokens_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE INDEX users_created_at_id ON users (created_at, id);
+"#,
+        },
+    ],
 };
 
 /// Which events the capability publishes (their names come from the spec); `None` publishes

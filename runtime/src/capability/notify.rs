@@ -47,6 +47,23 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_user_created ON notifications (user_id, created_at);
 "#,
     }],
+    // Keyed columns are CHAR (MySQL indexes no TEXT without a prefix); the binary collation
+    // keeps comparisons case-sensitive, as on the other engines.
+    mysql: &[Migration {
+        version: 1,
+        description: "notifications",
+        sql: r#"
+CREATE TABLE notifications (
+    id CHAR(36) NOT NULL PRIMARY KEY,
+    event_id CHAR(36) NOT NULL UNIQUE,
+    user_id CHAR(36) NOT NULL,
+    kind LONGTEXT NOT NULL,
+    message LONGTEXT NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    INDEX notifications_user_created (user_id, created_at)
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+"#,
+    }],
 };
 
 /// One notification as clients see it.
@@ -106,18 +123,28 @@ pub async fn notify<'c>(
     kind: &str,
     message: &str,
 ) -> Result<(), DbError> {
-    db::query(
-        "INSERT INTO notifications (id, event_id, user_id, kind, message, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(event_id)
-    .bind(user_id)
-    .bind(kind.to_owned())
-    .bind(message.to_owned())
-    .bind(crate::db::now())
-    .execute(on)
-    .await?;
+    let on = on.into();
+    let sql = match on.engine() {
+        // INSERT IGNORE skips the duplicate event id (MySQL has no ON CONFLICT); every value
+        // fits its column, so it ignores nothing else.
+        db::Engine::Mysql => {
+            "INSERT IGNORE INTO notifications (id, event_id, user_id, kind, message, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+        db::Engine::Sqlite | db::Engine::Postgres => {
+            "INSERT INTO notifications (id, event_id, user_id, kind, message, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING"
+        }
+    };
+    db::query(sql)
+        .bind(Uuid::now_v7())
+        .bind(event_id)
+        .bind(user_id)
+        .bind(kind.to_owned())
+        .bind(message.to_owned())
+        .bind(crate::db::now())
+        .execute(on)
+        .await?;
     Ok(())
 }
 

@@ -1,9 +1,12 @@
-//! One database API over SQLite (embedded runs) and PostgreSQL (distributed runs).
+//! One database API over SQLite (embedded runs), PostgreSQL and MySQL/MariaDB (distributed
+//! runs).
 //!
-//! Generated code writes its SQL once, with `$1, $2, ...` placeholders, and binds plain Rust
-//! values; this module stores them in a form that keeps the same semantics on both engines
-//! (see [`Bind`] for the storage rules). Each service owns exactly one [`Db`].
+//! Generated code writes its SQL once, with `$1, $2, ...` placeholders and `"quoted"`
+//! identifiers, and binds plain Rust values; this module stores them in a form that keeps the
+//! same semantics on every engine (see [`Bind`] for the storage rules) and, on MySQL, rewrites
+//! the statement into MySQL's dialect (see [`query()`]). Each service owns exactly one [`Db`].
 
+mod mysql;
 mod query;
 
 use std::borrow::Cow;
@@ -11,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, MigrationType, Migrator};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqlSafeStr};
@@ -27,7 +31,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// and cursor comparisons work without date functions).
 pub const SQLITE_TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-/// The current time at the precision both engines store (microseconds), so that a row a
+/// The current time at the precision every engine stores (microseconds), so that a row a
 /// handler returns is exactly the row a later read returns.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound as _;
@@ -41,6 +45,26 @@ pub enum Engine {
     Sqlite,
     /// PostgreSQL, one database per service (distributed mode).
     Postgres,
+    /// MySQL or MariaDB, one database per service (distributed mode).
+    Mysql,
+}
+
+impl Engine {
+    /// The engine's name as specs and migration directories spell it (`sqlite`, `postgres`,
+    /// `mysql`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A connection pool to one service's database.
@@ -50,6 +74,8 @@ pub enum Db {
     Sqlite(SqlitePool),
     /// A PostgreSQL database.
     Postgres(PgPool),
+    /// A MySQL or MariaDB database.
+    Mysql(MySqlPool),
 }
 
 /// One versioned migration, as generated code declares it (SQL usually via `include_str!`).
@@ -64,22 +90,64 @@ pub struct Migration {
 }
 
 /// A service's migrations, written once per engine because DDL differs between them.
+///
+/// A generated service has scripts for SQLite (embedded runs) and for the one distributed
+/// engine its store declares; the other distributed engine's list is empty, and
+/// [`Db::migrate`] refuses to run on it.
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
     /// Scripts for SQLite.
     pub sqlite: &'static [Migration],
     /// Scripts for PostgreSQL.
     pub postgres: &'static [Migration],
+    /// Scripts for MySQL/MariaDB.
+    pub mysql: &'static [Migration],
+}
+
+impl Migrations {
+    /// The scripts for `engine`.
+    pub fn for_engine(&self, engine: Engine) -> &'static [Migration] {
+        match engine {
+            Engine::Sqlite => self.sqlite,
+            Engine::Postgres => self.postgres,
+            Engine::Mysql => self.mysql,
+        }
+    }
+
+    /// The engine the scripts were written for when `engine` has none: the distributed engine
+    /// that has scripts, else SQLite; `None` when `engine` has scripts or no engine has any.
+    fn declared_engine_instead_of(&self, engine: Engine) -> Option<Engine> {
+        if !self.for_engine(engine).is_empty() {
+            return None;
+        }
+        [Engine::Postgres, Engine::Mysql, Engine::Sqlite]
+            .into_iter()
+            .find(|other| !self.for_engine(*other).is_empty())
+    }
 }
 
 /// Everything that can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The URL names neither `sqlite:` nor `postgres:`.
-    #[error("unsupported database URL scheme `{scheme}` (expected sqlite://... or postgres://...)")]
+    /// The URL names none of `sqlite:`, `postgres:` and `mysql:`.
+    #[error(
+        "unsupported database URL scheme `{scheme}` (expected sqlite://..., postgres://... or mysql://...)"
+    )]
     UnsupportedUrl {
         /// The scheme that was given (never the full URL, which may hold a password).
         scheme: String,
+    },
+    /// The service has no migrations for the engine it was started on: its store was declared
+    /// for another engine, so its tables would never be created.
+    #[error(
+        "this service has no migrations for {engine}; its store is declared for {declared} \
+         (use a {declared} database, or change the store's `engine` and regenerate)"
+    )]
+    NoMigrationsForEngine {
+        /// The engine of the database the service was started on.
+        engine: Engine,
+        /// The engine the service's migrations were generated for.
+        declared: Engine,
     },
     /// A driver, connection or SQL error.
     #[error("database error: {0}")]
@@ -106,7 +174,7 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// True when the statement violated a UNIQUE constraint (or primary key), on either engine.
+    /// True when the statement violated a UNIQUE constraint (or primary key), on any engine.
     pub fn is_unique_violation(&self) -> bool {
         match self {
             DbError::Sqlx(sqlx::Error::Database(error)) => error.is_unique_violation(),
@@ -129,11 +197,15 @@ impl Db {
     ///   writer) and foreign keys on. `sqlite::memory:` gives a private in-memory database.
     /// * `postgres://...` (or `postgresql://`) — the database named in the URL is created if it
     ///   does not exist yet, so a fresh server needs no manual setup.
+    /// * `mysql://...` (or `mariadb://`) — likewise created if missing (`utf8mb4`, binary
+    ///   collation: text compares and sorts by code point, case-sensitively, as on the other
+    ///   engines). Sessions run in UTC.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             "sqlite" => connect_sqlite(url).await,
             "postgres" | "postgresql" => connect_postgres(url).await,
+            "mysql" | "mariadb" => connect_mysql(url).await,
             _ => Err(DbError::UnsupportedUrl {
                 scheme: scheme.to_owned(),
             }),
@@ -145,18 +217,24 @@ impl Db {
         match self {
             Db::Sqlite(_) => Engine::Sqlite,
             Db::Postgres(_) => Engine::Postgres,
+            Db::Mysql(_) => Engine::Mysql,
         }
     }
 
     /// Applies this engine's list of migrations with sqlx's migrator: applied versions and their
     /// checksums are kept in `_sqlx_migrations`, so running it again is a no-op, and editing an
-    /// applied migration is reported instead of silently ignored. On PostgreSQL an advisory lock
-    /// keeps concurrent replicas from migrating at the same time.
+    /// applied migration is reported instead of silently ignored. On PostgreSQL and MySQL an
+    /// advisory lock keeps concurrent replicas from migrating at the same time.
+    ///
+    /// Fails with [`DbError::NoMigrationsForEngine`] when this engine has no scripts but
+    /// another one has: the service was generated for another engine, and starting it without
+    /// its tables would only fail later, at its first request.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
-        let list = match self {
-            Db::Sqlite(_) => migrations.sqlite,
-            Db::Postgres(_) => migrations.postgres,
-        };
+        let engine = self.engine();
+        if let Some(declared) = migrations.declared_engine_instead_of(engine) {
+            return Err(DbError::NoMigrationsForEngine { engine, declared });
+        }
+        let list = migrations.for_engine(engine);
         let migrator = Migrator::with_migrations(
             list.iter()
                 .map(|m| {
@@ -173,6 +251,7 @@ impl Db {
         match self {
             Db::Sqlite(pool) => migrator.run(pool).await?,
             Db::Postgres(pool) => migrator.run(pool).await?,
+            Db::Mysql(pool) => migrator.run(pool).await?,
         }
         Ok(())
     }
@@ -183,6 +262,7 @@ impl Db {
         Ok(match self {
             Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Mysql(pool) => Tx::Mysql(pool.begin().await?),
         })
     }
 
@@ -196,6 +276,7 @@ impl Db {
         match self {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
+            Db::Mysql(pool) => pool.close().await,
         }
     }
 }
@@ -207,6 +288,8 @@ pub enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     /// On a PostgreSQL pool.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// On a MySQL/MariaDB pool.
+    Mysql(sqlx::Transaction<'static, sqlx::MySql>),
 }
 
 impl Tx {
@@ -215,6 +298,7 @@ impl Tx {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Mysql(tx) => tx.commit().await?,
         }
         Ok(())
     }
@@ -224,6 +308,7 @@ impl Tx {
         match self {
             Tx::Sqlite(tx) => tx.rollback().await?,
             Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Mysql(tx) => tx.rollback().await?,
         }
         Ok(())
     }
@@ -233,6 +318,7 @@ impl Tx {
         match self {
             Tx::Sqlite(_) => Engine::Sqlite,
             Tx::Postgres(_) => Engine::Postgres,
+            Tx::Mysql(_) => Engine::Mysql,
         }
     }
 }
@@ -244,6 +330,16 @@ pub enum Conn<'c> {
     Db(&'c Db),
     /// The transaction's connection.
     Tx(&'c mut Tx),
+}
+
+impl Conn<'_> {
+    /// Which engine the statement will run on (for the few statements whose SQL differs).
+    pub fn engine(&self) -> Engine {
+        match self {
+            Conn::Db(db) => db.engine(),
+            Conn::Tx(tx) => tx.engine(),
+        }
+    }
 }
 
 impl<'c> From<&'c Db> for Conn<'c> {
@@ -324,6 +420,59 @@ async fn create_postgres_database(options: &PgConnectOptions) -> Result<(), DbEr
         Err(error) if sqlstate(&error).as_deref() == Some("42P04") => Ok(()),
         Err(error) => Err(error.into()),
     }
+}
+
+async fn connect_mysql(url: &str) -> Result<Db, DbError> {
+    // UTC sessions: `NOW()` and TIMESTAMP columns then agree with the DATETIME values this
+    // module writes, which are always UTC.
+    let options = MySqlConnectOptions::from_str(url)?.timezone(Some("+00:00".to_owned()));
+    let pool_options = MySqlPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(ACQUIRE_TIMEOUT);
+    match pool_options.clone().connect_with(options.clone()).await {
+        Ok(pool) => Ok(Db::Mysql(pool)),
+        Err(error) if is_missing_mysql_database(&error) => {
+            create_mysql_database(&options).await?;
+            Ok(Db::Mysql(pool_options.connect_with(options).await?))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// MySQL error 1049 `ER_BAD_DB_ERROR`: the database in the URL does not exist.
+fn is_missing_mysql_database(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|e| e.number() == 1049)
+}
+
+/// Creates the database named in `options`, connected to `information_schema` (which every
+/// server has) because the options cannot be told to name no database.
+async fn create_mysql_database(options: &MySqlConnectOptions) -> Result<(), DbError> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Err(sqlx::Error::Configuration("the database URL names no database".into()).into());
+    };
+    let mut admin = options
+        .clone()
+        .database("information_schema")
+        .connect()
+        .await?;
+    // Identifiers cannot be bound as parameters; quote it, doubling embedded backticks.
+    // IF NOT EXISTS: another replica may create it between our two attempts. The binary
+    // collation makes text compare like PostgreSQL's and SQLite's (case-sensitive, by code
+    // point) instead of the server's case-insensitive default.
+    let statement = format!(
+        "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        name.replace('`', "``")
+    );
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(&mut admin)
+        .await;
+    admin.close().await.ok();
+    result?;
+    tracing::info!(database = name, "created MySQL database");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Statements, bound values and result rows, engine-neutral.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
 use sqlx::postgres::{PgArguments, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
 use sqlx::types::Json;
@@ -9,9 +10,14 @@ use uuid::Uuid;
 
 use super::{Conn, Db, DbError, SQLITE_TIMESTAMP_FORMAT, Tx};
 
-/// Starts a statement. The SQL is the same for both engines and uses `$1, $2, ...`
-/// placeholders (sqlx's SQLite driver reads `$N` as the N-th argument). Arguments are
-/// collected here and bound per engine when the statement runs.
+/// Starts a statement. The SQL is the same for every engine and uses `$1, $2, ...`
+/// placeholders (sqlx's SQLite driver reads `$N` as the N-th argument) and double-quoted
+/// identifiers. Arguments are collected here and bound per engine when the statement runs.
+///
+/// On MySQL the statement is rewritten first: each `$N` becomes `?` with the N-th argument
+/// bound at that position (a `$N` may appear several times and in any order), and each
+/// `"identifier"` becomes `` `identifier` ``. A `$N` without an argument, an argument no
+/// placeholder uses, or a bare `?` is reported as [`DbError::Encode`] when the query runs.
 pub fn query(sql: &'static str) -> Query {
     Query {
         sql,
@@ -38,8 +44,8 @@ impl Query {
         self
     }
 
-    /// Appends any `Serialize` value as JSON: JSONB on PostgreSQL, TEXT on SQLite. A value that
-    /// serializes to `null` (such as `None`) is stored as SQL NULL.
+    /// Appends any `Serialize` value as JSON: JSONB on PostgreSQL, TEXT on SQLite, JSON text on
+    /// MySQL. A value that serializes to `null` (such as `None`) is stored as SQL NULL.
     pub fn bind_json<T: serde::Serialize>(mut self, value: &T) -> Self {
         let json = match serde_json::to_value(value) {
             Ok(serde_json::Value::Null) => None,
@@ -69,6 +75,14 @@ impl Query {
                     .await?
                     .rows_affected());
             }
+            // Rows matched, not only rows changed, as on the other engines: sqlx connects with
+            // CLIENT_FOUND_ROWS.
+            Conn::Db(Db::Mysql(pool)) => {
+                return Ok(self.into_mysql()?.execute(pool).await?.rows_affected());
+            }
+            Conn::Tx(Tx::Mysql(tx)) => {
+                return Ok(self.into_mysql()?.execute(&mut **tx).await?.rows_affected());
+            }
         };
         Ok(result.rows_affected())
     }
@@ -96,6 +110,16 @@ impl Query {
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Postgres),
+            Conn::Db(Db::Mysql(pool)) => self
+                .into_mysql()?
+                .fetch_optional(pool)
+                .await?
+                .map(Row::Mysql),
+            Conn::Tx(Tx::Mysql(tx)) => self
+                .into_mysql()?
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Mysql),
         };
         Ok(row)
     }
@@ -130,6 +154,20 @@ impl Query {
                 .await?
                 .into_iter()
                 .map(Row::Postgres)
+                .collect(),
+            Conn::Db(Db::Mysql(pool)) => self
+                .into_mysql()?
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(Row::Mysql)
+                .collect(),
+            Conn::Tx(Tx::Mysql(tx)) => self
+                .into_mysql()?
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Mysql)
                 .collect(),
         };
         Ok(rows)
@@ -186,6 +224,33 @@ impl Query {
         }
         Ok(query)
     }
+
+    fn into_mysql(mut self) -> Result<sqlx::query::Query<'static, MySql, MySqlArguments>, DbError> {
+        use private::Value;
+        self.check_encoded()?;
+        let translated = super::mysql::translate(self.sql, self.args.len()).map_err(|message| {
+            DbError::Encode {
+                sql: self.sql,
+                message,
+            }
+        })?;
+        let mut query = sqlx::query::<MySql>(sqlx::AssertSqlSafe(translated.sql));
+        for index in translated.order {
+            query = match self.args[index].clone() {
+                Value::Uuid(v) => query.bind(v.map(|id| id.hyphenated().to_string())),
+                Value::Text(v) => query.bind(v),
+                Value::Int(v) => query.bind(v),
+                Value::Int32(v) => query.bind(v),
+                Value::Float(v) => query.bind(v),
+                Value::Bool(v) => query.bind(v),
+                // A DATETIME holds no zone: bind the UTC wall-clock time itself, so that what
+                // is stored does not depend on the session's time zone.
+                Value::Timestamp(v) => query.bind(v.map(|t| t.naive_utc())),
+                Value::Json(v) => query.bind(v.map(|json| json.to_string())),
+            };
+        }
+        Ok(query)
+    }
 }
 
 /// Formats a timestamp the way SQLite columns store it (see [`SQLITE_TIMESTAMP_FORMAT`]).
@@ -199,7 +264,7 @@ mod private {
 
     /// An argument waiting to be bound; every variant is nullable so that `Option<T>` binds a
     /// NULL of the right type (PostgreSQL needs the type even for NULL).
-    #[derive(Debug)]
+    #[derive(Debug, Clone)]
     pub enum Value {
         Uuid(Option<Uuid>),
         Text(Option<String>),
@@ -221,15 +286,19 @@ mod private {
 /// Implemented for [`Uuid`], `String`, `&'static str`, `i64`, `i32`, `f64`, `bool`,
 /// `DateTime<Utc>` and `Option<T>` of each (a typed NULL). Storage:
 ///
-/// | Rust | SQLite | PostgreSQL |
-/// |---|---|---|
-/// | `Uuid` | TEXT, hyphenated lowercase | UUID |
-/// | `String`, `&str` | TEXT | TEXT |
-/// | `i64` / `i32` | INTEGER | BIGINT / INTEGER |
-/// | `f64` | REAL | DOUBLE PRECISION |
-/// | `bool` | INTEGER 0/1 | BOOLEAN |
-/// | `DateTime<Utc>` | TEXT `%Y-%m-%dT%H:%M:%S%.6fZ` (text order = time order) | TIMESTAMPTZ |
-/// | JSON ([`Query::bind_json`]) | TEXT | JSONB |
+/// | Rust | SQLite | PostgreSQL | MySQL/MariaDB |
+/// |---|---|---|---|
+/// | `Uuid` | TEXT, hyphenated lowercase | UUID | CHAR(36), hyphenated lowercase |
+/// | `String`, `&str` | TEXT | TEXT | LONGTEXT, or VARCHAR(n) where indexed |
+/// | `i64` / `i32` | INTEGER | BIGINT / INTEGER | BIGINT / INT |
+/// | `f64` | REAL | DOUBLE PRECISION | DOUBLE |
+/// | `bool` | INTEGER 0/1 | BOOLEAN | BOOLEAN (TINYINT(1)) 0/1 |
+/// | `DateTime<Utc>` | TEXT `%Y-%m-%dT%H:%M:%S%.6fZ` (text order = time order) | TIMESTAMPTZ | DATETIME(6), UTC |
+/// | JSON ([`Query::bind_json`]) | TEXT | JSONB | JSON (LONGTEXT on MariaDB) |
+///
+/// On MySQL, text columns use a binary collation (`utf8mb4_bin`) so that text compares and
+/// sorts case-sensitively by code point, as on the other engines; uuids stored as text then
+/// sort like PostgreSQL's UUIDs.
 pub trait Bind: private::Sealed + Sized {
     #[doc(hidden)]
     fn into_value(self) -> private::Value;
@@ -244,6 +313,8 @@ pub trait FromColumn: private::Sealed + Sized {
     fn from_sqlite(row: &SqliteRow, column: &str) -> Result<Self, DbError>;
     #[doc(hidden)]
     fn from_postgres(row: &PgRow, column: &str) -> Result<Self, DbError>;
+    #[doc(hidden)]
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError>;
 }
 
 macro_rules! bind_via {
@@ -268,7 +339,7 @@ bind_via!(i64, Int, |v| v);
 bind_via!(i32, Int32, |v| v);
 bind_via!(f64, Float, |v| v);
 bind_via!(bool, Bool, |v| v);
-// Truncated to microseconds, the precision of both engines, so that a value read back
+// Truncated to microseconds, the precision of every engine, so that a value read back
 // compares equal to the one written.
 bind_via!(DateTime<Utc>, Timestamp, |v| truncate_to_micros(v));
 
@@ -297,6 +368,8 @@ pub enum Row {
     Sqlite(SqliteRow),
     /// A row from PostgreSQL.
     Postgres(PgRow),
+    /// A row from MySQL/MariaDB.
+    Mysql(MySqlRow),
 }
 
 impl Row {
@@ -305,11 +378,12 @@ impl Row {
         match self {
             Row::Sqlite(row) => T::from_sqlite(row, column),
             Row::Postgres(row) => T::from_postgres(row, column),
+            Row::Mysql(row) => T::from_mysql(row, column),
         }
     }
 
-    /// Decodes a JSON column (JSONB/JSON on PostgreSQL, TEXT on SQLite). NULL decodes as JSON
-    /// `null`, so `Option<T>` reads a NULL column as `None`.
+    /// Decodes a JSON column (JSONB/JSON on PostgreSQL, TEXT on SQLite, JSON or text on MySQL).
+    /// NULL decodes as JSON `null`, so `Option<T>` reads a NULL column as `None`.
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, DbError> {
         let json: serde_json::Value = match self {
             Row::Sqlite(row) => match Option::<String>::from_sqlite(row, column)? {
@@ -332,6 +406,17 @@ impl Row {
                     }
                 }
             }
+            Row::Mysql(row) => {
+                if is_null_mysql(row, column)? {
+                    serde_json::Value::Null
+                } else {
+                    // MySQL's JSON type and MariaDB's (LONGTEXT) alike; sqlx's JSON decoder
+                    // accepts JSON, text and binary columns.
+                    row.try_get::<Json<serde_json::Value>, _>(column)
+                        .map_err(|e| DbError::decode(column, format!("invalid JSON: {e}")))?
+                        .0
+                }
+            }
         };
         serde_json::from_value(json)
             .map_err(|e| DbError::decode(column, format!("unexpected JSON shape: {e}")))
@@ -348,6 +433,26 @@ fn is_null_pg(row: &PgRow, column: &str) -> Result<bool, DbError> {
 
 fn pg_type_name(row: &PgRow, column: &str) -> Result<String, DbError> {
     Ok(row.try_column(column)?.type_info().name().to_owned())
+}
+
+fn is_null_mysql(row: &MySqlRow, column: &str) -> Result<bool, DbError> {
+    Ok(row.try_get_raw(column)?.is_null())
+}
+
+/// sqlx's name of the column's type: `BIGINT`, `BIGINT UNSIGNED`, `BOOLEAN` (TINYINT(1)),
+/// `CHAR`, `VARCHAR`, `TEXT`, `DATETIME`, `JSON`, ...
+fn mysql_type_name(row: &MySqlRow, column: &str) -> Result<String, DbError> {
+    Ok(row.try_column(column)?.type_info().name().to_owned())
+}
+
+/// Reads a non-NULL MySQL integer of any width and signedness as an i64.
+fn mysql_integer(row: &MySqlRow, column: &str) -> Result<i64, DbError> {
+    if mysql_type_name(row, column)?.ends_with("UNSIGNED") {
+        let wide: u64 = checked(row, column)?;
+        return i64::try_from(wide)
+            .map_err(|_| DbError::decode(column, format!("{wide} overflows i64")));
+    }
+    checked(row, column)
 }
 
 fn unexpected_null(column: &str) -> DbError {
@@ -370,6 +475,13 @@ impl<T: FromColumn> FromColumn for Option<T> {
             Ok(None)
         } else {
             T::from_postgres(row, column).map(Some)
+        }
+    }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        if is_null_mysql(row, column)? {
+            Ok(None)
+        } else {
+            T::from_mysql(row, column).map(Some)
         }
     }
 }
@@ -404,6 +516,9 @@ impl FromColumn for String {
     fn from_postgres(row: &PgRow, column: &str) -> Result<Self, DbError> {
         checked(row, column)
     }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        checked(row, column)
+    }
 }
 
 impl FromColumn for Uuid {
@@ -417,6 +532,19 @@ impl FromColumn for Uuid {
         }
         // A uuid kept in a text column (or computed as text) still reads as a uuid.
         let text: String = checked(row, column)?;
+        Uuid::parse_str(&text).map_err(|e| DbError::decode(column, format!("invalid uuid: {e}")))
+    }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        if is_null_mysql(row, column)? {
+            return Err(unexpected_null(column));
+        }
+        // Stored as CHAR(36) text; a hand-written BINARY(16) column reads as well. The bytes
+        // are read unchecked because sqlx reports text in a binary collation as BINARY.
+        let bytes: Vec<u8> = row.try_get_unchecked(column)?;
+        if let Ok(id) = Uuid::from_slice(&bytes) {
+            return Ok(id);
+        }
+        let text = String::from_utf8_lossy(&bytes);
         Uuid::parse_str(&text).map_err(|e| DbError::decode(column, format!("invalid uuid: {e}")))
     }
 }
@@ -433,6 +561,9 @@ impl FromColumn for i64 {
             "INT2" => checked::<_, i16>(row, column).map(i64::from),
             _ => checked(row, column),
         }
+    }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        mysql_integer(row, column)
     }
 }
 
@@ -452,6 +583,10 @@ impl FromColumn for i32 {
             _ => checked(row, column),
         }
     }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        let wide = mysql_integer(row, column)?;
+        i32::try_from(wide).map_err(|_| DbError::decode(column, format!("{wide} overflows i32")))
+    }
 }
 
 impl FromColumn for f64 {
@@ -461,6 +596,12 @@ impl FromColumn for f64 {
     fn from_postgres(row: &PgRow, column: &str) -> Result<Self, DbError> {
         match pg_type_name(row, column)?.as_str() {
             "FLOAT4" => checked::<_, f32>(row, column).map(f64::from),
+            _ => checked(row, column),
+        }
+    }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        match mysql_type_name(row, column)?.as_str() {
+            "FLOAT" => checked::<_, f32>(row, column).map(f64::from),
             _ => checked(row, column),
         }
     }
@@ -476,6 +617,10 @@ impl FromColumn for bool {
     }
     fn from_postgres(row: &PgRow, column: &str) -> Result<Self, DbError> {
         checked(row, column)
+    }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        // BOOLEAN is TINYINT(1); any integer (such as a computed `x = y`) reads as well.
+        Ok(mysql_integer(row, column)? != 0)
     }
 }
 
@@ -493,6 +638,23 @@ impl FromColumn for DateTime<Utc> {
         match pg_type_name(row, column)?.as_str() {
             "TIMESTAMP" => checked::<_, NaiveDateTime>(row, column).map(|t| t.and_utc()),
             _ => checked(row, column),
+        }
+    }
+    fn from_mysql(row: &MySqlRow, column: &str) -> Result<Self, DbError> {
+        match mysql_type_name(row, column)?.as_str() {
+            // DATETIME holds the UTC wall-clock time this module wrote; TIMESTAMP is shown in
+            // the session's zone, which is UTC (see `Db::connect`).
+            "DATETIME" | "TIMESTAMP" => checked(row, column),
+            // A timestamp kept as text (e.g. in the format SQLite uses) reads as well.
+            _ => {
+                let text: String = checked(row, column)?;
+                parse_sqlite_timestamp(&text).ok_or_else(|| {
+                    DbError::decode(
+                        column,
+                        format!("invalid timestamp `{text}` (expected RFC 3339)"),
+                    )
+                })
+            }
         }
     }
 }

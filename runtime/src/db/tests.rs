@@ -1,4 +1,4 @@
-//! The same round trip on both engines: every `Bind` type, NULLs, JSON, timestamp order.
+//! The same round trip on every engine: every `Bind` type, NULLs, JSON, timestamp order.
 
 use std::collections::HashMap;
 
@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::*;
-use crate::test_support::{PgDatabase, infra_available, sqlite_db};
+use crate::test_support::{MYSQL_PORT, MySqlDatabase, PgDatabase, infra_available, sqlite_db};
 
 static THINGS: Migrations = Migrations {
     sqlite: &[Migration {
@@ -24,6 +24,15 @@ static THINGS: Migrations = Migrations {
             id UUID PRIMARY KEY, name TEXT NOT NULL UNIQUE, label TEXT,
             count BIGINT NOT NULL, small INTEGER, ratio DOUBLE PRECISION, flag BOOLEAN NOT NULL, maybe_flag BOOLEAN,
             created_at TIMESTAMPTZ NOT NULL, deleted_at TIMESTAMPTZ, other_id UUID, tags JSONB, meta JSONB)",
+    }],
+    mysql: &[Migration {
+        version: 1,
+        description: "things",
+        sql: "CREATE TABLE things (
+            id CHAR(36) NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL UNIQUE, label LONGTEXT,
+            count BIGINT NOT NULL, small INTEGER, ratio DOUBLE, flag BOOLEAN NOT NULL, maybe_flag BOOLEAN,
+            created_at DATETIME(6) NOT NULL, deleted_at DATETIME(6), other_id CHAR(36), tags JSON, meta JSON
+        ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
     }],
 };
 
@@ -149,15 +158,41 @@ async fn round_trip(db: &Db) {
     );
     assert!(row.get::<String>("no_such_column").is_err());
 
-    // NULL-typed arguments work in comparisons too.
-    let rows = query("SELECT id FROM things WHERE other_id IS NOT DISTINCT FROM $1")
+    // NULL-typed arguments work in comparisons too (MySQL spells IS NOT DISTINCT FROM `<=>`).
+    let null_safe_equal = match db.engine() {
+        Engine::Mysql => "SELECT id FROM things WHERE other_id <=> $1",
+        Engine::Sqlite | Engine::Postgres => {
+            "SELECT id FROM things WHERE other_id IS NOT DISTINCT FROM $1"
+        }
+    };
+    let rows = query(null_safe_equal)
         .bind(None::<Uuid>)
         .fetch_all(db)
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
 
-    // Unique violations are recognisable on both engines.
+    // A placeholder may appear more than once and out of order (MySQL binds per occurrence),
+    // and double-quoted identifiers work everywhere (`count` is a function name on MySQL).
+    let rows = query(
+        r#"SELECT "name" FROM "things" WHERE ("name" = $2 AND "id" = $1) OR ("name" = $2 AND "count" = $3) OR "label" = $2"#,
+    )
+    .bind(full_id)
+    .bind("full")
+    .bind(-1i64)
+    .fetch_all(db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    // Text compares case-sensitively on every engine (MySQL: binary collation).
+    let rows = query("SELECT id FROM things WHERE name = $1")
+        .bind("FULL")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+
+    // Unique violations are recognisable on every engine.
     let error = query(INSERT)
         .bind(Uuid::now_v7())
         .bind("full")
@@ -188,7 +223,7 @@ async fn round_trip(db: &Db) {
         .unwrap_err();
     assert!(matches!(error, DbError::Encode { .. }), "{error}");
 
-    // Timestamps order the same way on both engines (on SQLite: as text), including
+    // Timestamps order the same way on every engine (on SQLite: as text), including
     // sub-second differences and bound comparison values.
     let base = at("2024-01-01T00:00:00Z");
     for (name, offset) in [
@@ -226,6 +261,22 @@ async fn round_trip(db: &Db) {
         .get::<i64>("n")
         .unwrap();
     assert_eq!(later, 4, "t2, t3 and the two rows of May");
+
+    // Keyset pagination as generated services write it: a row comparison on (created_at, id)
+    // and a bound LIMIT.
+    let page: Vec<String> = query(
+        r#"SELECT "name" FROM "things" WHERE ("created_at", "id") < ($1, $2) ORDER BY "created_at" DESC, "id" DESC LIMIT $3"#,
+    )
+    .bind(base + Duration::seconds(10))
+    .bind(Uuid::nil())
+    .bind(2i64)
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get("name").unwrap())
+    .collect();
+    assert_eq!(page, ["t2", "t1"]);
 
     assert_eq!(
         query("UPDATE things SET maybe_flag = $1")
@@ -268,11 +319,90 @@ async fn migrations_are_idempotent(db: &Db) {
             description: "things",
             sql: "CREATE TABLE other (id UUID)",
         }],
+        mysql: &[Migration {
+            version: 1,
+            description: "things",
+            sql: "CREATE TABLE other (id CHAR(36))",
+        }],
     };
     assert!(matches!(
         db.migrate(&EDITED).await,
         Err(DbError::Migrate(_))
     ));
+}
+
+/// A service generated for one distributed engine refuses to start on the other one (or on
+/// a distributed engine when it only has SQLite scripts) instead of running without tables.
+async fn migrations_for_another_engine_are_refused(db: &Db) {
+    let engine = db.engine();
+    // What a service generated for `declared` has: scripts for SQLite (embedded runs) and for
+    // `declared`, none for the other engine.
+    let generated_for = |declared: Engine| Migrations {
+        sqlite: THINGS.sqlite,
+        postgres: if declared == Engine::Postgres {
+            THINGS.postgres
+        } else {
+            &[]
+        },
+        mysql: if declared == Engine::Mysql {
+            THINGS.mysql
+        } else {
+            &[]
+        },
+    };
+    let (migrations, declared) = match engine {
+        Engine::Postgres => (generated_for(Engine::Mysql), Engine::Mysql),
+        Engine::Mysql => (generated_for(Engine::Postgres), Engine::Postgres),
+        // Every generated service has SQLite scripts; a hand-written list may lack them.
+        Engine::Sqlite => (
+            Migrations {
+                sqlite: &[],
+                ..THINGS
+            },
+            Engine::Postgres,
+        ),
+    };
+    let error = db.migrate(&migrations).await.unwrap_err();
+    assert!(
+        matches!(error, DbError::NoMigrationsForEngine { engine: e, declared: d } if e == engine && d == declared),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!(
+            "no migrations for {engine}; its store is declared for {declared}"
+        )),
+        "{message}"
+    );
+    if engine != Engine::Sqlite {
+        let error = db
+            .migrate(&generated_for(Engine::Sqlite))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains(&format!(
+                "no migrations for {engine}; its store is declared for sqlite"
+            )),
+            "{error}"
+        );
+    }
+    // Nothing at all to apply is not an error (a service without tables of its own).
+    let none = Migrations {
+        sqlite: &[],
+        postgres: &[],
+        mysql: &[],
+    };
+    db.migrate(&none).await.expect("no migrations anywhere");
+    // Its own engine's list is applied as usual.
+    db.migrate(&generated_for(engine))
+        .await
+        .expect("own engine");
+    let applied = query("SELECT COUNT(*) AS n FROM things")
+        .fetch_optional(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(applied.get::<i64>("n").unwrap(), 0);
 }
 
 #[tokio::test]
@@ -286,6 +416,12 @@ async fn sqlite_round_trip() {
 async fn sqlite_migrations_run_twice_are_a_no_op() {
     let (db, _dir) = sqlite_db().await;
     migrations_are_idempotent(&db).await;
+}
+
+#[tokio::test]
+async fn sqlite_refuses_migrations_for_another_engine() {
+    let (db, _dir) = sqlite_db().await;
+    migrations_for_another_engine_are_refused(&db).await;
 }
 
 #[tokio::test]
@@ -330,11 +466,11 @@ async fn sqlite_url_creates_the_file() {
 
 #[tokio::test]
 async fn unsupported_urls_are_refused_without_echoing_credentials() {
-    let error = Db::connect("mysql://root:hunter2@localhost/db")
+    let error = Db::connect("mssql://root:hunter2@localhost/db")
         .await
         .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("`mysql`"), "{message}");
+    assert!(message.contains("`mssql`"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }
 
@@ -370,4 +506,157 @@ async fn postgres_migrations_run_twice_are_a_no_op() {
     let again = Db::connect(&database.url).await.expect("reconnect");
     again.migrate(&THINGS).await.expect("still a no-op");
     again.close().await;
+}
+
+#[tokio::test]
+async fn postgres_refuses_migrations_for_another_engine() {
+    if !infra_available(
+        5432,
+        "PostgreSQL",
+        "postgres_refuses_migrations_for_another_engine",
+    ) {
+        return;
+    }
+    let database = PgDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    migrations_for_another_engine_are_refused(&db).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn mysql_round_trip() {
+    if !infra_available(MYSQL_PORT, "MySQL", "mysql_round_trip") {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    // The database does not exist yet: connect creates it.
+    let db = Db::connect(&database.url)
+        .await
+        .expect("connect and create database");
+    assert_eq!(db.engine(), Engine::Mysql);
+    round_trip(&db).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn mysql_migrations_run_twice_are_a_no_op() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "mysql_migrations_run_twice_are_a_no_op",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    migrations_are_idempotent(&db).await;
+    db.close().await;
+    // A second pool on the now existing database connects without trying to create it.
+    let again = Db::connect(&database.url).await.expect("reconnect");
+    again.migrate(&THINGS).await.expect("still a no-op");
+    again.close().await;
+}
+
+#[tokio::test]
+async fn mysql_refuses_migrations_for_another_engine() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "mysql_refuses_migrations_for_another_engine",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    migrations_for_another_engine_are_refused(&db).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn mysql_stores_uuids_as_text_and_timestamps_as_utc_datetimes() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "mysql_stores_uuids_as_text_and_timestamps_as_utc_datetimes",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    db.migrate(&THINGS).await.unwrap();
+    // The session's zone does not change what is stored: the UTC wall-clock time is. (One
+    // transaction, so that every statement runs on the connection whose zone was changed.)
+    let mut tx = db.begin().await.unwrap();
+    query("SET time_zone = '+05:00'")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    let created = at("2024-01-02T03:04:05.000007Z");
+    query("INSERT INTO things (id, name, count, flag, created_at, tags) VALUES ($1, 'x', 0, $2, $3, $4)")
+        .bind(id)
+        .bind(true)
+        .bind(created)
+        .bind_json(&["a"])
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let read_back = query("SELECT created_at FROM things WHERE created_at = $1")
+        .bind(created)
+        .fetch_optional(&mut tx)
+        .await
+        .unwrap()
+        .expect("found by its timestamp");
+    assert_eq!(
+        read_back.get::<DateTime<Utc>>("created_at").unwrap(),
+        created
+    );
+    tx.commit().await.unwrap();
+    let row = query(
+        "SELECT id, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') AS created_at, \
+         CAST(flag AS SIGNED) AS flag, tags, @@character_set_database AS charset, \
+         @@collation_database AS collation FROM things",
+    )
+    .fetch_optional(&db)
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        row.get::<String>("id").unwrap(),
+        id.hyphenated().to_string()
+    );
+    assert_eq!(
+        row.get::<String>("created_at").unwrap(),
+        "2024-01-02 03:04:05.000007"
+    );
+    assert_eq!(row.get::<i64>("flag").unwrap(), 1);
+    assert_eq!(row.get::<String>("tags").unwrap(), r#"["a"]"#);
+    assert_eq!(row.get::<String>("charset").unwrap(), "utf8mb4");
+    assert_eq!(row.get::<String>("collation").unwrap(), "utf8mb4_bin");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn mysql_statements_with_unmatched_placeholders_are_refused() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "mysql_statements_with_unmatched_placeholders_are_refused",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    for result in [
+        query("SELECT $2 AS n").bind(1i64).execute(&db).await,
+        query("SELECT $1 AS n")
+            .bind(1i64)
+            .bind(2i64)
+            .execute(&db)
+            .await,
+        query("SELECT ? AS n").bind(1i64).execute(&db).await,
+    ] {
+        assert!(matches!(result, Err(DbError::Encode { .. })), "{result:?}");
+    }
+    db.close().await;
 }

@@ -8,13 +8,12 @@ use crate::bus::RetryPolicy;
 use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
 use crate::service::service_app;
-#[cfg(any(feature = "rabbitmq", feature = "nats"))]
 use crate::test_support::infra_available;
 #[cfg(feature = "rabbitmq")]
 use crate::test_support::{AMQP_URL, PgDatabase};
+use crate::test_support::{MYSQL_PORT, MySqlDatabase, call, request, settings, sqlite_db};
 #[cfg(feature = "nats")]
 use crate::test_support::{NATS_URL, NatsNamespace};
-use crate::test_support::{call, request, settings, sqlite_db};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Sent {
@@ -100,9 +99,18 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn an_event_is_published_if_and_only_if_its_transaction_commits() {
-    let (db, _dir) = sqlite_db().await;
+/// A throw-away MySQL database for one test, `None` (the test skips) when MySQL is not
+/// reachable; the guard drops the database.
+async fn mysql_db(test: &str) -> Option<(Db, MySqlDatabase)> {
+    if !infra_available(MYSQL_PORT, "MySQL", test) {
+        return None;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    Some((db, database))
+}
+
+async fn an_event_is_published_if_and_only_if_its_transaction_commits(db: Db) {
     prepare(&db).await.unwrap();
     let bus = Bus::in_process();
     let ctx = context("notes", &db, &bus);
@@ -132,6 +140,25 @@ async fn an_event_is_published_if_and_only_if_its_transaction_commits() {
     );
     stop.send(true).unwrap();
     relay.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_is_published_if_and_only_if_its_transaction_commits_on_sqlite() {
+    let (db, _dir) = sqlite_db().await;
+    an_event_is_published_if_and_only_if_its_transaction_commits(db).await;
+}
+
+#[tokio::test]
+async fn an_event_is_published_if_and_only_if_its_transaction_commits_on_mysql() {
+    let Some((db, _database)) =
+        mysql_db("an_event_is_published_if_and_only_if_its_transaction_commits_on_mysql").await
+    else {
+        return;
+    };
+    an_event_is_published_if_and_only_if_its_transaction_commits(db.clone()).await;
+    // Tables that exist already are left alone.
+    prepare(&db).await.expect("prepare twice");
+    db.close().await;
 }
 
 /// Every publish on `down` fails (its broker is unreachable): events wait in the outbox, and
@@ -180,9 +207,7 @@ async fn events_wait_in_the_outbox_while_nats_is_unreachable() {
     events_wait_in_the_outbox_while(down).await;
 }
 
-#[tokio::test]
-async fn a_redelivered_event_changes_nothing() {
-    let (db, _dir) = sqlite_db().await;
+async fn a_redelivered_event_changes_nothing(db: Db) {
     prepare(&db).await.unwrap();
     let bus = Bus::in_process();
     let ctx = context("notification", &db, &bus);
@@ -199,8 +224,22 @@ async fn a_redelivered_event_changes_nothing() {
 }
 
 #[tokio::test]
-async fn critical_events_leave_the_outbox_before_a_backlog_of_standard_ones() {
+async fn a_redelivered_event_changes_nothing_on_sqlite() {
     let (db, _dir) = sqlite_db().await;
+    a_redelivered_event_changes_nothing(db).await;
+}
+
+#[tokio::test]
+async fn a_redelivered_event_changes_nothing_on_mysql() {
+    let Some((db, _database)) = mysql_db("a_redelivered_event_changes_nothing_on_mysql").await
+    else {
+        return;
+    };
+    a_redelivered_event_changes_nothing(db.clone()).await;
+    db.close().await;
+}
+
+async fn critical_events_leave_the_outbox_before_a_backlog_of_standard_ones(db: Db) {
     prepare(&db).await.unwrap();
     let bus = Bus::in_process();
     let ctx = context("notes", &db, &bus);
@@ -228,6 +267,24 @@ async fn critical_events_leave_the_outbox_before_a_backlog_of_standard_ones() {
         pending(&db).await.unwrap(),
         i64::from(RELAY_BATCH as u32 * 2 + 1) - RELAY_BATCH
     );
+}
+
+#[tokio::test]
+async fn critical_events_leave_the_outbox_before_a_backlog_of_standard_ones_on_sqlite() {
+    let (db, _dir) = sqlite_db().await;
+    critical_events_leave_the_outbox_before_a_backlog_of_standard_ones(db).await;
+}
+
+#[tokio::test]
+async fn critical_events_leave_the_outbox_before_a_backlog_of_standard_ones_on_mysql() {
+    let Some((db, _database)) =
+        mysql_db("critical_events_leave_the_outbox_before_a_backlog_of_standard_ones_on_mysql")
+            .await
+    else {
+        return;
+    };
+    critical_events_leave_the_outbox_before_a_backlog_of_standard_ones(db.clone()).await;
+    db.close().await;
 }
 
 async fn admin_call(
@@ -314,10 +371,63 @@ async fn poison_then_replay(db: Db, bus: Bus) {
     bus.close().await;
 }
 
+/// An event dead-lettered again (e.g. replayed by the broker after a restart) updates its
+/// dead letter instead of failing on the existing key.
+async fn a_dead_letter_is_updated_when_its_event_fails_again(db: Db) {
+    prepare(&db).await.unwrap();
+    let envelope = Envelope::of("notes", &Sent { n: 5 }).unwrap();
+    store_dead_letter(&db, "notification", &envelope, "first", 3)
+        .await
+        .unwrap();
+    store_dead_letter(&db, "notification", &envelope, "second", 4)
+        .await
+        .unwrap();
+    let row = query("SELECT error, attempts FROM svcgen_dead_letters WHERE event_id = $1")
+        .bind(envelope.id.to_string())
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+        .expect("the dead letter");
+    assert_eq!(row.get::<String>("error").unwrap(), "second");
+    assert_eq!(row.get::<i64>("attempts").unwrap(), 4);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) AS n FROM svcgen_dead_letters").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_updated_when_its_event_fails_again_on_sqlite() {
+    let (db, _dir) = sqlite_db().await;
+    a_dead_letter_is_updated_when_its_event_fails_again(db).await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_updated_when_its_event_fails_again_on_mysql() {
+    let Some((db, _database)) =
+        mysql_db("a_dead_letter_is_updated_when_its_event_fails_again_on_mysql").await
+    else {
+        return;
+    };
+    a_dead_letter_is_updated_when_its_event_fails_again(db.clone()).await;
+    db.close().await;
+}
+
 #[tokio::test]
 async fn poison_events_are_dead_lettered_and_replayed_once_in_process() {
     let (db, _dir) = sqlite_db().await;
     poison_then_replay(db, Bus::in_process()).await;
+}
+
+#[tokio::test]
+async fn poison_events_are_dead_lettered_and_replayed_once_in_process_on_mysql() {
+    let Some((db, _database)) =
+        mysql_db("poison_events_are_dead_lettered_and_replayed_once_in_process_on_mysql").await
+    else {
+        return;
+    };
+    poison_then_replay(db.clone(), Bus::in_process()).await;
+    db.close().await;
 }
 
 #[cfg(feature = "nats")]

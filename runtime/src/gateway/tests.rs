@@ -30,6 +30,7 @@ async fn inspect(
         "x_forwarded_user": seen("x-forwarded-user"),
         "x_svcgen_extra": seen("x-svcgen-extra"),
         "custom": headers.get("x-custom").and_then(|v| v.to_str().ok()),
+        "timeout_ms": headers.get(crate::rpc::TIMEOUT_HEADER).and_then(|v| v.to_str().ok()),
     }))
 }
 
@@ -206,6 +207,7 @@ async fn identity_headers_are_stripped_and_the_path_is_forwarded_without_prefix(
         ("x-forwarded-user", "admin"),
         ("x-svcgen-internal", "forged"),
         ("x-svcgen-extra", "forged"),
+        ("x-svcgen-timeout-ms", "999999"),
         ("x-custom", "kept"),
         ("x-request-id", "req-42"),
     ];
@@ -239,6 +241,8 @@ async fn identity_headers_are_stripped_and_the_path_is_forwarded_without_prefix(
             "x_forwarded_user": false,
             "x_svcgen_extra": false,
             "custom": "kept",
+            // The route's deadline (the default 30 s), never the client's.
+            "timeout_ms": "30000",
         })
     );
 }

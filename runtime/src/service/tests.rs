@@ -79,6 +79,24 @@ async fn requests_without_internal_credential_are_401_even_with_a_spoofed_user_h
 }
 
 #[tokio::test]
+async fn grpc_calls_without_internal_credential_get_the_grpc_status_unauthenticated() {
+    let (app, _, _dir) = app().await;
+    let call = request(
+        Method::POST,
+        "/shop.product.v1.ProductService/GetProduct",
+        None,
+        &[("content-type", "application/grpc")],
+    );
+    let response = tower::ServiceExt::oneshot(app, call).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["grpc-status"], "16");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "missing%20or%20invalid%20internal%20credential"
+    );
+}
+
+#[tokio::test]
 async fn the_verified_identity_wins_over_client_headers() {
     let (app, settings, _dir) = app().await;
     let caller = Caller {

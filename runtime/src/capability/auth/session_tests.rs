@@ -13,7 +13,8 @@ use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
 use crate::service::{Settings, service_app};
 use crate::test_support::{
-    CHEAP_HASHING, PgDatabase, call, infra_available, request, settings_with, sqlite_db,
+    CHEAP_HASHING, MYSQL_PORT, MySqlDatabase, PgDatabase, call, infra_available, request,
+    settings_with, sqlite_db,
 };
 
 const RESET_TTL_SECS: i64 = 1200;
@@ -241,6 +242,21 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family_on_postgres() {
 }
 
 #[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family_on_mysql() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "refresh_tokens_rotate_and_reuse_revokes_the_family_on_mysql",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    refresh_tokens_rotate_and_reuse_revokes_the_family(db.clone()).await;
+    db.close().await;
+}
+
+#[tokio::test]
 async fn logout_ends_only_the_callers_session() {
     let (db, _dir) = sqlite_db().await;
     let h = Harness::new(db).await;
@@ -407,6 +423,17 @@ async fn password_reset_on_postgres() {
 }
 
 #[tokio::test]
+async fn password_reset_on_mysql() {
+    if !infra_available(MYSQL_PORT, "MySQL", "password_reset_on_mysql") {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    password_reset_flow(db.clone()).await;
+    db.close().await;
+}
+
+#[tokio::test]
 async fn without_a_reset_event_there_is_no_password_reset() {
     let (db, _dir) = sqlite_db().await;
     db.migrate(&MIGRATIONS).await.unwrap();
@@ -435,9 +462,9 @@ async fn without_a_reset_event_there_is_no_password_reset() {
     }
 }
 
-#[tokio::test]
-async fn only_admins_list_the_accounts_page_by_page() {
-    let (db, _dir) = sqlite_db().await;
+/// The account list pages with a cursor whose statement repeats a placeholder (`$1`), which
+/// MySQL binds once per occurrence.
+async fn only_admins_list_the_accounts_page_by_page(db: Db) {
     let h = Harness::new(db).await;
     let mut ids = Vec::new();
     for name in ["ada", "bob", "cyd"] {
@@ -496,6 +523,42 @@ async fn only_admins_list_the_accounts_page_by_page() {
     let (status, me) = h.get_with_roles("/auth/me", ids[1], &["user"]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["username"], "bob");
+}
+
+#[tokio::test]
+async fn only_admins_list_the_accounts_page_by_page_on_sqlite() {
+    let (db, _dir) = sqlite_db().await;
+    only_admins_list_the_accounts_page_by_page(db).await;
+}
+
+#[tokio::test]
+async fn only_admins_list_the_accounts_page_by_page_on_postgres() {
+    if !infra_available(
+        5432,
+        "PostgreSQL",
+        "only_admins_list_the_accounts_page_by_page_on_postgres",
+    ) {
+        return;
+    }
+    let database = PgDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    only_admins_list_the_accounts_page_by_page(db.clone()).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn only_admins_list_the_accounts_page_by_page_on_mysql() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "only_admins_list_the_accounts_page_by_page_on_mysql",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    only_admins_list_the_accounts_page_by_page(db.clone()).await;
+    db.close().await;
 }
 
 #[tokio::test]
@@ -682,6 +745,7 @@ async fn tokens_issued_before_the_families_keep_working(db: Db) {
     let v1 = db::Migrations {
         sqlite: &MIGRATIONS.sqlite[..1],
         postgres: &MIGRATIONS.postgres[..1],
+        mysql: &MIGRATIONS.mysql[..1],
     };
     db.migrate(&v1).await.unwrap();
     let user = Uuid::now_v7();
@@ -736,6 +800,21 @@ async fn tokens_issued_before_the_families_keep_working_on_postgres() {
         return;
     }
     let database = PgDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    tokens_issued_before_the_families_keep_working(db.clone()).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn tokens_issued_before_the_families_keep_working_on_mysql() {
+    if !infra_available(
+        MYSQL_PORT,
+        "MySQL",
+        "tokens_issued_before_the_families_keep_working_on_mysql",
+    ) {
+        return;
+    }
+    let database = MySqlDatabase::new();
     let db = Db::connect(&database.url).await.expect("connect");
     tokens_issued_before_the_families_keep_working(db.clone()).await;
     db.close().await;

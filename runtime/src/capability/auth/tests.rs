@@ -1,4 +1,5 @@
-//! The auth flows through the complete service app, on SQLite (and PostgreSQL when reachable).
+//! The auth flows through the complete service app, on SQLite (and PostgreSQL and MySQL when
+//! reachable).
 
 use std::sync::Arc;
 
@@ -12,7 +13,9 @@ use crate::bus::{Bus, Envelope, Event};
 use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
 use crate::service::{Settings, service_app};
-use crate::test_support::{PgDatabase, call, infra_available, request, settings, sqlite_db};
+use crate::test_support::{
+    MYSQL_PORT, MySqlDatabase, PgDatabase, call, infra_available, request, settings, sqlite_db,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct AccountEvent {
@@ -355,6 +358,17 @@ async fn auth_flows_on_postgres() {
         return;
     }
     let database = PgDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    auth_flows(db.clone()).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn auth_flows_on_mysql() {
+    if !infra_available(MYSQL_PORT, "MySQL", "auth_flows_on_mysql") {
+        return;
+    }
+    let database = MySqlDatabase::new();
     let db = Db::connect(&database.url).await.expect("connect");
     auth_flows(db.clone()).await;
     db.close().await;

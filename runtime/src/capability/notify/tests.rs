@@ -6,7 +6,9 @@ use crate::bus::Bus;
 use crate::db::Db;
 use crate::identity::INTERNAL_HEADER;
 use crate::service::service_app;
-use crate::test_support::{PgDatabase, call, infra_available, request, settings, sqlite_db};
+use crate::test_support::{
+    MYSQL_PORT, MySqlDatabase, PgDatabase, call, infra_available, request, settings, sqlite_db,
+};
 
 async fn count(db: &Db) -> i64 {
     db::query("SELECT COUNT(*) AS n FROM notifications")
@@ -130,6 +132,17 @@ async fn notify_on_postgres() {
         return;
     }
     let database = PgDatabase::new();
+    let db = Db::connect(&database.url).await.expect("connect");
+    notify_flows(db.clone()).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn notify_on_mysql() {
+    if !infra_available(MYSQL_PORT, "MySQL", "notify_on_mysql") {
+        return;
+    }
+    let database = MySqlDatabase::new();
     let db = Db::connect(&database.url).await.expect("connect");
     notify_flows(db.clone()).await;
     db.close().await;

@@ -26,6 +26,7 @@ pub static MIGRATIONS: Migrations = Migrations {
         description: "init",
         sql: include_str!("../migrations/postgres/0001_init.sql"),
     }],
+    mysql: &[],
 };
 
 /// This service's routes (the gateway mounts them under its prefix).

@@ -1,0 +1,128 @@
+//! The gRPC contracts svcgen writes are real protobuf: the real `protoc` compiles every
+//! `.proto` to exactly the descriptor svcgen generated the Rust code from, and `buf lint`
+//! (standard rules) finds nothing to say about them.
+
+mod support;
+
+use prost::Message as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every valid spec whose services serve RPCs, generated into `dir`.
+fn generate_all(dir: &Path) -> Vec<(svcgen::model::System, PathBuf)> {
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(support::root().join("tests/specs/pass"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("spec.yaml"))
+        .collect();
+    specs.extend(
+        std::fs::read_dir(support::root().join("examples"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path()),
+    );
+    specs.sort();
+    let mut systems = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        let source = std::fs::read_to_string(spec).unwrap();
+        let options = svcgen::Options {
+            spec_name: "spec.yaml".into(),
+            runtime_path: "../runtime".into(),
+        };
+        let (checked, files) = svcgen::generate(&source, &options)
+            .unwrap_or_else(|problems| panic!("{}: {problems:?}", spec.display()));
+        if checked.system.services.iter().all(|s| s.rpcs.is_empty()) {
+            continue;
+        }
+        let out = dir.join(index.to_string());
+        svcgen::write::write_tree(&out, &files).unwrap();
+        systems.push((checked.system, out));
+    }
+    assert!(!systems.is_empty(), "some valid spec serves RPCs");
+    systems
+}
+
+fn tool_or_skip(path: &Path, what: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    let message = format!("{what} is not installed ({})", path.display());
+    if std::env::var_os("SVCGEN_REQUIRE_INFRA").is_some_and(|v| v == "1") {
+        panic!("{message} and SVCGEN_REQUIRE_INFRA=1");
+    }
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+/// Source info and JSON names are presentation; the rest of a descriptor is the contract.
+fn comparable(mut file: prost_types::FileDescriptorProto) -> prost_types::FileDescriptorProto {
+    file.source_code_info = None;
+    for message in &mut file.message_type {
+        for field in &mut message.field {
+            field.json_name = None;
+        }
+    }
+    file
+}
+
+#[test]
+fn protoc_compiles_every_contract_to_the_descriptor_svcgen_generated_code_from() {
+    let protoc = PathBuf::from("/usr/bin/protoc");
+    if !tool_or_skip(&protoc, "protoc (Debian package protobuf-compiler)") {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    for (system, out) in generate_all(temp.path()) {
+        for service in system.services.iter().filter(|s| !s.rpcs.is_empty()) {
+            let file = svcgen::render::proto::proto_file(&system, service).unwrap();
+            let set_path = out.join(format!("{}.pb", service.name.value));
+            let result = Command::new(&protoc)
+                .current_dir(out.join("proto"))
+                .arg("-I.")
+                .arg(format!("--descriptor_set_out={}", set_path.display()))
+                .arg(&file.path)
+                .output()
+                .unwrap();
+            assert!(
+                result.status.success(),
+                "protoc rejected {}:\n{}",
+                file.path,
+                String::from_utf8_lossy(&result.stderr)
+            );
+            let compiled = prost_types::FileDescriptorSet::decode(
+                std::fs::read(&set_path).unwrap().as_slice(),
+            )
+            .unwrap();
+            let ours = svcgen::render::proto::descriptor_set(&file);
+            let ours = ours.file.last().unwrap().clone();
+            assert_eq!(compiled.file.len(), 1);
+            assert_eq!(
+                comparable(compiled.file[0].clone()),
+                comparable(ours),
+                "the .proto text of {} and the descriptor its Rust code comes from differ",
+                file.path
+            );
+        }
+    }
+}
+
+#[test]
+fn buf_lint_finds_nothing_in_any_contract() {
+    let buf = support::root().join("tests/tools/node_modules/.bin/buf");
+    if !tool_or_skip(&buf, "buf (npm ci --prefix tests/tools)") {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    for (_, out) in generate_all(temp.path()) {
+        let result = Command::new(&buf)
+            .current_dir(out.join("proto"))
+            .arg("lint")
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "buf lint failed on {}:\n{}{}",
+            out.display(),
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+}
