@@ -29,6 +29,7 @@ use crate::events::EventError;
 use crate::gateway::{self, GatewayPolicy, GatewayRoute, Upstream};
 use crate::identity::{DEFAULT_KID, JwtKey, JwtKeys, development_secret_problem};
 use crate::service::{ServiceContext, Settings, service_app};
+use crate::rpc::env_key;
 use crate::telemetry;
 
 pub use futures_util::future::BoxFuture;
@@ -226,6 +227,16 @@ impl Embedded {
             databases.push(db);
             contexts.push(ctx);
         }
+        // Services call each other through their apps in this process.
+        settings.peers.set_local(
+            upstreams
+                .iter()
+                .filter_map(|(name, upstream)| match upstream {
+                    Upstream::InProcess(app) => Some((*name, app.clone())),
+                    Upstream::Http(_) => None,
+                })
+                .collect(),
+        );
         // Relays start once every consumer is subscribed: an in-process publish reaches only
         // the subscribers present at that moment.
         let relays = Relays::start(contexts);
@@ -602,19 +613,6 @@ fn required_env(variable: &str, meaning: &str) -> anyhow::Result<String> {
     }
 }
 
-/// The environment-variable form of a service name: `user-profile` -> `USER_PROFILE`.
-fn env_key(service: &str) -> String {
-    service
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 /// A `sqlite://` URL for a file path; `%`, `?` and `#` are escaped because sqlx reads the
 /// path part of the URL percent-decoded and stops at `?`.

@@ -9,13 +9,29 @@
 //!   refused with the gRPC status `UNAUTHENTICATED`, as gRPC clients expect, where an HTTP
 //!   request gets a 401.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use tonic::Code;
+use futures_util::future::BoxFuture;
+use tonic::{Code, Status};
 
+use crate::db::DbError;
+use crate::events::EventError;
 use crate::http::ApiError;
+use crate::identity::{Caller, INTERNAL_HEADER, VerifiedIdentity};
+use crate::service::Settings;
+
+/// Errors of the transport under a call.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The header in which the gateway tells a service how long it may take, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-svcgen-timeout-ms";
@@ -134,6 +150,459 @@ pub fn unauthenticated(message: &str) -> Response {
     response
 }
 
+/// The gRPC status for an HTTP error: the inverse of [`http_status`] (server faults keep the
+/// message [`ApiError::internal`] already reduced to "internal error").
+pub fn status_of(error: &ApiError) -> Status {
+    let code = match error.status() {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidArgument,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::CONFLICT => Code::FailedPrecondition,
+        StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+        _ => Code::Internal,
+    };
+    Status::new(code, error.message().to_owned())
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        status_of(&error)
+    }
+}
+
+impl From<DbError> for Status {
+    fn from(error: DbError) -> Self {
+        status_of(&ApiError::from(error))
+    }
+}
+
+impl From<EventError> for Status {
+    fn from(error: EventError) -> Self {
+        status_of(&ApiError::from(error))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Deadline {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Deadline::from_headers(&parts.headers))
+    }
+}
+
+/// What a gRPC server method knows about the call it serves.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The signed-in user on whose behalf the call is made (from the internal credential).
+    pub caller: Option<Caller>,
+    /// When the caller stops waiting.
+    pub deadline: Deadline,
+}
+
+impl Incoming {
+    /// The caller and deadline of a request the service's middleware has verified.
+    pub fn of<T>(request: &tonic::Request<T>) -> Incoming {
+        let caller = request
+            .extensions()
+            .get::<VerifiedIdentity>()
+            .and_then(|identity| identity.0.clone());
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Incoming {
+            caller,
+            deadline: Deadline::after(timeout),
+        }
+    }
+
+    /// Runs `work` until the deadline; past it the work is dropped (its transaction rolls
+    /// back) and the answer is `DEADLINE_EXCEEDED`.
+    pub async fn within<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        match tokio::time::timeout(self.deadline.remaining(), work).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::deadline_exceeded("the deadline passed")),
+        }
+    }
+}
+
+/// A connection to one service's gRPC server: its app in this process (embedded mode, no
+/// network hop, the same middleware) or an HTTP/2 channel to its URL (distributed mode).
+#[derive(Debug, Clone)]
+pub enum Channel {
+    /// The service's app in this process.
+    Local(Router),
+    /// A lazily connecting, reconnecting HTTP/2 channel.
+    Remote(tonic::transport::Channel),
+}
+
+impl tower::Service<axum::http::Request<tonic::body::Body>> for Channel {
+    type Response = axum::http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Channel::Local(_) => Poll::Ready(Ok(())),
+            Channel::Remote(channel) => {
+                tower::Service::poll_ready(channel, cx).map_err(BoxError::from)
+            }
+        }
+    }
+
+    fn call(&mut self, request: axum::http::Request<tonic::body::Body>) -> Self::Future {
+        match self {
+            Channel::Local(app) => {
+                let app = app.clone();
+                Box::pin(async move {
+                    let request = request.map(axum::body::Body::new);
+                    let response = tower::ServiceExt::oneshot(app, request)
+                        .await
+                        .unwrap_or_else(|never| match never {});
+                    Ok(response.map(tonic::body::Body::new))
+                })
+            }
+            Channel::Remote(channel) => {
+                let call = tower::Service::call(channel, request);
+                Box::pin(async move { call.await.map_err(BoxError::from) })
+            }
+        }
+    }
+}
+
+/// The services this process can call: the apps of embedded mode, or channels to the URLs of
+/// distributed mode (`SVCGEN_<SERVICE>_URL`, the same variables the gateway reads).
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    local: Arc<OnceLock<BTreeMap<&'static str, Router>>>,
+    remote: Arc<Mutex<BTreeMap<String, tonic::transport::Channel>>>,
+}
+
+impl Peers {
+    /// Embedded mode: every service's app, once all are built.
+    pub fn set_local(&self, apps: BTreeMap<&'static str, Router>) {
+        // Set once at start; a second call (a restart in tests) keeps the first map, which
+        // is what the running services already use.
+        let _ = self.local.set(apps);
+    }
+
+    /// The channel to `service`.
+    pub fn channel(&self, service: &str) -> Result<Channel, Status> {
+        if let Some(apps) = self.local.get() {
+            return apps
+                .get(service)
+                .cloned()
+                .map(Channel::Local)
+                .ok_or_else(|| Status::unavailable(format!("no service `{service}` here")));
+        }
+        let mut remote = self.remote.lock().expect("peers lock");
+        if let Some(channel) = remote.get(service) {
+            return Ok(Channel::Remote(channel.clone()));
+        }
+        let variable = format!("SVCGEN_{}_URL", env_key(service));
+        let url = std::env::var(&variable)
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| Status::unavailable(format!("{variable} is not set")))?;
+        let endpoint = tonic::transport::Endpoint::from_shared(url.trim().to_owned())
+            .map_err(|error| Status::unavailable(format!("{variable}: {error}")))?
+            .connect_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect_lazy();
+        remote.insert(service.to_owned(), channel.clone());
+        Ok(Channel::Remote(channel))
+    }
+}
+
+/// `user-profile` -> `USER_PROFILE`.
+pub(crate) fn env_key(service: &str) -> String {
+    service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Attempts of an idempotent call that finds its service unavailable.
+const IDEMPOTENT_ATTEMPTS: u32 = 3;
+
+/// The calls a handler makes on behalf of one request: each carries the internal credential
+/// for its target with the request's caller, the time left until the request's deadline as
+/// `grpc-timeout`, and the trace context.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    settings: Arc<Settings>,
+    caller: Option<Caller>,
+    deadline: Deadline,
+    traceparent: Option<String>,
+}
+
+impl Outgoing {
+    /// Calls made for `caller` until `deadline`.
+    pub fn new(settings: &Arc<Settings>, caller: Option<&Caller>, deadline: Deadline) -> Outgoing {
+        Outgoing {
+            settings: settings.clone(),
+            caller: caller.cloned(),
+            deadline,
+            traceparent: crate::telemetry::current_traceparent(),
+        }
+    }
+
+    /// Calls `service` with `message` through `send` (a generated client method). A call to an
+    /// `idempotent` RPC that finds its service unavailable is retried, with backoff, while the
+    /// deadline allows; any other failure is returned as it is.
+    pub async fn call<Req, Res, F, Fut>(
+        &self,
+        service: &'static str,
+        idempotent: bool,
+        message: Req,
+        send: F,
+    ) -> Result<Res, Status>
+    where
+        Req: Clone,
+        F: Fn(Channel, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Res>, Status>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = self.deadline.remaining();
+            if remaining.is_zero() {
+                return Err(Status::deadline_exceeded(format!(
+                    "no time left to call `{service}`"
+                )));
+            }
+            let mut request = tonic::Request::new(message.clone());
+            request.set_timeout(remaining);
+            let token = self
+                .settings
+                .internal_tokens
+                .sign(service, self.caller.as_ref())
+                .map_err(|error| {
+                    Status::internal(format!("cannot sign the internal credential: {error}"))
+                })?;
+            let metadata = request.metadata_mut();
+            if let Ok(value) = token.parse() {
+                metadata.insert(INTERNAL_HEADER, value);
+            }
+            // The callee's middleware continues the trace from it.
+            if let Some(value) = self.traceparent.as_deref().and_then(|t| t.parse().ok()) {
+                metadata.insert(crate::telemetry::TRACEPARENT_HEADER, value);
+            }
+            let channel = self.settings.peers.channel(service)?;
+            match send(channel, request).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status)
+                    if idempotent
+                        && status.code() == Code::Unavailable
+                        && attempt < IDEMPOTENT_ATTEMPTS =>
+                {
+                    let backoff = Duration::from_millis(50 * 2u64.pow(attempt));
+                    tracing::warn!(service, attempt, %status, "retrying an idempotent call");
+                    tokio::time::sleep(backoff.min(self.deadline.remaining())).await;
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    }
+}
+
+/// Conversion of a plain value into its protobuf form (uuids as text, timestamps as
+/// `google.protobuf.Timestamp`); generated message types implement it field by field.
+pub trait ToProto<P> {
+    /// The protobuf form.
+    fn to_proto(&self) -> P;
+}
+
+/// Conversion of a protobuf value into its plain form; fails with `INVALID_ARGUMENT` on
+/// malformed input (a uuid that does not parse, a missing required message).
+pub trait FromProto<P>: Sized {
+    /// The plain form.
+    fn from_proto(proto: P) -> Result<Self, Status>;
+}
+
+macro_rules! same_in_proto {
+    ($($ty:ty),*) => {$(
+        impl ToProto<$ty> for $ty {
+            fn to_proto(&self) -> $ty {
+                self.clone()
+            }
+        }
+        impl FromProto<$ty> for $ty {
+            fn from_proto(proto: $ty) -> Result<Self, Status> {
+                Ok(proto)
+            }
+        }
+    )*};
+}
+
+same_in_proto!(String, i64, bool);
+
+impl ToProto<String> for uuid::Uuid {
+    fn to_proto(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl FromProto<String> for uuid::Uuid {
+    fn from_proto(proto: String) -> Result<Self, Status> {
+        proto
+            .parse()
+            .map_err(|_| Status::invalid_argument(format!("`{proto}` is not a UUID")))
+    }
+}
+
+impl ToProto<prost_types::Timestamp> for chrono::DateTime<chrono::Utc> {
+    fn to_proto(&self) -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: self.timestamp(),
+            nanos: i32::try_from(self.timestamp_subsec_nanos()).unwrap_or(0),
+        }
+    }
+}
+
+impl FromProto<prost_types::Timestamp> for chrono::DateTime<chrono::Utc> {
+    fn from_proto(proto: prost_types::Timestamp) -> Result<Self, Status> {
+        u32::try_from(proto.nanos)
+            .ok()
+            .and_then(|nanos| chrono::DateTime::from_timestamp(proto.seconds, nanos))
+            .ok_or_else(|| Status::invalid_argument("a timestamp is out of range"))
+    }
+}
+
+impl<T: ToProto<P>, P> ToProto<Vec<P>> for Vec<T> {
+    fn to_proto(&self) -> Vec<P> {
+        self.iter().map(ToProto::to_proto).collect()
+    }
+}
+
+impl<T: FromProto<P>, P> FromProto<Vec<P>> for Vec<T> {
+    fn from_proto(proto: Vec<P>) -> Result<Self, Status> {
+        proto.into_iter().map(T::from_proto).collect()
+    }
+}
+
+impl<T: ToProto<P>, P> ToProto<Option<P>> for Option<T> {
+    fn to_proto(&self) -> Option<P> {
+        self.as_ref().map(ToProto::to_proto)
+    }
+}
+
+impl<T: FromProto<P>, P> FromProto<Option<P>> for Option<T> {
+    fn from_proto(proto: Option<P>) -> Result<Self, Status> {
+        proto.map(T::from_proto).transpose()
+    }
+}
+
+/// A required message field that arrived empty: `INVALID_ARGUMENT` naming it.
+pub fn required<P>(field: &str, value: Option<P>) -> Result<P, Status> {
+    value.ok_or_else(|| Status::invalid_argument(format!("`{field}` is required")))
+}
+
+/// The compensations of a saga: each step that changed another service registers what undoes
+/// it; when a later step fails, [`Saga::fail`] runs them newest first.
+#[derive(Default)]
+pub struct Saga {
+    undo: Vec<(&'static str, Compensation)>,
+}
+
+/// What undoes one step of a saga.
+type Compensation = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), Status>> + Send>;
+
+impl std::fmt::Debug for Saga {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.undo.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Saga").field("undo", &names).finish()
+    }
+}
+
+impl Saga {
+    /// A saga with nothing to undo yet.
+    pub fn new() -> Saga {
+        Saga::default()
+    }
+
+    /// Registers what undoes the step just done.
+    pub fn on_failure<F, Fut>(&mut self, what: &'static str, undo: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        self.undo
+            .push((what, Box::new(move || Box::pin(undo()) as Pin<Box<_>>)));
+    }
+
+    /// Undoes every registered step, newest first, and returns `error`. An undo that fails is
+    /// logged as an error (with what it was undoing) and the others still run.
+    pub async fn fail(self, error: ApiError) -> ApiError {
+        for (what, undo) in self.undo.into_iter().rev() {
+            match undo().await {
+                Ok(()) => tracing::info!(undo = what, "saga step undone"),
+                Err(status) => {
+                    tracing::error!(undo = what, %status, "saga compensation failed: needs attention")
+                }
+            }
+        }
+        error
+    }
+}
+
+/// A payment taken by the mock provider (no money moves): declined for the test card
+/// [`DECLINED_CARD`], approved otherwise; a charge without a card goes on account.
+pub mod payment {
+    use crate::http::ApiError;
+    use axum::http::StatusCode;
+
+    /// The card number the mock provider always declines.
+    pub const DECLINED_CARD: &str = "4000000000000002";
+
+    /// A payment that went through.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Charge {
+        /// The provider's reference.
+        pub id: uuid::Uuid,
+        /// The amount, in cents.
+        pub amount_cents: i64,
+    }
+
+    /// Takes `amount_cents`: 402 when declined, 400 for a negative amount.
+    pub async fn charge(amount_cents: i64, card: Option<&str>) -> Result<Charge, ApiError> {
+        if amount_cents < 0 {
+            return Err(ApiError::bad_request("a payment cannot be negative"));
+        }
+        if card.is_some_and(|card| card.trim() == DECLINED_CARD) {
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "the payment was declined",
+            ));
+        }
+        let charge = Charge {
+            id: uuid::Uuid::now_v7(),
+            amount_cents,
+        };
+        tracing::info!(charge = %charge.id, amount_cents, "payment taken");
+        Ok(charge)
+    }
+
+    /// Gives a charge back.
+    pub async fn refund(charge: Charge) -> Result<(), tonic::Status> {
+        tracing::info!(charge = %charge.id, amount_cents = charge.amount_cents, "payment refunded");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +679,97 @@ mod tests {
         assert!(is_grpc(&headers));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         assert!(!is_grpc(&headers));
+    }
+
+    #[test]
+    fn plain_values_round_trip_through_their_protobuf_form() {
+        let id = uuid::Uuid::now_v7();
+        let at = crate::db::now();
+        let proto: String = id.to_proto();
+        assert_eq!(uuid::Uuid::from_proto(proto).unwrap(), id);
+        let stamp: prost_types::Timestamp = at.to_proto();
+        assert_eq!(chrono::DateTime::from_proto(stamp).unwrap(), at);
+        let list: Vec<String> = vec![id].to_proto();
+        assert_eq!(Vec::<uuid::Uuid>::from_proto(list).unwrap(), vec![id]);
+        let none: Option<String> = None::<uuid::Uuid>.to_proto();
+        assert_eq!(Option::<uuid::Uuid>::from_proto(none).unwrap(), None);
+        let bad = uuid::Uuid::from_proto("not-a-uuid".to_owned()).unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert_eq!(
+            required::<i64>("item", None).unwrap_err().code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_saga_undoes_its_steps_newest_first_even_when_one_undo_fails() {
+        let undone = Arc::new(Mutex::new(Vec::new()));
+        let mut saga = Saga::new();
+        for step in ["reserve", "charge", "commit"] {
+            let undone = undone.clone();
+            saga.on_failure(step, move || async move {
+                undone.lock().unwrap().push(step);
+                if step == "charge" {
+                    Err(Status::unavailable("provider down"))
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        let error = saga.fail(ApiError::conflict("out of stock")).await;
+        assert_eq!(error.status(), StatusCode::CONFLICT);
+        assert_eq!(*undone.lock().unwrap(), ["commit", "charge", "reserve"]);
+    }
+
+    #[tokio::test]
+    async fn the_mock_provider_declines_its_test_card_with_402() {
+        let declined = payment::charge(500, Some(payment::DECLINED_CARD))
+            .await
+            .unwrap_err();
+        assert_eq!(declined.status(), StatusCode::PAYMENT_REQUIRED);
+        let charge = payment::charge(500, Some("4242424242424242"))
+            .await
+            .unwrap();
+        assert_eq!(charge.amount_cents, 500);
+        assert!(payment::charge(500, None).await.is_ok());
+        assert_eq!(
+            payment::charge(-1, None).await.unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn http_errors_become_the_matching_grpc_status() {
+        assert_eq!(
+            status_of(&ApiError::not_found("no such order")).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            status_of(&ApiError::conflict("taken")).code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            status_of(&ApiError::bad_request("bad")).code(),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            status_of(&ApiError::forbidden("no")).code(),
+            Code::PermissionDenied
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_without_a_url_is_unavailable_and_names_the_variable() {
+        let peers = Peers::default();
+        let error = peers.channel("no-such-peer").unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable);
+        assert!(
+            error.message().contains("SVCGEN_NO_SUCH_PEER_URL"),
+            "{error}"
+        );
+        let local = Peers::default();
+        local.set_local(BTreeMap::from([("product", Router::new())]));
+        assert!(matches!(local.channel("product"), Ok(Channel::Local(_))));
+        assert_eq!(local.channel("user").unwrap_err().code(), Code::Unavailable);
     }
 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub password_hashing: PasswordHashing,
     /// Lifetime of password-reset tokens, in seconds.
     pub password_reset_ttl_secs: i64,
+    /// The services this process can call over gRPC.
+    pub peers: crate::rpc::Peers,
 }
 
 /// Default lifetime of a password-reset token: 30 minutes.
@@ -86,6 +88,7 @@ impl Settings {
             refresh_token_ttl_secs,
             password_hashing: PasswordHashing::default(),
             password_reset_ttl_secs: DEFAULT_PASSWORD_RESET_TTL_SECS,
+            peers: crate::rpc::Peers::default(),
         }
     }
 }
