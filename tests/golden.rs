@@ -1,12 +1,12 @@
 //! generated/<system> is exactly what `svcgen generate examples/<system>.yaml` writes, and
 //! generation is deterministic. Re-bless after an intended generator change:
-//! `cargo run -p svcgen -- generate examples/notes.yaml`.
+//! `cargo run -p svcgen -- generate examples/<system>.yaml`.
 
 mod support;
 
 use std::path::Path;
 
-const EXAMPLES: &[&str] = &["notes"];
+const EXAMPLES: &[&str] = &["notes", "shop"];
 
 fn generate_into(example: &str, out: &Path) {
     let source =

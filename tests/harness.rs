@@ -334,8 +334,9 @@ impl Drop for Databases {
 }
 
 impl Distributed {
-    /// Starts `services` of `system` with `env` (secrets, broker) plus, per service, its
-    /// database URL and `extra(service)`; then the gateway with every service's URL.
+    /// Starts `services` of `system`, in order, with `env` (secrets, broker) plus, per service,
+    /// its database URL, the URLs of the services started before it (which it may call) and
+    /// `extra(service)`; then the gateway with every service's URL.
     pub fn start(
         system: &System,
         run: String,
@@ -353,6 +354,8 @@ impl Distributed {
                 format!("{}_DATABASE_URL", service.to_uppercase()),
                 format!("postgres://postgres@127.0.0.1:5432/{database}"),
             ));
+            // The services started before this one: it may call them.
+            service_env.extend(gateway_env[env.len()..].iter().cloned());
             service_env.extend(extra(service));
             databases.push(database);
             let process = Running::start(

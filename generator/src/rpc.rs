@@ -146,6 +146,12 @@ pub fn expr_type<'s>(
                                 .unwrap_or_default()
                         )
                     })?;
+                if fields.len() != 1 {
+                    return Err(format!(
+                        "read one field of a step's result: `${}.<field>`",
+                        root.value
+                    ));
+                }
                 let StepAction::Call(call) = &step.action else {
                     return Err(format!(
                         "a `pay` step has no result to read (`${}`)",
@@ -239,6 +245,55 @@ pub fn sql_params(sql: &str) -> Vec<String> {
     params
 }
 
+/// The SQL with its `:name` parameters replaced by `$1, $2, ...` (the same number for every use
+/// of a name), and the names in number order.
+pub fn positional_sql(sql: &str) -> (String, Vec<String>) {
+    let bytes = sql.as_bytes();
+    let mut out = String::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b':' && bytes.get(i + 1) == Some(&b':') => {
+                out.push_str("::");
+                i += 2;
+                continue;
+            }
+            None if c == b':' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                {
+                    end += 1;
+                }
+                if end > start && !bytes[start].is_ascii_digit() {
+                    let name = &sql[start..end];
+                    let number = match names.iter().position(|n| n == name) {
+                        Some(index) => index + 1,
+                        None => {
+                            names.push(name.to_owned());
+                            names.len()
+                        }
+                    };
+                    out.push_str(&format!("${number}"));
+                    i = end;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        out.push(c as char);
+        i += 1;
+    }
+    (out, names)
+}
+
 /// The parameters an SQL statement of an RPC can use, with their types: `now`, `new_id`, the
 /// service's constants, the request's plain fields and those of the `for_each` element.
 pub fn statement_scope(
@@ -329,18 +384,6 @@ pub fn check(system: &System, d: &mut Diagnostics) {
         }
         for route in &service.routes {
             check_steps(system, service, route, d);
-            // Checked above so that a spec can be written against them, but not generated yet:
-            // refusing beats generating a route that ignores them.
-            if let Some(step) = route.steps.first() {
-                d.error(
-                    step.span,
-                    "svcgen checks route `steps` but does not generate them yet",
-                )
-                .hint("remove `steps`, `input` and `set` to generate this system today");
-            }
-        }
-        if let Some(rpc) = service.rpcs.first() {
-            d.warning(rpc.name.span, format!("svcgen writes the gRPC contract of service `{}` (`.proto` and Rust types) but does not serve its RPCs yet", service.name.value));
         }
     }
     check_call_cycles(system, d);
@@ -815,5 +858,23 @@ fn check_call_cycles(system: &System, d: &mut Diagnostics) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_parameters_become_numbered_ones_outside_quotes_and_casts() {
+        let (sql, names) = positional_sql(
+            "UPDATE t SET n = n - :q, note = ':q', at = :now::timestamptz WHERE id = :id AND n >= :q",
+        );
+        assert_eq!(
+            sql,
+            "UPDATE t SET n = n - $1, note = ':q', at = $2::timestamptz WHERE id = $3 AND n >= $1"
+        );
+        assert_eq!(names, ["q", "now", "id"]);
+        assert_eq!(sql_params("SELECT ':x', :y, \":z\""), ["y"]);
     }
 }

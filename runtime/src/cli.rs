@@ -28,8 +28,8 @@ use crate::db::{Db, Migrations};
 use crate::events::EventError;
 use crate::gateway::{self, GatewayPolicy, GatewayRoute, Upstream};
 use crate::identity::{DEFAULT_KID, JwtKey, JwtKeys, development_secret_problem};
-use crate::service::{ServiceContext, Settings, service_app};
 use crate::rpc::env_key;
+use crate::service::{ServiceContext, Settings, service_app};
 use crate::telemetry;
 
 pub use futures_util::future::BoxFuture;
@@ -612,7 +612,6 @@ fn required_env(variable: &str, meaning: &str) -> anyhow::Result<String> {
         _ => bail!("{variable} is not set ({meaning})"),
     }
 }
-
 
 /// A `sqlite://` URL for a file path; `%`, `?` and `#` are escaped because sqlx reads the
 /// path part of the URL percent-decoded and stops at `?`.

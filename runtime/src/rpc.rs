@@ -360,6 +360,15 @@ impl Outgoing {
         }
     }
 
+    /// The same calls with a deadline of their own, for compensations: undoing a step must not
+    /// fail because the request that made it ran out of time.
+    pub fn compensating(&self) -> Outgoing {
+        Outgoing {
+            deadline: Deadline::after(DEFAULT_TIMEOUT),
+            ..self.clone()
+        }
+    }
+
     /// Calls `service` with `message` through `send` (a generated client method). A call to an
     /// `idempotent` RPC that finds its service unavailable is retried, with backoff, while the
     /// deadline allows; any other failure is returned as it is.
@@ -416,6 +425,23 @@ impl Outgoing {
                 Err(status) => return Err(status),
             }
         }
+    }
+}
+
+/// Answers a gRPC call with a generated server (`XServiceServer::new(...)`): generated
+/// services mount this on `/<package>.<Service>/{*method}` of their app, so gRPC and HTTP share
+/// one port, one middleware and one internal credential.
+pub async fn serve<S>(server: S, request: axum::extract::Request) -> Response
+where
+    S: tower::Service<
+            axum::http::Request<axum::body::Body>,
+            Response = axum::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        >,
+{
+    match tower::ServiceExt::oneshot(server, request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(never) => match never {},
     }
 }
 

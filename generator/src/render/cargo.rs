@@ -4,7 +4,7 @@
 
 use crate::Options;
 use crate::ident;
-use crate::model::{Capability, Service, System};
+use crate::model::{Capability, Service, StepAction, System};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use toml::{Table, Value};
@@ -193,6 +193,20 @@ pub fn service(system: &System, service: &Service) -> String {
         &description,
     );
     let mut names: Vec<String> = vec!["axum".into(), "svcgen-runtime".into()];
+    // Serving RPCs or calling them: the generated server and clients are tonic's.
+    let calls = service.routes.iter().any(|r| {
+        r.steps
+            .iter()
+            .any(|s| matches!(s.action, StepAction::Call(_)))
+    });
+    if !service.rpcs.is_empty() || calls {
+        names.extend(["tonic", "uuid"].map(String::from));
+        names.push(ident::crate_name(&system.name.value, "contracts"));
+    }
+    let has_steps = service.routes.iter().any(|r| !r.steps.is_empty());
+    if has_steps {
+        names.push(ident::crate_name(&system.name.value, "contracts"));
+    }
     match service.uses {
         Some(Capability::Auth) => names.push(ident::crate_name(&system.name.value, "contracts")),
         Some(Capability::Notify) => names.push(ident::crate_name(&system.name.value, "contracts")),
@@ -204,6 +218,7 @@ pub fn service(system: &System, service: &Service) -> String {
         }
     }
     names.sort();
+    names.dedup();
     dependencies(&mut out, &names);
     out
 }

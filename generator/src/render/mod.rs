@@ -3,6 +3,7 @@
 
 mod asyncapi;
 mod cargo;
+mod grpc;
 pub mod proto;
 mod rust;
 mod text;

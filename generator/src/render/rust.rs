@@ -9,7 +9,7 @@ use quote::{format_ident, quote};
 use std::collections::BTreeMap;
 
 /// The Rust type of a field.
-fn rust_field_type(ty: &Type) -> TokenStream {
+pub(super) fn rust_field_type(ty: &Type) -> TokenStream {
     match ty {
         Type::String { .. } | Type::Text | Type::Email => quote!(String),
         Type::Int => quote!(i64),
@@ -32,7 +32,7 @@ fn rust_field_type(ty: &Type) -> TokenStream {
 }
 
 /// Whether a value of this type is `Copy` (bound without `.clone()`).
-fn is_copy(ty: &Type) -> bool {
+pub(super) fn is_copy(ty: &Type) -> bool {
     match ty {
         Type::Int | Type::Bool | Type::Uuid | Type::Timestamp => true,
         Type::Optional(inner) => is_copy(inner),
@@ -41,11 +41,11 @@ fn is_copy(ty: &Type) -> bool {
 }
 
 /// Whether a column is stored as JSON (lists).
-fn is_json(ty: &Type) -> bool {
+pub(super) fn is_json(ty: &Type) -> bool {
     matches!(ty.required(), Type::List(_) | Type::Message(_))
 }
 
-fn doc(text: &str) -> TokenStream {
+pub(super) fn doc(text: &str) -> TokenStream {
     let lines: Vec<String> = text.lines().map(|l| format!(" {}", l.trim_end())).collect();
     quote!(#(#[doc = #lines])*)
 }
@@ -70,7 +70,7 @@ fn doc_opt(text: Option<&String>, fallback: &str) -> TokenStream {
     doc(text.map_or(fallback, String::as_str))
 }
 
-fn lit(text: &str) -> Literal {
+pub(super) fn lit(text: &str) -> Literal {
     Literal::string(text)
 }
 
@@ -206,10 +206,24 @@ fn auth_service(system: &System, service: &Service) -> TokenStream {
             use svcgen_runtime::bus::Event as _;
         )
     });
+    let grpc = super::grpc::Grpc::new(system, service);
+    let server = grpc.server();
+    let (server_items, server_route) = match &server {
+        Some(parts) => (parts.items.clone(), parts.routes.clone()),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let rpc_imports = server.is_some().then(|| {
+        quote!(
+            use axum::extract::State;
+            use axum::routing;
+            use svcgen_runtime::rpc::{self, FromProto, ToProto};
+        )
+    });
     quote! {
         #doc
 
         use axum::Router;
+        #rpc_imports
         #event_trait
         use svcgen_runtime::capability::auth::{self, AuthEvents};
         use svcgen_runtime::service::ServiceContext;
@@ -219,14 +233,17 @@ fn auth_service(system: &System, service: &Service) -> TokenStream {
         /// Tables of the `auth` capability.
         pub use svcgen_runtime::capability::auth::MIGRATIONS;
 
-        /// `POST /auth/register` and `POST /auth/login`.
+        /// The `auth` capability's routes (and this service's RPCs).
         pub fn routes() -> Router<ServiceContext> {
             auth::routes(AuthEvents {
                 registered: #registered,
                 logged_in: #logged_in,
                 password_reset: #password_reset,
             })
+            #server_route
         }
+
+        #server_items
     }
 }
 
@@ -308,7 +325,7 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
 }
 
 /// A `format!` string and its arguments for a message with `{field}` placeholders.
-fn message_format(message: &str) -> (String, Vec<String>) {
+pub(super) fn message_format(message: &str) -> (String, Vec<String>) {
     let mut format = String::new();
     let mut arguments = Vec::new();
     let mut rest = message;
@@ -358,12 +375,15 @@ impl EntityNames {
 fn entity_service(system: &System, service: &Service) -> TokenStream {
     let doc = service_doc(service);
     let constant = service_const(service);
-    // Rows are read back only by routes that get, list, change or delete them.
+    // Rows are read back only by routes that get, list, change or delete them, and by RPCs.
     let reads = |entity: &Entity| {
         service
             .routes
             .iter()
             .any(|r| r.entity.value == entity.name.value && r.operation != Operation::Create)
+            || service.rpcs.iter().any(|rpc| {
+                matches!(&rpc.kind, RpcKind::Get { record } if record.value == entity.name.value)
+            })
     };
     // ... and one row by id only by routes that get, change or delete it.
     let finds = |entity: &Entity| {
@@ -386,10 +406,41 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
     if service.entities.iter().any(reads) {
         row_imports.extend(quote!(DbError, Row,));
     }
-    let handlers = service.routes.iter().map(|route| {
-        let entity = service.entity(&route.entity.value).expect("validated");
-        handler(system, entity, route)
-    });
+    let grpc = super::grpc::Grpc::new(system, service);
+    let messages = grpc.messages();
+    let handlers: Vec<TokenStream> = service
+        .routes
+        .iter()
+        .map(|route| {
+            let entity = service.entity(&route.entity.value).expect("validated");
+            if has_steps(route) {
+                let input = grpc.input_struct(route);
+                let handler = grpc.create_handler(entity, route);
+                quote!(#input #handler)
+            } else {
+                handler(system, entity, route)
+            }
+        })
+        .collect();
+    let server = grpc.server();
+    let (server_items, server_route) = match &server {
+        Some(parts) => (parts.items.clone(), parts.routes.clone()),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let conversions = grpc.conversions();
+    let generated = quote!(#(#handlers)* #server_items #conversions).to_string();
+    let rpc_imports = {
+        let mut names = vec![quote!(self)];
+        if generated.contains("FromProto") {
+            names.push(quote!(FromProto));
+        }
+        if generated.contains("ToProto") {
+            names.push(quote!(ToProto));
+        }
+        generated
+            .contains("rpc ::")
+            .then(|| quote!(use svcgen_runtime::rpc::{#(#names),*};))
+    };
     let mut by_path: BTreeMap<&str, Vec<TokenStream>> = BTreeMap::new();
     for route in &service.routes {
         let method = format_ident!("{}", route.method.as_str().to_ascii_lowercase());
@@ -424,7 +475,10 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
     let postgres = migration("postgres");
     let mysql = migration("mysql");
     let has = |ops: &[Operation]| service.routes.iter().any(|r| ops.contains(&r.operation));
-    let mut http = vec![quote!(ApiResult), quote!(Json)];
+    let mut http = vec![quote!(ApiResult)];
+    if !service.routes.is_empty() {
+        http.push(quote!(Json));
+    }
     if has(&[Operation::Get, Operation::Update, Operation::Delete]) {
         http.extend([quote!(ApiError), quote!(IdPath)]);
     }
@@ -451,6 +505,7 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
         use svcgen_runtime::db::{self, #row_imports Migration, Migrations};
         use svcgen_runtime::http::{#(#http),*};
         #caller
+        #rpc_imports
         use svcgen_runtime::service::ServiceContext;
         use svcgen_runtime::validate::Validator;
 
@@ -465,13 +520,25 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
 
         /// This service's routes (the gateway mounts them under its prefix).
         pub fn routes() -> Router<ServiceContext> {
-            Router::new() #(#route_calls)*
+            Router::new() #(#route_calls)* #server_route
         }
+
+        #messages
 
         #(#entities)*
 
         #(#handlers)*
+
+        #server_items
+
+        #conversions
     }
+}
+
+/// Whether a `create` route is backed by steps, its own input or set values.
+pub(super) fn has_steps(route: &Route) -> bool {
+    route.operation == Operation::Create
+        && (!route.steps.is_empty() || route.input.is_some() || !route.set.is_empty())
 }
 
 /// Model, request bodies, validation and SQL helpers of one entity.
@@ -652,7 +719,7 @@ fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStrea
 }
 
 /// Validation statements for one field, given an expression of type `&T`.
-fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStream {
+pub(super) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStream {
     let field = lit(name);
     let bound = |b: Option<u32>| match b {
         Some(n) => {
@@ -683,11 +750,12 @@ fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStream {
                 quote!(for value in #value { #inner })
             }
         }
+        Type::Message(_) => quote!(check = (#value).check(check);),
         _ => TokenStream::new(),
     }
 }
 
-fn handler_name(route: &Route) -> proc_macro2::Ident {
+pub(super) fn handler_name(route: &Route) -> proc_macro2::Ident {
     let entity = &route.entity.value;
     match route.operation {
         Operation::Create => rust_joined(&["create", entity]),
@@ -714,7 +782,7 @@ fn plural(name: &str) -> String {
 }
 
 /// A `.bind(..)` call for a column of a row held in `row`.
-fn bind(column: &Column) -> TokenStream {
+pub(super) fn bind(column: &Column) -> TokenStream {
     let ident = rust_ident(&column.name);
     if is_json(&column.ty) {
         quote!(.bind_json(&row.#ident))
@@ -726,7 +794,7 @@ fn bind(column: &Column) -> TokenStream {
 }
 
 /// `$1, $2, ...` from `first`.
-fn placeholders_from(first: usize, count: usize) -> String {
+pub(super) fn placeholders_from(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -734,7 +802,7 @@ fn placeholders_from(first: usize, count: usize) -> String {
 }
 
 /// The statement that publishes `route.emit` built from `row`, if the route emits.
-fn emit(system: &System, entity: &Entity, route: &Route) -> TokenStream {
+pub(super) fn emit(system: &System, entity: &Entity, route: &Route) -> TokenStream {
     let Some(emit) = &route.emit else {
         return TokenStream::new();
     };

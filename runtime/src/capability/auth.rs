@@ -338,14 +338,29 @@ struct TokenResponse {
     expires_in: i64,
 }
 
-/// An account as `GET /auth/me` and `GET /auth/users` show it.
-#[derive(Serialize)]
-struct Account {
-    user_id: Uuid,
-    email: String,
-    username: String,
-    roles: Vec<String>,
-    created_at: DateTime<Utc>,
+/// An account as `GET /auth/me` and `GET /auth/users` show it (and the `get: user` RPC
+/// answers it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    /// The account's id (the `sub` of its tokens).
+    pub user_id: Uuid,
+    /// Its e-mail address, lower case.
+    pub email: String,
+    /// Its display name.
+    pub username: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The account with this id, if there is one.
+pub async fn find_account(db: &db::Db, id: Uuid) -> Result<Option<Account>, DbError> {
+    let row = db::query("SELECT id, email, username, roles, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(account).transpose()
 }
 
 async fn register(
@@ -682,12 +697,10 @@ async fn confirm_password_reset(
 }
 
 async fn me(State(ctx): State<ServiceContext>, caller: Caller) -> ApiResult<Json<Account>> {
-    let row = db::query("SELECT id, email, username, roles, created_at FROM users WHERE id = $1")
-        .bind(caller.user_id)
-        .fetch_optional(&ctx.db)
+    let account = find_account(&ctx.db, caller.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user not found"))?;
-    Ok(Json(account(&row)?))
+    Ok(Json(account))
 }
 
 /// Every account, newest first, for administrators (403 for everybody else).

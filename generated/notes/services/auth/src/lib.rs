@@ -12,7 +12,7 @@ pub const SERVICE: &str = "auth";
 /// Tables of the `auth` capability.
 pub use svcgen_runtime::capability::auth::MIGRATIONS;
 
-/// `POST /auth/register` and `POST /auth/login`.
+/// The `auth` capability's routes (and this service's RPCs).
 pub fn routes() -> Router<ServiceContext> {
     auth::routes(AuthEvents {
         registered: Some(notes_contracts::events::UserRegistered::NAME),
