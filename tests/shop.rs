@@ -237,17 +237,27 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
     let (_, bobs) = api.call(Method::GET, "/orders", Some(&bob), None).await;
     assert_eq!(bobs["items"], json!([]));
 
-    // 50 concurrent orders of one lamp each with 9 in stock: exactly 9 succeed.
+    // 50 concurrent orders of one widget each with 10 in stock: exactly 10 succeed.
+    let (status, widget) = api
+        .call(
+            Method::POST,
+            "/products",
+            Some(&admin),
+            Some(json!({"name": "Widget", "description": "Limited.", "price_cents": 100, "stock": 10})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{widget}");
+    let widget_id = widget["id"].as_str().unwrap().to_owned();
     let mut orders = Vec::new();
     for _ in 0..50 {
         let api = Api::new(gateway);
-        let (token, lamp_id) = (bob.clone(), lamp_id.clone());
+        let (token, widget_id) = (bob.clone(), widget_id.clone());
         orders.push(tokio::spawn(async move {
             api.call(
                 Method::POST,
                 "/orders",
                 Some(&token),
-                Some(order(&[(&lamp_id, 1)], None)),
+                Some(order(&[(&widget_id, 1)], None)),
             )
             .await
         }));
@@ -268,12 +278,31 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert_eq!((created, conflicts), (9, 41), "never oversell");
-    assert_eq!(stock_of(&api, &lamp_id).await, 0);
+    assert_eq!((created, conflicts), (10, 40), "never oversell");
+    assert_eq!(stock_of(&api, &widget_id).await, 0);
     let (_, bobs) = api
         .call(Method::GET, "/orders?limit=100", Some(&bob), None)
         .await;
-    assert_eq!(bobs["items"].as_array().unwrap().len(), 9);
+    assert_eq!(bobs["items"].as_array().unwrap().len(), 10);
+
+    // Stock fell under the threshold once (3 -> 2): one alert, for admins only.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let items = harness::all_notifications(&api, &admin).await;
+        let alerts: Vec<&Value> = items.iter().filter(|n| n["kind"] == "low_stock").collect();
+        if !alerts.is_empty() {
+            assert_eq!(alerts.len(), 1, "{alerts:?}");
+            assert_eq!(alerts[0]["message"], "Only 2 left of Widget.");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no low-stock alert: {items:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bobs_notes = harness::all_notifications(&api, &bob).await;
+    assert!(
+        bobs_notes.iter().all(|n| n["kind"] != "low_stock"),
+        "customers get no alerts"
+    );
 
     // The order confirmation reaches alice through `order.created`.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -771,13 +771,22 @@ pub struct Consumer {
 pub enum Action {
     /// Store an in-app notification for a user.
     Notify {
-        /// Event field with the user's id.
-        user: Name,
+        /// Who receives it.
+        to: Recipient,
         /// Kind of notification, e.g. `welcome`.
         kind: Name,
         /// Message, with `{field}` placeholders.
         message: Name,
     },
+}
+
+/// Who receives a notification.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    /// The user whose id is in this event field (`user:`).
+    User(Name),
+    /// Every account with this role (`role:`), e.g. an alert for admins.
+    Role(Name),
 }
 
 /// Fields the `auth` capability can put in the event it emits at `moment` (an `emit` key).

@@ -100,7 +100,7 @@ const ROUTE_KEYS: &[&str] = &[
     "set",
 ];
 const CONSUMER_KEYS: &[&str] = &["notify", "critical", "attempts"];
-const NOTIFY_KEYS: &[&str] = &["user", "kind", "message"];
+const NOTIFY_KEYS: &[&str] = &["user", "role", "kind", "message"];
 const TYPE_NAMES: &[&str] = &[
     "string",
     "text",
@@ -1003,7 +1003,31 @@ impl Resolver<'_> {
                 None
             }
         };
-        let user = required(self, "user");
+        let to = match (fields.get("user"), fields.get("role")) {
+            (Some(user), None) => self.text(user, "user").map(|value| {
+                Recipient::User(Name {
+                    value,
+                    span: user.span,
+                })
+            }),
+            (None, Some(role)) => self.name(role, "role").map(Recipient::Role),
+            (Some(_), Some(role)) => {
+                self.d.error(
+                    role.span,
+                    "`notify` goes to a `user` or to a `role`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.d
+                    .error(
+                        notify.span,
+                        "`notify` needs `user` (an event field) or `role`",
+                    )
+                    .hint("e.g. `user: user_id`, or `role: admin` for every admin");
+                None
+            }
+        };
         let kind = required(self, "kind");
         let message = required(self, "message");
         if let Some((kind, problem)) = kind
@@ -1025,7 +1049,7 @@ impl Resolver<'_> {
             critical,
             attempts,
             action: Action::Notify {
-                user: user?,
+                to: to?,
                 kind: kind?,
                 message: message?,
             },

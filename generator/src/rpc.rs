@@ -582,6 +582,22 @@ fn check_statement(
             rpc.response.iter().map(|f| f.name.as_str()),
         ));
     }
+    if let Some(field) = statement
+        .into
+        .as_ref()
+        .and_then(|into| rpc.response.iter().find(|f| f.name.value == into.value))
+        && let Type::List(inner) = field.ty.required()
+        && !matches!(inner.as_ref(), Type::Message(_))
+    {
+        d.error(
+            statement.span,
+            format!(
+                "`into: {}` needs a list of messages (one per row) or a single value, not {}",
+                field.name.value,
+                field.ty.spec_text()
+            ),
+        );
+    }
     if statement.into.is_some() && statement.for_each.is_some() {
         d.error(
             statement.span,

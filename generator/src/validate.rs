@@ -604,10 +604,35 @@ fn check_events(system: &System, d: &mut Diagnostics) {
                 .hint("emit it from a route (`emit:`) or a capability, or remove this consumer");
             }
             let Action::Notify {
-                user,
+                to,
                 kind: _,
                 message,
             } = &consumer.action;
+            let user = match to {
+                Recipient::User(user) => Some(user),
+                Recipient::Role(role) => {
+                    let roles = system
+                        .auth
+                        .as_ref()
+                        .map(|a| a.roles.as_slice())
+                        .unwrap_or_default();
+                    if !roles.iter().any(|r| r.value == role.value) {
+                        d.error(
+                            role.span,
+                            format!("`{}` is not a role of the system", role.value),
+                        )
+                        .with_hint_opt_mut(did_you_mean(
+                            &role.value,
+                            roles.iter().map(|r| r.as_str()),
+                        ));
+                    }
+                    None
+                }
+            };
+            let Some(user) = user else {
+                check_message_placeholders(event, message, d);
+                continue;
+            };
             match event.field(&user.value) {
                 None => {
                     d.error(
@@ -631,19 +656,7 @@ fn check_events(system: &System, d: &mut Diagnostics) {
                 }
                 Some(_) => {}
             }
-            for placeholder in placeholders(&message.value) {
-                if let Some(field) = event
-                    .field(placeholder)
-                    .filter(|f| matches!(f.ty, Type::Optional(_) | Type::List(_)))
-                {
-                    d.error(message.span, format!("the message uses `{{{placeholder}}}`, but `{placeholder}` is {}: only single, required values can be shown", field.ty.spec_text()));
-                }
-                if event.field(placeholder).is_none() {
-                    d.error(message.span, format!("the message uses `{{{placeholder}}}`, but event `{}` has no field `{placeholder}`", event.name.value))
-                        .hint(did_you_mean(placeholder, event.fields.iter().map(|f| f.name.as_str()))
-                            .unwrap_or_else(|| format!("fields of `{}`: {}", event.name.value, event.fields.iter().map(|f| format!("`{}`", f.name.value)).collect::<Vec<_>>().join(", "))));
-                }
-            }
+            check_message_placeholders(event, message, d);
         }
     }
     for event in &system.events {
@@ -659,6 +672,23 @@ fn check_events(system: &System, d: &mut Diagnostics) {
                 ),
             )
             .hint("consume it, or give it a `description` saying who it is for");
+        }
+    }
+}
+
+/// Every `{field}` of a notification's message is a single, required field of the event.
+fn check_message_placeholders(event: &Event, message: &Name, d: &mut Diagnostics) {
+    for placeholder in placeholders(&message.value) {
+        if let Some(field) = event
+            .field(placeholder)
+            .filter(|f| matches!(f.ty, Type::Optional(_) | Type::List(_)))
+        {
+            d.error(message.span, format!("the message uses `{{{placeholder}}}`, but `{placeholder}` is {}: only single, required values can be shown", field.ty.spec_text()));
+        }
+        if event.field(placeholder).is_none() {
+            d.error(message.span, format!("the message uses `{{{placeholder}}}`, but event `{}` has no field `{placeholder}`", event.name.value))
+                        .hint(did_you_mean(placeholder, event.fields.iter().map(|f| f.name.as_str()))
+                            .unwrap_or_else(|| format!("fields of `{}`: {}", event.name.value, event.fields.iter().map(|f| format!("`{}`", f.name.value)).collect::<Vec<_>>().join(", "))));
         }
     }
 }

@@ -798,4 +798,134 @@ mod tests {
         assert!(matches!(local.channel("product"), Ok(Channel::Local(_))));
         assert_eq!(local.channel("user").unwrap_err().code(), Code::Unavailable);
     }
+
+    /// The `grpc-timeout` and internal credential one call carried.
+    type Seen = (Option<String>, Option<String>);
+
+    /// A gRPC endpoint that answers UNAVAILABLE `failures` times, then OK, recording what each
+    /// call carried.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        failures: usize,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl tonic::server::UnaryService<()> for Flaky {
+        type Response = ();
+        type Future = BoxFuture<'static, Result<tonic::Response<()>, Status>>;
+
+        fn call(&mut self, request: tonic::Request<()>) -> Self::Future {
+            let header = |name: &str| {
+                request
+                    .metadata()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let mut seen = self.seen.lock().unwrap();
+            seen.push((header("grpc-timeout"), header(INTERNAL_HEADER)));
+            let result = if seen.len() <= self.failures {
+                Err(Status::unavailable("restarting"))
+            } else {
+                Ok(tonic::Response::new(()))
+            };
+            Box::pin(async move { result })
+        }
+    }
+
+    fn peer(flaky: Flaky) -> Arc<Settings> {
+        let app = Router::new().route(
+            "/test.v1.Echo/Call",
+            axum::routing::post(move |request: axum::extract::Request| {
+                let flaky = flaky.clone();
+                async move {
+                    let mut grpc =
+                        tonic::server::Grpc::new(tonic_prost::ProstCodec::<(), ()>::default());
+                    grpc.unary(flaky, request).await.map(axum::body::Body::new)
+                }
+            }),
+        );
+        let settings = crate::test_support::settings();
+        settings.peers.set_local(BTreeMap::from([("echo", app)]));
+        settings
+    }
+
+    async fn call_echo(outgoing: &Outgoing, idempotent: bool) -> Result<(), Status> {
+        outgoing
+            .call("echo", idempotent, (), |channel, request| async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                grpc.unary(
+                    request,
+                    axum::http::uri::PathAndQuery::from_static("/test.v1.Echo/Call"),
+                    tonic_prost::ProstCodec::<(), ()>::default(),
+                )
+                .await
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn idempotent_calls_are_retried_while_the_peer_is_unavailable_and_others_are_not() {
+        let flaky = Flaky {
+            failures: 2,
+            ..Flaky::default()
+        };
+        let settings = peer(flaky.clone());
+        let outgoing = Outgoing::new(&settings, None, Deadline::after(Duration::from_secs(10)));
+        call_echo(&outgoing, true)
+            .await
+            .expect("succeeds on the third attempt");
+        assert_eq!(flaky.seen.lock().unwrap().len(), 3);
+
+        let flaky = Flaky {
+            failures: 2,
+            ..Flaky::default()
+        };
+        let settings = peer(flaky.clone());
+        let outgoing = Outgoing::new(&settings, None, Deadline::after(Duration::from_secs(10)));
+        let error = call_echo(&outgoing, false).await.unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable);
+        assert_eq!(
+            flaky.seen.lock().unwrap().len(),
+            1,
+            "a non-idempotent call is tried once"
+        );
+    }
+
+    #[tokio::test]
+    async fn calls_carry_the_deadline_left_and_a_credential_for_their_target_with_the_caller() {
+        let flaky = Flaky::default();
+        let settings = peer(flaky.clone());
+        let caller = Caller {
+            user_id: uuid::Uuid::now_v7(),
+            roles: vec!["user".into()],
+        };
+        let outgoing = Outgoing::new(
+            &settings,
+            Some(&caller),
+            Deadline::after(Duration::from_secs(2)),
+        );
+        call_echo(&outgoing, false).await.unwrap();
+        let (timeout, token) = flaky.seen.lock().unwrap()[0].clone();
+        let timeout = parse_grpc_timeout(&timeout.expect("grpc-timeout is sent")).unwrap();
+        assert!(
+            timeout <= Duration::from_secs(2) && !timeout.is_zero(),
+            "{timeout:?}"
+        );
+        let token = token.expect("the internal credential is sent");
+        let verified = settings.internal_tokens.verify("echo", &token).unwrap();
+        assert_eq!(verified, Some(caller));
+        assert!(settings.internal_tokens.verify("other", &token).is_err());
+
+        // No time left: the call is not even made.
+        let late = Outgoing::new(&settings, None, Deadline(Instant::now()));
+        assert_eq!(
+            call_echo(&late, true).await.unwrap_err().code(),
+            Code::DeadlineExceeded
+        );
+        assert_eq!(flaky.seen.lock().unwrap().len(), 1);
+    }
 }

@@ -258,12 +258,7 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
             .find(|e| e.name.value == consumer.event.value)
             .expect("validated");
         let ty = rust_type(&event.name.value);
-        let Action::Notify {
-            user,
-            kind,
-            message,
-        } = &consumer.action;
-        let user = rust_ident(&user.value);
+        let Action::Notify { to, kind, message } = &consumer.action;
         let kind = lit(&kind.value);
         let attempts = Literal::u32_unsuffixed(consumer.attempts);
         let critical = consumer.critical;
@@ -282,12 +277,22 @@ fn notify_service(system: &System, service: &Service) -> TokenStream {
                 quote!(&format!(#format, #(event.#arguments),*))
             }
         };
+        let store = match to {
+            Recipient::User(user) => {
+                let user = rust_ident(&user.value);
+                quote!(notify::notify(&mut tx, envelope.id, event.#user, #kind, #message_expr).await?;)
+            }
+            Recipient::Role(role) => {
+                let role = lit(&role.value);
+                quote!(notify::notify_role(&mut tx, envelope.id, #role, #kind, #message_expr).await?;)
+            }
+        };
         quote! {
             ctx.subscribe::<#contracts::events::#ty, _, _>(
                 RetryPolicy { attempts: #attempts, ..RetryPolicy::default() },
                 #critical,
                 |envelope, event, mut tx| async move {
-                    notify::notify(&mut tx, envelope.id, event.#user, #kind, #message_expr).await?;
+                    #store
                     Ok(tx)
                 },
             )

@@ -269,6 +269,8 @@ struct RouteView {
 
 #[derive(Serialize)]
 struct ServiceView {
+    /// `SVCGEN_<PEER>_URL=... ` for every service it calls.
+    peers: String,
     name: String,
     description: String,
     database_env: String,
@@ -277,6 +279,22 @@ struct ServiceView {
     database: String,
     /// The database URLs the service accepts: its store's engine, and SQLite.
     schemes: String,
+}
+
+#[derive(Serialize)]
+struct ContractView {
+    service: String,
+    package: String,
+    path: String,
+    methods: Vec<MethodView>,
+}
+
+#[derive(Serialize)]
+struct MethodView {
+    name: String,
+    idempotent: bool,
+    description: String,
+    callers: String,
 }
 
 #[derive(Serialize)]
@@ -307,7 +325,29 @@ pub fn readme(system: &System, header: &str) -> String {
         .map(|s| {
             let engine = crate::plan::store_engine(system, s);
             let database = format!("{name}_{}", s.name.value);
+            let mut called: Vec<&str> = Vec::new();
+            for call in &s.calls {
+                if !called.contains(&call.service.as_str()) {
+                    called.push(call.service.as_str());
+                }
+            }
+            let peers = called
+                .iter()
+                .map(|peer| {
+                    let index = system
+                        .services
+                        .iter()
+                        .position(|t| t.name.value == *peer)
+                        .unwrap_or(0);
+                    format!(
+                        "{}=http://127.0.0.1:{} ",
+                        ident::service_url_env(peer),
+                        3101 + index
+                    )
+                })
+                .collect::<String>();
             ServiceView {
+                peers,
                 name: s.name.value.clone(),
                 description: s.description.clone().unwrap_or_default(),
                 database_env: ident::database_url_env(&s.name.value),
@@ -359,5 +399,36 @@ pub fn readme(system: &System, header: &str) -> String {
     context.insert("routes", &routes);
     context.insert("services", &services);
     context.insert("events", &events);
+    let contracts: Vec<ContractView> = system
+        .services
+        .iter()
+        .filter_map(|s| super::proto::proto_file(system, s).map(|file| (s, file)))
+        .map(|(s, file)| ContractView {
+            service: s.name.value.clone(),
+            package: file.package.clone(),
+            path: file.path.clone(),
+            methods: s
+                .rpcs
+                .iter()
+                .map(|rpc| MethodView {
+                    name: format!("{}/{}", file.service, rpc.name.value),
+                    idempotent: rpc.idempotent || matches!(rpc.kind, RpcKind::Get { .. }),
+                    description: rpc.description.clone().unwrap_or_default(),
+                    callers: system
+                        .services
+                        .iter()
+                        .filter(|c| {
+                            c.calls.iter().any(|r| {
+                                r.service.value == s.name.value && r.rpc.value == rpc.name.value
+                            })
+                        })
+                        .map(|c| c.name.value.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+                .collect(),
+        })
+        .collect();
+    context.insert("contracts", &contracts);
     render("README.md", &context)
 }

@@ -1,7 +1,8 @@
 //! The `notify` capability: in-app notifications, usually created by event consumers.
 //!
 //! `GET /notifications` (user) lists the caller's notifications, newest first, paginated
-//! with `?limit=&cursor=`: `{items: [{id, kind, message, created_at}], next_cursor}`.
+//! with `?limit=&cursor=`: `{items: [{id, kind, message, created_at}], next_cursor}`. They
+//! are the caller's own and those sent to a role the caller has (e.g. alerts for `admin`).
 
 use axum::Router;
 use axum::extract::State;
@@ -86,32 +87,61 @@ async fn list(
     page: Page,
 ) -> ApiResult<Json<Paginated<Notification>>> {
     let before = page.before_key();
-    let rows = db::query(
-        "SELECT id, kind, message, created_at FROM notifications \
-         WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT $4",
-    )
-    .bind(caller.user_id)
-    .bind(before.created_at)
-    .bind(before.id)
-    .bind(page.limit)
-    .fetch_all(&ctx.db)
-    .await?;
-    let items = rows
-        .iter()
-        .map(|row| {
-            Ok(Notification {
+    // The caller's own page and one per role, merged: each is already the newest first after
+    // the same cursor, so the merged first `limit` are the page.
+    let recipients =
+        std::iter::once(caller.user_id).chain(caller.roles.iter().map(|r| role_recipient(r)));
+    let mut items = Vec::new();
+    for recipient in recipients {
+        let rows = db::query(
+            "SELECT id, kind, message, created_at FROM notifications \
+             WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
+        .bind(recipient)
+        .bind(before.created_at)
+        .bind(before.id)
+        .bind(page.limit)
+        .fetch_all(&ctx.db)
+        .await?;
+        for row in &rows {
+            items.push(Notification {
                 id: row.get("id")?,
                 kind: row.get("kind")?,
                 message: row.get("message")?,
                 created_at: row.get("created_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>, DbError>>()?;
+            });
+        }
+    }
+    items.sort_by_key(|n| std::cmp::Reverse((n.created_at, n.id)));
+    items.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
     Ok(Json(Paginated::new(items, page.limit, |n| Cursor {
         created_at: n.created_at,
         id: n.id,
     })))
+}
+
+/// The recipient id under which notifications for every account with `role` are stored: a
+/// fixed UUID per role (version 8, from a hash of the role), never a user's id (users' ids are
+/// version 7).
+pub fn role_recipient(role: &str) -> Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("svcgen notification role {role}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Stores one in-app notification for every account with `role` (each sees it in its list),
+/// keyed by the event like [`notify`].
+pub async fn notify_role<'c>(
+    on: impl Into<crate::db::Conn<'c>>,
+    event_id: Uuid,
+    role: &str,
+    kind: &str,
+    message: &str,
+) -> Result<(), DbError> {
+    notify(on, event_id, role_recipient(role), kind, message).await
 }
 
 /// Stores one in-app notification for `user_id`. Keyed by the id of the event that caused it,

@@ -46,6 +46,7 @@ async fn notify_flows(db: Db) {
         .unwrap();
 
     let settings = settings();
+    let app_ctx_db = db.clone();
     let ctx = ServiceContext {
         service: "notification",
         db,
@@ -118,6 +119,43 @@ async fn notify_flows(db: Db) {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // An alert for admins: Bob (an admin) sees it merged into his own, newest first, paged
+    // with the same cursor; Ada (a user) never sees it.
+    let alert = Uuid::now_v7();
+    notify_role(&app_ctx_db, alert, "admin", "low_stock", "Only 2 left.")
+        .await
+        .unwrap();
+    notify_role(&app_ctx_db, alert, "admin", "low_stock", "Only 2 left.")
+        .await
+        .unwrap();
+    let as_bob = settings
+        .internal_tokens
+        .sign(
+            "notification",
+            Some(&Caller {
+                user_id: bob,
+                roles: vec!["user".into(), "admin".into()],
+            }),
+        )
+        .unwrap();
+    let list_as = |token: String, uri: &'static str| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                request(Method::GET, uri, None, &[(INTERNAL_HEADER, &token)]),
+            )
+            .await
+        }
+    };
+    let (_, bobs) = list_as(as_bob.clone(), "/notifications").await;
+    assert_eq!(messages(&bobs), ["Only 2 left.", "Welcome, Bob!"]);
+    let (_, first) = list_as(as_bob, "/notifications?limit=1").await;
+    assert_eq!(messages(&first), ["Only 2 left."]);
+    let (_, adas) = list_as(as_ada.clone(), "/notifications?limit=100").await;
+    assert!(!messages(&adas).contains(&"Only 2 left.".to_owned()));
+    assert_ne!(role_recipient("admin"), role_recipient("user"));
 }
 
 #[tokio::test]

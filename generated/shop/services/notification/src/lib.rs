@@ -63,6 +63,25 @@ pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> 
             },
         )
         .await?;
+        ctx.subscribe::<shop_contracts::events::ProductLowStock, _, _>(
+            RetryPolicy {
+                attempts: 5,
+                ..RetryPolicy::default()
+            },
+            false,
+            |envelope, event, mut tx| async move {
+                notify::notify_role(
+                    &mut tx,
+                    envelope.id,
+                    "admin",
+                    "low_stock",
+                    &format!("Only {} left of {}.", event.stock, event.name),
+                )
+                .await?;
+                Ok(tx)
+            },
+        )
+        .await?;
         Ok(())
     })
 }
