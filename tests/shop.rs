@@ -466,6 +466,40 @@ fn call_a_service_with_buf_curl(system: &Distributed, internal_secret: &str, pro
     assert!(error.contains("unauthenticated"), "{error}");
     let forged = curl(Some("forged"));
     assert!(!forged.status.success());
+
+    // The product service is reached over gRPC (`transport: grpc`): its routes are RPCs too, the
+    // ones the gateway calls.
+    let listed = std::process::Command::new(&buf)
+        .arg("curl")
+        .arg("--schema")
+        .arg(shop().workspace.join("proto"))
+        .args([
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "--data",
+            "{}",
+        ])
+        .args(["--header", &format!("x-svcgen-internal: {token}")])
+        .arg(format!(
+            "{}/shop.product.v1.ProductApiService/ListProducts",
+            system.service_url("product")
+        ))
+        .output()
+        .expect("buf runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let page: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(names.contains(&"Pen") && names.contains(&"Lamp"), "{page}");
 }
 
 fn chrono_now() -> i64 {

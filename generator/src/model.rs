@@ -301,6 +301,19 @@ pub struct Service {
     pub calls: Vec<RpcRef>,
     /// Named integer values its SQL can use as `:name` (`constants:`).
     pub constants: Vec<(Name, i64)>,
+    /// How the gateway reaches it (`transport:`).
+    pub transport: Transport,
+}
+
+/// How the gateway reaches a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// HTTP: requests are forwarded as they came.
+    #[default]
+    Http,
+    /// gRPC: each route is also an RPC of the service's `<Name>ApiService`, which the gateway
+    /// calls, turning JSON into messages and back.
+    Grpc,
 }
 
 impl Service {

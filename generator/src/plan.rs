@@ -82,7 +82,11 @@ pub fn plan(system: &System) -> Vec<Planned> {
             }
         }
     }
-    for service in system.services.iter().filter(|s| !s.rpcs.is_empty()) {
+    for service in system
+        .services
+        .iter()
+        .filter(|s| crate::rpc::has_contract(s))
+    {
         let name = service.name.value.clone();
         files.push(planned(
             &format!("proto/{}", crate::render::proto_path(system, service)),
@@ -93,7 +97,7 @@ pub fn plan(system: &System) -> Vec<Planned> {
             Producer::ProtoRust(name),
         ));
     }
-    if system.services.iter().any(|s| !s.rpcs.is_empty()) {
+    if system.services.iter().any(crate::rpc::has_contract) {
         files.push(planned("proto/buf.yaml", Producer::BufConfig));
     }
     files.push(planned("system/Cargo.toml", Producer::SystemManifest));

@@ -66,6 +66,7 @@ const SERVICE_KEYS: &[&str] = &[
     "rpc",
     "calls",
     "constants",
+    "transport",
 ];
 const MESSAGE_KEYS: &[&str] = &["description", "fields"];
 const RPC_KEYS: &[&str] = &[
@@ -398,6 +399,19 @@ impl Resolver<'_> {
             Some(node) => self.seq(node, "`calls`", |r, item| r.rpc_ref(item)),
             None => Vec::new(),
         };
+        let transport = match entries.get("transport").map(|n| (n, n.as_str())) {
+            None | Some((_, Some("http"))) => Transport::Http,
+            Some((_, Some("grpc"))) => Transport::Grpc,
+            Some((node, other)) => {
+                self.d
+                    .error(
+                        node.span,
+                        format!("unknown transport `{}`", other.unwrap_or("")),
+                    )
+                    .hint("transports: `http` (the default) or `grpc`");
+                Transport::Http
+            }
+        };
         let constants = self.each(entries.get("constants"), "constants", |r, k, v| {
             let name = r.name(k, "constant name")?;
             let value = v.as_str().and_then(|t| t.parse::<i64>().ok());
@@ -435,6 +449,7 @@ impl Resolver<'_> {
             rpcs,
             calls,
             constants,
+            transport,
         })
     }
 

@@ -104,6 +104,82 @@ pub fn route_input(service: &Service, route: &Route) -> Vec<Field> {
         .collect()
 }
 
+/// Whether a service has a gRPC contract: it serves RPCs, or the gateway reaches it over gRPC.
+pub fn has_contract(service: &Service) -> bool {
+    !service.rpcs.is_empty() || service.transport == Transport::Grpc
+}
+
+/// A route of a service reached over gRPC, as an RPC of its `<Name>ApiService`.
+pub struct RouteRpc<'s> {
+    /// The route.
+    pub route: &'s Route,
+    /// The RPC's name: the route's handler in PascalCase (`CreateProduct`, `ListProducts`).
+    pub name: String,
+    /// The request's fields.
+    pub request: Vec<Field>,
+    /// The response's fields.
+    pub response: Vec<Field>,
+}
+
+/// The gRPC service that carries a service's routes for the gateway: `ProductApiService`.
+pub fn api_service_name(service: &Service) -> String {
+    format!("{}ApiService", crate::ident::to_pascal(&service.name.value))
+}
+
+/// The routes of a service reached over gRPC, as RPCs (none for one reached over HTTP).
+pub fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
+    if service.transport != Transport::Grpc {
+        return Vec::new();
+    }
+    service
+        .routes
+        .iter()
+        .map(|route| {
+            let field = |name: &str, ty: Type| Field {
+                name: Name {
+                    value: name.to_owned(),
+                    span: route.span,
+                },
+                ty,
+            };
+            let text = || Type::String {
+                min: None,
+                max: None,
+            };
+            let entity = route.entity.value.as_str();
+            let row = || field(entity, Type::Message(entity.to_owned()));
+            let (request, response) = match route.operation {
+                Operation::Create => (route_input(service, route), vec![row()]),
+                Operation::List => (
+                    vec![
+                        field("limit", Type::Optional(Box::new(Type::Int))),
+                        field("cursor", Type::Optional(Box::new(text()))),
+                    ],
+                    vec![
+                        field(
+                            "items",
+                            Type::List(Box::new(Type::Message(entity.to_owned()))),
+                        ),
+                        field("next_cursor", Type::Optional(Box::new(text()))),
+                    ],
+                ),
+                Operation::Get => (vec![field("id", Type::Uuid)], vec![row()]),
+                Operation::Update | Operation::Delete => {
+                    (vec![field("id", Type::Uuid)], Vec::new())
+                }
+            };
+            let handler = crate::render::handler_name(route).to_string();
+            let name = crate::ident::to_pascal(handler.trim_start_matches("r#"));
+            RouteRpc {
+                route,
+                name,
+                request,
+                response,
+            }
+        })
+        .collect()
+}
+
 /// The type of a value in a route's steps, given the steps before it.
 pub fn expr_type<'s>(
     system: &'s System,
@@ -384,6 +460,20 @@ pub fn check(system: &System, d: &mut Diagnostics) {
         }
         for route in &service.routes {
             check_steps(system, service, route, d);
+            if service.transport == Transport::Grpc && route.operation == Operation::Update {
+                d.error(route.span, format!("service `{}` is reached over gRPC, which does not carry `update` routes yet", service.name.value))
+                    .hint("serve it over HTTP (the default transport), or change rows with an RPC");
+            }
+        }
+        if service.transport == Transport::Grpc && service.uses.is_some() {
+            d.error(
+                service.name.span,
+                format!(
+                    "service `{}` uses a capability, whose routes are served over HTTP only",
+                    service.name.value
+                ),
+            )
+            .hint("remove `transport: grpc`");
         }
     }
     check_call_cycles(system, d);

@@ -87,6 +87,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: auth_routes,
             consumers: no_consumers,
             on_start: Some(auth::on_start),
+            grpc_gateway: None,
         },
         ServiceDef {
             name: "notification",
@@ -94,6 +95,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: notify::routes,
             consumers: no_consumers,
             on_start: None,
+            grpc_gateway: None,
         },
     ],
 };

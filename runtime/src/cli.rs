@@ -50,6 +50,9 @@ pub struct ServiceDef {
     /// services; `Some(svcgen_runtime::capability::auth::on_start)` for the auth service
     /// (first admin account).
     pub on_start: Option<StartHook>,
+    /// How the gateway reaches the service over gRPC (its generated transcoder); `None`: over
+    /// HTTP.
+    pub grpc_gateway: Option<crate::rpc::GatewayAdapter>,
 }
 
 /// A [`ServiceDef::on_start`] hook.
@@ -220,10 +223,8 @@ impl Embedded {
             };
             run_start_hook(service, &ctx).await?;
             register_consumers(service, &ctx).await?;
-            upstreams.insert(
-                service.name,
-                Upstream::InProcess(service_app(ctx.clone(), (service.routes)())),
-            );
+            let app = Upstream::InProcess(service_app(ctx.clone(), (service.routes)()));
+            upstreams.insert(service.name, reached(app, service.grpc_gateway));
             databases.push(db);
             contexts.push(ctx);
         }
@@ -233,6 +234,10 @@ impl Embedded {
                 .iter()
                 .filter_map(|(name, upstream)| match upstream {
                     Upstream::InProcess(app) => Some((*name, app.clone())),
+                    Upstream::Grpc { http, .. } => match http.as_ref() {
+                        Upstream::InProcess(app) => Some((*name, app.clone())),
+                        _ => None,
+                    },
                     Upstream::Http(_) => None,
                 })
                 .collect(),
@@ -274,7 +279,8 @@ async fn run_gateway(system: &'static SystemDef, port: Option<u16>) -> anyhow::R
         let variable = format!("SVCGEN_{}_URL", env_key(service.name));
         match std::env::var(&variable) {
             Ok(url) if !url.trim().is_empty() => {
-                upstreams.insert(service.name, Upstream::Http(url.trim().to_owned()));
+                let http = Upstream::Http(url.trim().to_owned());
+                upstreams.insert(service.name, reached(http, service.grpc_gateway));
             }
             _ => missing.push(variable),
         }
@@ -378,6 +384,18 @@ impl Relays {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+/// The service's upstream as the spec says the gateway reaches it: over HTTP, or over gRPC
+/// through its generated adapter (same port; the HTTP side still answers `/health`).
+fn reached(http: Upstream, grpc: Option<crate::rpc::GatewayAdapter>) -> Upstream {
+    match grpc {
+        Some(adapter) => Upstream::Grpc {
+            http: Box::new(http),
+            adapter,
+        },
+        None => http,
     }
 }
 
@@ -799,6 +817,7 @@ mod tests {
                     routes: auth_routes,
                     consumers: no_consumers,
                     on_start: Some(auth::on_start),
+                    grpc_gateway: None,
                 },
                 ServiceDef {
                     name: "notification",
@@ -806,6 +825,7 @@ mod tests {
                     routes: notify::routes,
                     consumers: notification_consumers,
                     on_start: None,
+                    grpc_gateway: None,
                 },
             ],
         };

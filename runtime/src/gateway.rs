@@ -233,6 +233,15 @@ pub enum Upstream {
     InProcess(Router),
     /// The service's base URL (distributed mode), e.g. `http://127.0.0.1:3101`.
     Http(String),
+    /// The service reached over gRPC: its generated `adapter` turns each route's request into
+    /// the route's RPC (sent through the settings' peers, on the same port as `http`), and the
+    /// answer back into HTTP. `http` still answers the health check.
+    Grpc {
+        /// Where the service's health check is asked.
+        http: Box<Upstream>,
+        /// The service's generated transcoder.
+        adapter: crate::rpc::GatewayAdapter,
+    },
 }
 
 /// How long the health check waits for each service.
@@ -454,6 +463,8 @@ struct Inner {
 /// One route with its policy resolved.
 struct Target {
     service: &'static str,
+    /// The route's path pattern (the adapter of a gRPC upstream dispatches on it).
+    route: &'static str,
     auth: RouteAuth,
     roles: &'static [&'static str],
     per_ip: Option<Limiter<IpAddr>>,
@@ -476,6 +487,7 @@ impl Target {
         };
         Target {
             service: route.service,
+            route: route.path,
             auth: route.auth,
             roles: route.roles,
             per_ip: resolve(route.policy.per_ip, ip_default).map(|limit| Limiter::of(route, limit)),
@@ -587,18 +599,14 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
         return unavailable(target.service);
     };
 
+    if let Upstream::Grpc { adapter, .. } = upstream {
+        return call_over_grpc(&gateway, &target, caller, *adapter, request).await;
+    }
+
     let (mut parts, body) = request.into_parts();
     let too_large = Arc::new(AtomicBool::new(false));
     let body = limit_body(body, target.body_limit, too_large.clone());
-    let path = parts.uri.path();
-    let path = path
-        .strip_prefix(gateway.0.prefix.as_str())
-        .filter(|rest| rest.starts_with('/'))
-        .unwrap_or(path);
-    let path_and_query = match parts.uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
+    let path_and_query = below_prefix(&parts.uri, &gateway.0.prefix);
     let mut headers = forwardable_headers(&parts.headers);
     if let Ok(value) = HeaderValue::from_str(&token) {
         headers.insert(INTERNAL_HEADER, value);
@@ -631,6 +639,7 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
                 parts.headers = strip_hop_by_hop(&parts.headers);
                 Response::from_parts(parts, body)
             }
+            Upstream::Grpc { .. } => unreachable!("answered over gRPC above"),
             Upstream::Http(base) => {
                 let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
                 forward_http(
@@ -661,6 +670,55 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
             );
             gateway_timeout(target.service, target.timeout)
         }
+    }
+}
+
+/// Answers a route of a service reached over gRPC: reads the body (within the route's limit),
+/// then lets the service's adapter call the route's RPC for the caller, within the route's
+/// timeout.
+async fn call_over_grpc(
+    gateway: &Gateway,
+    target: &Target,
+    caller: Option<Caller>,
+    adapter: crate::rpc::GatewayAdapter,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let limit = usize::try_from(target.body_limit).unwrap_or(usize::MAX);
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(_) => return payload_too_large(target.body_limit, true),
+    };
+    let path_and_query = below_prefix(&parts.uri, &gateway.0.prefix);
+    let Ok(uri) = Uri::try_from(path_and_query) else {
+        return error_response(StatusCode::BAD_REQUEST, "malformed request path");
+    };
+    parts.uri = uri;
+    parts.extensions = Default::default();
+    let deadline = crate::rpc::Deadline::after(target.timeout);
+    let call = crate::rpc::GatewayCall {
+        outgoing: crate::rpc::Outgoing::new(&gateway.0.settings, caller.as_ref(), deadline),
+        method: parts.method.clone(),
+        route: target.route,
+        parts,
+        body,
+    };
+    match tokio::time::timeout(target.timeout, adapter(call)).await {
+        Ok(response) => response,
+        Err(_) => gateway_timeout(target.service, target.timeout),
+    }
+}
+
+/// The request's path and query as the service sees them: without the gateway's prefix.
+fn below_prefix(uri: &Uri, prefix: &str) -> String {
+    let path = uri.path();
+    let path = path
+        .strip_prefix(prefix)
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(path);
+    match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
     }
 }
 
@@ -925,6 +983,10 @@ async fn health(State(gateway): State<Gateway>) -> Response {
 }
 
 async fn service_is_healthy(client: &reqwest::Client, upstream: &Upstream) -> bool {
+    let upstream = match upstream {
+        Upstream::Grpc { http, .. } => http.as_ref(),
+        other => other,
+    };
     match upstream {
         Upstream::InProcess(app) => {
             let Ok(request) = Request::get("/health").body(Body::empty()) else {
@@ -938,6 +1000,7 @@ async fn service_is_healthy(client: &reqwest::Client, upstream: &Upstream) -> bo
             let answer = client.get(url).timeout(HEALTH_TIMEOUT).send().await;
             matches!(answer, Ok(response) if response.status().is_success())
         }
+        Upstream::Grpc { .. } => unreachable!("a gRPC upstream is checked over its `http`"),
     }
 }
 

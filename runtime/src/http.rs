@@ -253,6 +253,31 @@ impl Page {
     }
 }
 
+impl Page {
+    /// A page from a limit and a cursor already parsed from their text (what a route RPC
+    /// carries), with the checks of the query-string form: 400 for a limit out of 1..=100 or
+    /// an invalid cursor.
+    pub fn with(limit: Option<i64>, cursor: Option<&str>) -> Result<Page, ApiError> {
+        let limit = match limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(limit) if (1..=Self::MAX_LIMIT).contains(&limit) => limit,
+            Some(_) => return Err(Self::bad_limit()),
+        };
+        let after = match cursor {
+            None | Some("") => None,
+            Some(text) => Some(Cursor::decode(text)?),
+        };
+        Ok(Page { limit, after })
+    }
+
+    fn bad_limit() -> ApiError {
+        ApiError::bad_request(format!(
+            "limit must be an integer from 1 to {}",
+            Self::MAX_LIMIT
+        ))
+    }
+}
+
 impl Default for Page {
     fn default() -> Self {
         Page {
@@ -278,22 +303,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             })?
             .0;
         let limit = match query.limit.as_deref() {
-            None | Some("") => Self::DEFAULT_LIMIT,
-            Some(text) => match text.parse::<i64>() {
-                Ok(limit) if (1..=Self::MAX_LIMIT).contains(&limit) => limit,
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "limit must be an integer from 1 to {}",
-                        Self::MAX_LIMIT
-                    )));
-                }
-            },
-        };
-        let after = match query.cursor.as_deref() {
             None | Some("") => None,
-            Some(text) => Some(Cursor::decode(text)?),
+            Some(text) => Some(text.parse::<i64>().map_err(|_| Self::bad_limit())?),
         };
-        Ok(Page { limit, after })
+        Page::with(limit, query.cursor.as_deref())
     }
 }
 

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use tonic::{Code, Status};
 
@@ -150,8 +150,13 @@ pub fn unauthenticated(message: &str) -> Response {
     response
 }
 
+/// Metadata of a failed call that carries the exact HTTP status of the service's error (402,
+/// say, has no gRPC code of its own), for the gateway's answer.
+pub const HTTP_STATUS_METADATA: &str = "x-svcgen-http-status";
+
 /// The gRPC status for an HTTP error: the inverse of [`http_status`] (server faults keep the
-/// message [`ApiError::internal`] already reduced to "internal error").
+/// message [`ApiError::internal`] already reduced to "internal error"), with the exact HTTP
+/// status in [`HTTP_STATUS_METADATA`].
 pub fn status_of(error: &ApiError) -> Status {
     let code = match error.status() {
         StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidArgument,
@@ -164,7 +169,88 @@ pub fn status_of(error: &ApiError) -> Status {
         StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
         _ => Code::Internal,
     };
-    Status::new(code, error.message().to_owned())
+    let mut status = Status::new(code, error.message().to_owned());
+    if let Ok(value) = error.status().as_u16().to_string().parse() {
+        status.metadata_mut().insert(HTTP_STATUS_METADATA, value);
+    }
+    status
+}
+
+/// The HTTP answer for a failed call: the service's own HTTP status when it sent one (a 4xx
+/// only: a client never learns more about a server fault), else [`http_status`].
+pub fn failure_response(status: &Status) -> Response {
+    let exact = status
+        .metadata()
+        .get(HTTP_STATUS_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok())
+        .and_then(|v| StatusCode::from_u16(v).ok())
+        .filter(StatusCode::is_client_error);
+    let error = match exact {
+        Some(code) => ApiError::new(code, status.message()),
+        None => api_error(status),
+    };
+    axum::response::IntoResponse::into_response(error)
+}
+
+/// A JSON answer of the gateway for a service reached over gRPC.
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// One request the gateway passes to a service reached over gRPC: the service's generated
+/// [`GatewayAdapter`] turns it into the route's RPC and the answer back into HTTP.
+#[derive(Debug)]
+pub struct GatewayCall {
+    /// Calls on behalf of the request's caller, until the route's deadline.
+    pub outgoing: Outgoing,
+    /// The request's method.
+    pub method: axum::http::Method,
+    /// The route's path pattern, e.g. `/products/{id}`.
+    pub route: &'static str,
+    /// The request, without its body, with the path below the gateway's prefix.
+    pub parts: Parts,
+    /// The body.
+    pub body: axum::body::Bytes,
+}
+
+/// How the gateway reaches a service over gRPC (generated per service).
+pub type GatewayAdapter = fn(GatewayCall) -> BoxFuture<'static, Response>;
+
+impl GatewayCall {
+    /// The JSON body, with exactly the errors of [`crate::http::Json`].
+    pub async fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let request = axum::http::Request::from_parts(
+            self.parts.clone(),
+            axum::body::Body::from(self.body.clone()),
+        );
+        match <crate::http::Json<T> as axum::extract::FromRequest<()>>::from_request(request, &())
+            .await
+        {
+            Ok(crate::http::Json(value)) => Ok(value),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The `{id}` of the path, with the errors of [`crate::http::IdPath`].
+    pub fn id(&self) -> Result<uuid::Uuid, ApiError> {
+        let raw = self.parts.uri.path().rsplit('/').next().unwrap_or_default();
+        uuid::Uuid::parse_str(raw).map_err(|_| {
+            let shown: String = raw.chars().take(64).collect();
+            ApiError::bad_request(format!("malformed id `{shown}`"))
+        })
+    }
+
+    /// Milliseconds left before the route's deadline.
+    pub fn outgoing_deadline_ms(&self) -> u128 {
+        self.outgoing.deadline.remaining().as_millis()
+    }
+
+    /// `?limit=&cursor=`, with the errors of [`crate::http::Page`].
+    pub async fn page(&self) -> Result<crate::http::Page, ApiError> {
+        let mut parts = self.parts.clone();
+        <crate::http::Page as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await
+    }
 }
 
 impl From<ApiError> for Status {

@@ -22,7 +22,7 @@ const EXTERNAL_DEPENDENCIES: &[&str] = &["axum", "chrono", "serde", "uuid"];
 const GRPC_DEPENDENCIES: &[&str] = &["prost", "prost-types", "tonic", "tonic-prost"];
 
 fn has_rpcs(system: &System) -> bool {
-    system.services.iter().any(|s| !s.rpcs.is_empty())
+    system.services.iter().any(crate::rpc::has_contract)
 }
 
 fn pinned(name: &str) -> Value {
@@ -199,7 +199,7 @@ pub fn service(system: &System, service: &Service) -> String {
             .iter()
             .any(|s| matches!(s.action, StepAction::Call(_)))
     });
-    if !service.rpcs.is_empty() || calls {
+    if crate::rpc::has_contract(service) || calls {
         names.extend(["tonic", "uuid"].map(String::from));
         names.push(ident::crate_name(&system.name.value, "contracts"));
     }

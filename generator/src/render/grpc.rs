@@ -204,6 +204,241 @@ impl<'s> Grpc<'s> {
         })
     }
 
+    /// The server of the routes' RPCs, for a service the gateway reaches over gRPC: each RPC
+    /// runs the route's own handler.
+    pub fn api_server(&self) -> Option<Parts> {
+        let routes = crate::rpc::route_rpcs(self.service);
+        if routes.is_empty() {
+            return None;
+        }
+        let proto = proto_module(self.system, &self.service.name.value);
+        let api = crate::rpc::api_service_name(self.service);
+        let server_module = format_ident!("{}_server", ident::to_snake(&api));
+        let trait_name = format_ident!("{}", api);
+        let server = format_ident!("{}Server", api);
+        let methods = routes.iter().map(|route| self.route_method(route, &api));
+        let path = lit(&format!(
+            "/{}.{api}/{{*method}}",
+            crate::render::proto::package(self.system, self.service)
+        ));
+        let items = quote! {
+            /// Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).
+            #[derive(Debug, Clone)]
+            pub struct Api {
+                ctx: ServiceContext,
+            }
+
+            #[tonic::async_trait]
+            impl #proto::#server_module::#trait_name for Api {
+                #(#methods)*
+            }
+
+            /// Answers the gateway's gRPC calls of the routes.
+            async fn grpc_api(State(ctx): State<ServiceContext>, request: axum::extract::Request) -> axum::response::Response {
+                rpc::serve(#proto::#server_module::#server::new(Api { ctx }), request).await
+            }
+        };
+        Some(Parts {
+            items,
+            routes: quote!(.route(#path, routing::post(grpc_api))),
+        })
+    }
+
+    fn route_method(&self, rpc: &crate::rpc::RouteRpc, api: &str) -> TokenStream {
+        let proto = proto_module(self.system, &self.service.name.value);
+        let route = rpc.route;
+        let entity = self.service.entity(&route.entity.value).expect("validated");
+        let name = rust_ident(&ident::to_snake(&rpc.name));
+        let request_ty = format_ident!("{api}{}Request", rpc.name);
+        let response_ty = format_ident!("{api}{}Response", rpc.name);
+        let handler = super::rust::handler_name(route);
+        let method_doc = doc(&format!(
+            "`{} {}` as an RPC.",
+            route.method.as_str(),
+            route.path
+        ));
+        let caller = (!route.public).then(|| {
+            quote! {
+                let caller = incoming
+                    .caller
+                    .clone()
+                    .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+            }
+        });
+        let caller_arg = (!route.public).then(|| quote!(caller,));
+        let field = rust_ident(&entity.name.value);
+        self.need(
+            Direction::ToProto,
+            &entity.name.value,
+            &self.service.name.value,
+            &entity.name.value,
+        );
+        let (prepare, args, answer, response) = match route.operation {
+            Operation::Create => {
+                let input_ty = if super::rust::has_steps(route) {
+                    input_type(route)
+                } else {
+                    format_ident!("New{}", rust_type(&entity.name.value))
+                };
+                let fields = rpc.request.iter().map(|f| {
+                    let ident = rust_ident(&f.name.value);
+                    let source = if proto_copy(&f.ty) {
+                        quote!(request.#ident)
+                    } else {
+                        quote!(request.#ident.clone())
+                    };
+                    let value = proto_to_plain(&source, &f.ty, &f.ty, &f.name.value, || {
+                        if let Some(record) = record_of(&f.ty) {
+                            self.need(
+                                Direction::FromProto,
+                                record,
+                                &self.service.name.value,
+                                record,
+                            );
+                        }
+                    });
+                    quote!(#ident: #value,)
+                });
+                let deadline = super::rust::has_steps(route).then(|| quote!(incoming.deadline,));
+                (
+                    quote!(let input = #input_ty { #(#fields)* };),
+                    quote!(#caller_arg #deadline Json(input)),
+                    quote!(let (_, Json(row)) = answer;),
+                    quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
+                )
+            }
+            Operation::List => (
+                quote!(let page = svcgen_runtime::http::Page::with(request.limit, request.cursor.as_deref()).map_err(|error| rpc::status_of(&error))?;),
+                quote!(#caller_arg page),
+                quote!(let Json(page) = answer;),
+                quote!(#proto::#response_ty { items: ToProto::to_proto(&page.items), next_cursor: page.next_cursor }),
+            ),
+            Operation::Get => (
+                quote!(let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;),
+                quote!(#caller_arg IdPath(id)),
+                quote!(let Json(row) = answer;),
+                quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
+            ),
+            Operation::Update | Operation::Delete => (
+                quote!(let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;),
+                quote!(#caller_arg IdPath(id)),
+                quote!(let _ = answer;),
+                quote!(#proto::#response_ty {}),
+            ),
+        };
+        quote! {
+            #method_doc
+            async fn #name(&self, request: tonic::Request<#proto::#request_ty>) -> Result<tonic::Response<#proto::#response_ty>, tonic::Status> {
+                let incoming = rpc::Incoming::of(&request);
+                #caller
+                let request = request.into_inner();
+                #prepare
+                let answer = incoming
+                    .within(async {
+                        #handler(State(self.ctx.clone()), #args)
+                            .await
+                            .map_err(|error| rpc::status_of(&error))
+                    })
+                    .await?;
+                #answer
+                Ok(tonic::Response::new(#response))
+            }
+        }
+    }
+
+    /// The gateway's transcoder for a service reached over gRPC: the route's JSON request as
+    /// its RPC, and the answer back as the JSON the HTTP route gives.
+    pub fn gateway_adapter(&self) -> TokenStream {
+        let routes = crate::rpc::route_rpcs(self.service);
+        if routes.is_empty() {
+            return TokenStream::new();
+        }
+        let proto = proto_module(self.system, &self.service.name.value);
+        let api = crate::rpc::api_service_name(self.service);
+        let client_module = format_ident!("{}_client", ident::to_snake(&api));
+        let client = format_ident!("{}Client", api);
+        let arms = routes.iter().map(|rpc| {
+            let route = rpc.route;
+            let entity = self.service.entity(&route.entity.value).expect("validated");
+            let model = rust_type(&entity.name.value);
+            let field = rust_ident(&entity.name.value);
+            let field_name = lit(&entity.name.value);
+            self.need(Direction::FromProto, &entity.name.value, &self.service.name.value, &entity.name.value);
+            let method = lit(route.method.as_str());
+            let path = lit(&route.path);
+            let request_ty = format_ident!("{api}{}Request", rpc.name);
+            let call = rust_ident(&ident::to_snake(&rpc.name));
+            let idempotent = route.method == Method::Get;
+            let send = quote!(|channel, request| async move { #proto::#client_module::#client::new(channel).#call(request).await });
+            let row = quote! {
+                match rpc::required(#field_name, response.#field).and_then(#model::from_proto) {
+                    Ok(row) => row,
+                    Err(status) => return rpc::failure_response(&status),
+                }
+            };
+            let (prepare, request, answer) = match route.operation {
+                Operation::Create => {
+                    let input_ty = if super::rust::has_steps(route) {
+                        input_type(route)
+                    } else {
+                        format_ident!("New{}", rust_type(&entity.name.value))
+                    };
+                    let fields = rpc.request.iter().map(|f| {
+                        let ident = rust_ident(&f.name.value);
+                        let value = self.plain_to_proto(&quote!(&input.#ident), &f.ty, &f.ty, &self.service.name.value);
+                        quote!(#ident: #value,)
+                    });
+                    (
+                        quote!(let input: #input_ty = match call.json().await { Ok(input) => input, Err(error) => return axum::response::IntoResponse::into_response(error) };),
+                        quote!(#proto::#request_ty { #(#fields)* }),
+                        quote!(rpc::json_response(StatusCode::CREATED, &#row)),
+                    )
+                }
+                Operation::List => (
+                    quote!(let page = match call.page().await { Ok(page) => page, Err(error) => return axum::response::IntoResponse::into_response(error) };),
+                    quote!(#proto::#request_ty { limit: Some(page.limit), cursor: page.after.as_ref().map(|after| after.encode()) }),
+                    quote! {
+                        match Vec::<#model>::from_proto(response.items) {
+                            Ok(items) => rpc::json_response(StatusCode::OK, &svcgen_runtime::http::Paginated { items, next_cursor: response.next_cursor }),
+                            Err(status) => rpc::failure_response(&status),
+                        }
+                    },
+                ),
+                Operation::Get => (
+                    quote!(let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };),
+                    quote!(#proto::#request_ty { id: id.to_proto() }),
+                    quote!(rpc::json_response(StatusCode::OK, &#row)),
+                ),
+                Operation::Update | Operation::Delete => (
+                    quote!(let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };),
+                    quote!(#proto::#request_ty { id: id.to_proto() }),
+                    quote!({ let _ = response; axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT) }),
+                ),
+            };
+            quote! {
+                (#method, #path) => {
+                    #prepare
+                    match call.outgoing.call(SERVICE, #idempotent, #request, #send).await {
+                        Ok(response) => #answer,
+                        Err(status) => rpc::failure_response(&status),
+                    }
+                }
+            }
+        });
+        quote! {
+            /// How the gateway reaches this service over gRPC: each route's JSON request as the
+            /// route's RPC, and the answer back as the JSON the HTTP route would give.
+            pub fn gateway(call: rpc::GatewayCall) -> svcgen_runtime::cli::BoxFuture<'static, axum::response::Response> {
+                Box::pin(async move {
+                    match (call.method.as_str(), call.route) {
+                        #(#arms)*
+                        _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
+                    }
+                })
+            }
+        }
+    }
+
     fn method(&self, rpc: &Rpc) -> TokenStream {
         let proto = proto_module(self.system, &self.service.name.value);
         let name = method_ident(rpc);

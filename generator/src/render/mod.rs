@@ -6,6 +6,8 @@ mod cargo;
 mod grpc;
 pub mod proto;
 mod rust;
+
+pub(crate) use rust::handler_name;
 mod text;
 
 use crate::Options;

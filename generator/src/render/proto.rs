@@ -25,15 +25,23 @@ pub struct ProtoFile {
     pub package: String,
     /// Path below the workspace's `proto/` directory: `shop/product/v1/product.proto`.
     pub path: String,
-    /// `ProductService`.
-    pub service: String,
-    /// What the service does.
-    pub description: String,
+    /// The gRPC services: `ProductService` (the spec's RPCs) and, for a service the gateway
+    /// reaches over gRPC, `ProductApiService` (its routes).
+    pub services: Vec<ProtoService>,
     /// Whether a field is a timestamp (the file imports the well-known type).
     pub uses_timestamp: bool,
     /// Request, response and record messages, in a fixed order.
     pub messages: Vec<ProtoMessage>,
-    /// The RPCs.
+}
+
+/// A gRPC service of a package.
+#[derive(Debug, Serialize)]
+pub struct ProtoService {
+    /// `ProductService`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Its RPCs.
     pub methods: Vec<ProtoMethod>,
 }
 
@@ -99,7 +107,8 @@ pub fn file_path(system: &System, service: &Service) -> String {
 
 /// The contract of a service that serves RPCs; `None` when it serves none.
 pub fn proto_file(system: &System, service: &Service) -> Option<ProtoFile> {
-    if service.rpcs.is_empty() {
+    let routes = crate::rpc::route_rpcs(service);
+    if service.rpcs.is_empty() && routes.is_empty() {
         return None;
     }
     let mut messages = Vec::new();
@@ -131,6 +140,55 @@ pub fn proto_file(system: &System, service: &Service) -> Option<ProtoFile> {
             idempotency,
         });
     }
+    let mut services = Vec::new();
+    if !methods.is_empty() {
+        services.push(ProtoService {
+            name: service_name(service),
+            description: service
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("The `{}` service.", service.name.value)),
+            methods,
+        });
+    }
+    if !routes.is_empty() {
+        let api = crate::rpc::api_service_name(service);
+        let mut methods = Vec::new();
+        for rpc in &routes {
+            let route = format!("`{} {}`", rpc.route.method.as_str(), rpc.route.path);
+            for (suffix, fields) in [("Request", &rpc.request), ("Response", &rpc.response)] {
+                let description = match suffix {
+                    "Request" => format!("What {route} takes."),
+                    _ => format!("What {route} answers."),
+                };
+                messages.push(message(
+                    &format!("{api}{}{suffix}", rpc.name),
+                    description,
+                    fields,
+                ));
+                collect_records(service, fields, &mut records);
+            }
+            methods.push(ProtoMethod {
+                name: rpc.name.clone(),
+                input: format!("{api}{}Request", rpc.name),
+                output: format!("{api}{}Response", rpc.name),
+                description: format!("The route {route}, for the gateway."),
+                idempotency: if rpc.route.method == Method::Get {
+                    "NO_SIDE_EFFECTS"
+                } else {
+                    ""
+                },
+            });
+        }
+        services.push(ProtoService {
+            name: api,
+            description: format!(
+                "The HTTP routes of the `{}` service, as the gateway calls them.",
+                service.name.value
+            ),
+            methods,
+        });
+    }
     for name in &records {
         let fields = service.record(name).expect("validated records exist");
         let description = service
@@ -149,14 +207,9 @@ pub fn proto_file(system: &System, service: &Service) -> Option<ProtoFile> {
     Some(ProtoFile {
         package: package(system, service),
         path: file_path(system, service),
-        service: service_name(service),
-        description: service
-            .description
-            .clone()
-            .unwrap_or_else(|| format!("The `{}` service.", service.name.value)),
+        services,
         uses_timestamp,
         messages,
-        methods,
     })
 }
 
@@ -299,28 +352,39 @@ pub fn descriptor_set(file: &ProtoFile) -> FileDescriptorSet {
             ..Default::default()
         });
     }
-    locations.push(comment(vec![6, 0], &file.description));
-    let methods = (0..)
-        .zip(&file.methods)
-        .map(|(index, method)| {
-            locations.push(comment(vec![6, 0, 2, index], &method.description));
-            let level = match method.idempotency {
-                "NO_SIDE_EFFECTS" => Some(IdempotencyLevel::NoSideEffects),
-                "IDEMPOTENT" => Some(IdempotencyLevel::Idempotent),
-                _ => None,
-            };
-            MethodDescriptorProto {
-                name: Some(method.name.clone()),
-                input_type: Some(format!(".{}.{}", file.package, method.input)),
-                output_type: Some(format!(".{}.{}", file.package, method.output)),
-                options: level.map(|level| MethodOptions {
-                    idempotency_level: Some(level as i32),
+    let mut services = Vec::new();
+    for (service_index, service) in (0..).zip(&file.services) {
+        locations.push(comment(vec![6, service_index], &service.description));
+        let methods = (0..)
+            .zip(&service.methods)
+            .map(|(index, method)| {
+                locations.push(comment(
+                    vec![6, service_index, 2, index],
+                    &method.description,
+                ));
+                let level = match method.idempotency {
+                    "NO_SIDE_EFFECTS" => Some(IdempotencyLevel::NoSideEffects),
+                    "IDEMPOTENT" => Some(IdempotencyLevel::Idempotent),
+                    _ => None,
+                };
+                MethodDescriptorProto {
+                    name: Some(method.name.clone()),
+                    input_type: Some(format!(".{}.{}", file.package, method.input)),
+                    output_type: Some(format!(".{}.{}", file.package, method.output)),
+                    options: level.map(|level| MethodOptions {
+                        idempotency_level: Some(level as i32),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            }
-        })
-        .collect();
+                }
+            })
+            .collect();
+        services.push(ServiceDescriptorProto {
+            name: Some(service.name.clone()),
+            method: methods,
+            options: None,
+        });
+    }
     let contract = FileDescriptorProto {
         name: Some(file.path.clone()),
         package: Some(file.package.clone()),
@@ -330,11 +394,7 @@ pub fn descriptor_set(file: &ProtoFile) -> FileDescriptorSet {
             Vec::new()
         },
         message_type: message_types,
-        service: vec![ServiceDescriptorProto {
-            name: Some(file.service.clone()),
-            method: methods,
-            options: None,
-        }],
+        service: services,
         source_code_info: Some(SourceCodeInfo {
             location: locations,
         }),

@@ -127,7 +127,7 @@ pub fn contracts(system: &System) -> TokenStream {
     let contracts: Vec<&Service> = system
         .services
         .iter()
-        .filter(|s| !s.rpcs.is_empty())
+        .filter(|s| crate::rpc::has_contract(s))
         .collect();
     let proto = (!contracts.is_empty()).then(|| {
         let modules = contracts.iter().map(|service| {
@@ -427,11 +427,13 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
             }
         })
         .collect();
-    let server = grpc.server();
-    let (server_items, server_route) = match &server {
-        Some(parts) => (parts.items.clone(), parts.routes.clone()),
-        None => (TokenStream::new(), TokenStream::new()),
-    };
+    let mut server_items = TokenStream::new();
+    let mut server_route = TokenStream::new();
+    for parts in [grpc.server(), grpc.api_server()].into_iter().flatten() {
+        server_items.extend(parts.items);
+        server_route.extend(parts.routes);
+    }
+    server_items.extend(grpc.gateway_adapter());
     let conversions = grpc.conversions();
     let generated = quote!(#(#handlers)* #server_items #conversions).to_string();
     let rpc_imports = {
@@ -490,11 +492,13 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
     if has(&[Operation::List]) {
         http.extend([quote!(Cursor), quote!(Page), quote!(Paginated)]);
     }
-    let status = has(&[Operation::Create, Operation::Delete]).then(|| {
-        quote!(
-            use axum::http::StatusCode;
-        )
-    });
+    let status = (has(&[Operation::Create, Operation::Delete])
+        || service.transport == Transport::Grpc)
+        .then(|| {
+            quote!(
+                use axum::http::StatusCode;
+            )
+        });
     let caller = service.routes.iter().any(|r| !r.public).then(|| {
         quote!(
             use svcgen_runtime::identity::Caller;
@@ -541,7 +545,7 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
 }
 
 /// Whether a `create` route is backed by steps, its own input or set values.
-pub(super) fn has_steps(route: &Route) -> bool {
+pub(crate) fn has_steps(route: &Route) -> bool {
     route.operation == Operation::Create
         && (!route.steps.is_empty() || route.input.is_some() || !route.set.is_empty())
 }
@@ -760,7 +764,7 @@ pub(super) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStre
     }
 }
 
-pub(super) fn handler_name(route: &Route) -> proc_macro2::Ident {
+pub(crate) fn handler_name(route: &Route) -> proc_macro2::Ident {
     let entity = &route.entity.value;
     match route.operation {
         Operation::Create => rust_joined(&["create", entity]),
@@ -1148,6 +1152,11 @@ pub fn system_main(system: &System) -> TokenStream {
     let services = system.services.iter().map(|service| {
         let krate = ident::crate_ident(&system.name.value, &service.name.value);
         // The auth service makes sure the first admin account exists when it starts.
+        let grpc_gateway = if service.transport == Transport::Grpc {
+            quote!(Some(#krate::gateway))
+        } else {
+            quote!(None)
+        };
         let on_start = if service.uses == Some(Capability::Auth) {
             quote!(Some(svcgen_runtime::capability::auth::on_start))
         } else {
@@ -1165,6 +1174,7 @@ pub fn system_main(system: &System) -> TokenStream {
                 routes: #krate::routes,
                 consumers: #consumers,
                 on_start: #on_start,
+                grpc_gateway: #grpc_gateway,
             }
         }
     });

@@ -411,7 +411,7 @@ pub fn readme(system: &System, header: &str) -> String {
                 .rpcs
                 .iter()
                 .map(|rpc| MethodView {
-                    name: format!("{}/{}", file.service, rpc.name.value),
+                    name: format!("{}/{}", super::proto::service_name(s), rpc.name.value),
                     idempotent: rpc.idempotent || matches!(rpc.kind, RpcKind::Get { .. }),
                     description: rpc.description.clone().unwrap_or_default(),
                     callers: system

@@ -1015,3 +1015,79 @@ async fn limits_hold_for_http_upstreams_too() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     server.abort();
 }
+
+/// A stand-in for a generated transcoder: echoes what the gateway handed it.
+fn echo_adapter(
+    call: crate::rpc::GatewayCall,
+) -> crate::cli::BoxFuture<'static, axum::response::Response> {
+    Box::pin(async move {
+        let id = call.id().ok();
+        let body: Option<Value> = call.json().await.ok();
+        crate::rpc::json_response(
+            StatusCode::ACCEPTED,
+            &json!({
+                "method": call.method.as_str(),
+                "route": call.route,
+                "path": call.parts.uri.path(),
+                "id": id,
+                "body": body,
+                "remaining_ms_at_most_route_timeout":
+                    call.outgoing_deadline_ms() <= 30_000,
+            }),
+        )
+    })
+}
+
+#[tokio::test]
+async fn grpc_upstreams_get_each_checked_request_through_their_adapter() {
+    let settings = settings();
+    let (notes, _dir) = notes_service(settings.clone()).await;
+    let upstreams = BTreeMap::from([(
+        "notes",
+        Upstream::Grpc {
+            http: Box::new(Upstream::InProcess(notes)),
+            adapter: echo_adapter,
+        },
+    )]);
+    let app = router("/api/v1", ROUTES, upstreams, settings.clone());
+    let user = Uuid::now_v7();
+    let auth = bearer(&settings, user);
+    let id = Uuid::now_v7();
+
+    let (status, body) = call(
+        &app,
+        request(
+            Method::GET,
+            &format!("/api/v1/notes/{id}"),
+            None,
+            &[("authorization", &auth)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["route"], "/notes/{id}");
+    assert_eq!(body["path"], format!("/notes/{id}"));
+    assert_eq!(body["id"], id.to_string());
+    assert_eq!(body["remaining_ms_at_most_route_timeout"], true);
+
+    let (status, body) = call(
+        &app,
+        request(
+            Method::POST,
+            "/api/v1/notes",
+            Some(json!({"title": "hi"})),
+            &[("authorization", &auth)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["body"], json!({"title": "hi"}));
+
+    // Authentication, like every check, happens before: the adapter is never reached.
+    let (status, _) = call(&app, request(Method::GET, "/api/v1/inspect", None, &[])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The health check still goes to the service's HTTP side.
+    let (status, body) = call(&app, request(Method::GET, "/health", None, &[])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

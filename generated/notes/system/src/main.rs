@@ -167,6 +167,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: notes_auth::routes,
             consumers: no_consumers,
             on_start: Some(svcgen_runtime::capability::auth::on_start),
+            grpc_gateway: None,
         },
         ServiceDef {
             name: notes_notes::SERVICE,
@@ -174,6 +175,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: notes_notes::routes,
             consumers: no_consumers,
             on_start: None,
+            grpc_gateway: None,
         },
         ServiceDef {
             name: notes_notification::SERVICE,
@@ -181,6 +183,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: notes_notification::routes,
             consumers: notes_notification::consumers,
             on_start: None,
+            grpc_gateway: None,
         },
     ],
 };

@@ -66,4 +66,7 @@ pub mod proto {
 
     /// Package `shop.product.v1`: messages, client and server of the `product` service's RPCs.
     pub mod product;
+
+    /// Package `shop.order.v1`: messages, client and server of the `order` service's RPCs.
+    pub mod order;
 }

@@ -154,6 +154,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: shop_user::routes,
             consumers: no_consumers,
             on_start: Some(svcgen_runtime::capability::auth::on_start),
+            grpc_gateway: None,
         },
         ServiceDef {
             name: shop_product::SERVICE,
@@ -161,6 +162,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: shop_product::routes,
             consumers: no_consumers,
             on_start: None,
+            grpc_gateway: Some(shop_product::gateway),
         },
         ServiceDef {
             name: shop_order::SERVICE,
@@ -168,6 +170,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: shop_order::routes,
             consumers: no_consumers,
             on_start: None,
+            grpc_gateway: Some(shop_order::gateway),
         },
         ServiceDef {
             name: shop_notification::SERVICE,
@@ -175,6 +178,7 @@ static SYSTEM: SystemDef = SystemDef {
             routes: shop_notification::routes,
             consumers: shop_notification::consumers,
             on_start: None,
+            grpc_gateway: None,
         },
     ],
 };

@@ -54,6 +54,63 @@ pub struct CommitStockRequest {
 /// What `CommitStock` answers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CommitStockResponse {}
+/// What `POST /products` takes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProductApiServiceCreateProductRequest {
+    /// `name`: string(1..200).
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// `description`: text.
+    #[prost(string, tag = "2")]
+    pub description: ::prost::alloc::string::String,
+    /// `price_cents`: int.
+    #[prost(int64, tag = "3")]
+    pub price_cents: i64,
+    /// `stock`: int.
+    #[prost(int64, tag = "4")]
+    pub stock: i64,
+}
+/// What `POST /products` answers.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProductApiServiceCreateProductResponse {
+    /// `product`: product.
+    #[prost(message, optional, tag = "1")]
+    pub product: ::core::option::Option<Product>,
+}
+/// What `GET /products` takes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProductApiServiceListProductsRequest {
+    /// `limit`: int?.
+    #[prost(int64, optional, tag = "1")]
+    pub limit: ::core::option::Option<i64>,
+    /// `cursor`: string?.
+    #[prost(string, optional, tag = "2")]
+    pub cursor: ::core::option::Option<::prost::alloc::string::String>,
+}
+/// What `GET /products` answers.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ProductApiServiceListProductsResponse {
+    /// `items`: \[product\].
+    #[prost(message, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<Product>,
+    /// `next_cursor`: string?.
+    #[prost(string, optional, tag = "2")]
+    pub next_cursor: ::core::option::Option<::prost::alloc::string::String>,
+}
+/// What `GET /products/{id}` takes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProductApiServiceGetProductRequest {
+    /// `id`: uuid.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+/// What `GET /products/{id}` answers.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProductApiServiceGetProductResponse {
+    /// `product`: product.
+    #[prost(message, optional, tag = "1")]
+    pub product: ::core::option::Option<Product>,
+}
 /// Something the shop sells.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Product {
@@ -566,6 +623,426 @@ pub mod product_service_server {
     /// Generated gRPC service name
     pub const SERVICE_NAME: &str = "shop.product.v1.ProductService";
     impl<T> tonic::server::NamedService for ProductServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
+/// Generated client implementations.
+pub mod product_api_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value
+    )]
+    use tonic::codegen::http::Uri;
+    use tonic::codegen::*;
+    /// The HTTP routes of the `product` service, as the gateway calls them.
+    #[derive(Debug, Clone)]
+    pub struct ProductApiServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> ProductApiServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> ProductApiServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                    http::Request<tonic::body::Body>,
+                    Response = http::Response<
+                        <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                    >,
+                >,
+            <T as tonic::codegen::Service<http::Request<tonic::body::Body>>>::Error:
+                Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            ProductApiServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// The route `POST /products`, for the gateway.
+        pub async fn create_product(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ProductApiServiceCreateProductRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceCreateProductResponse>,
+            tonic::Status,
+        > {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/shop.product.v1.ProductApiService/CreateProduct",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "shop.product.v1.ProductApiService",
+                "CreateProduct",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The route `GET /products`, for the gateway.
+        pub async fn list_products(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ProductApiServiceListProductsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceListProductsResponse>,
+            tonic::Status,
+        > {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/shop.product.v1.ProductApiService/ListProducts",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "shop.product.v1.ProductApiService",
+                "ListProducts",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The route `GET /products/{id}`, for the gateway.
+        pub async fn get_product(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ProductApiServiceGetProductRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceGetProductResponse>,
+            tonic::Status,
+        > {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/shop.product.v1.ProductApiService/GetProduct",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "shop.product.v1.ProductApiService",
+                "GetProduct",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod product_api_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with ProductApiServiceServer.
+    #[async_trait]
+    pub trait ProductApiService: std::marker::Send + std::marker::Sync + 'static {
+        /// The route `POST /products`, for the gateway.
+        async fn create_product(
+            &self,
+            request: tonic::Request<super::ProductApiServiceCreateProductRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceCreateProductResponse>,
+            tonic::Status,
+        >;
+        /// The route `GET /products`, for the gateway.
+        async fn list_products(
+            &self,
+            request: tonic::Request<super::ProductApiServiceListProductsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceListProductsResponse>,
+            tonic::Status,
+        >;
+        /// The route `GET /products/{id}`, for the gateway.
+        async fn get_product(
+            &self,
+            request: tonic::Request<super::ProductApiServiceGetProductRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceGetProductResponse>,
+            tonic::Status,
+        >;
+    }
+    /// The HTTP routes of the `product` service, as the gateway calls them.
+    #[derive(Debug)]
+    pub struct ProductApiServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> ProductApiServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(inner: T, interceptor: F) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for ProductApiServiceServer<T>
+    where
+        T: ProductApiService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/shop.product.v1.ProductApiService/CreateProduct" => {
+                    #[allow(non_camel_case_types)]
+                    struct CreateProductSvc<T: ProductApiService>(pub Arc<T>);
+                    impl<T: ProductApiService>
+                        tonic::server::UnaryService<super::ProductApiServiceCreateProductRequest>
+                        for CreateProductSvc<T>
+                    {
+                        type Response = super::ProductApiServiceCreateProductResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ProductApiServiceCreateProductRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProductApiService>::create_product(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CreateProductSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/shop.product.v1.ProductApiService/ListProducts" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListProductsSvc<T: ProductApiService>(pub Arc<T>);
+                    impl<T: ProductApiService>
+                        tonic::server::UnaryService<super::ProductApiServiceListProductsRequest>
+                        for ListProductsSvc<T>
+                    {
+                        type Response = super::ProductApiServiceListProductsResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ProductApiServiceListProductsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProductApiService>::list_products(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListProductsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/shop.product.v1.ProductApiService/GetProduct" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetProductSvc<T: ProductApiService>(pub Arc<T>);
+                    impl<T: ProductApiService>
+                        tonic::server::UnaryService<super::ProductApiServiceGetProductRequest>
+                        for GetProductSvc<T>
+                    {
+                        type Response = super::ProductApiServiceGetProductResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ProductApiServiceGetProductRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProductApiService>::get_product(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetProductSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => Box::pin(async move {
+                    let mut response = http::Response::new(tonic::body::Body::default());
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        tonic::Status::GRPC_STATUS,
+                        (tonic::Code::Unimplemented as i32).into(),
+                    );
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        tonic::metadata::GRPC_CONTENT_TYPE,
+                    );
+                    Ok(response)
+                }),
+            }
+        }
+    }
+    impl<T> Clone for ProductApiServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "shop.product.v1.ProductApiService";
+    impl<T> tonic::server::NamedService for ProductApiServiceServer<T> {
         const NAME: &'static str = SERVICE_NAME;
     }
 }

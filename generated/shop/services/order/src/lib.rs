@@ -35,6 +35,10 @@ pub fn routes() -> Router<ServiceContext> {
     Router::new()
         .route("/orders", routing::post(create_order).get(list_orders))
         .route("/orders/{id}", routing::get(get_order))
+        .route(
+            "/shop.order.v1.OrderApiService/{*method}",
+            routing::post(grpc_api),
+        )
 }
 
 /// What the customer wants of one product.
@@ -421,12 +425,336 @@ async fn get_order(
     Ok(Json(row))
 }
 
+/// Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).
+#[derive(Debug, Clone)]
+pub struct Api {
+    ctx: ServiceContext,
+}
+
+#[tonic::async_trait]
+impl shop_contracts::proto::order::order_api_service_server::OrderApiService for Api {
+    /// `POST /orders` as an RPC.
+    async fn create_order(
+        &self,
+        request: tonic::Request<shop_contracts::proto::order::OrderApiServiceCreateOrderRequest>,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::order::OrderApiServiceCreateOrderResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let caller = incoming
+            .caller
+            .clone()
+            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let request = request.into_inner();
+        let input = CreateOrderInput {
+            items: FromProto::from_proto(request.items.clone())?,
+            payment: FromProto::from_proto(request.payment.clone())?,
+        };
+        let answer = incoming
+            .within(async {
+                create_order(
+                    State(self.ctx.clone()),
+                    caller,
+                    incoming.deadline,
+                    Json(input),
+                )
+                .await
+                .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let (_, Json(row)) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::order::OrderApiServiceCreateOrderResponse {
+                order: Some(row.to_proto()),
+            },
+        ))
+    }
+
+    /// `GET /orders` as an RPC.
+    async fn list_orders(
+        &self,
+        request: tonic::Request<shop_contracts::proto::order::OrderApiServiceListOrdersRequest>,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::order::OrderApiServiceListOrdersResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let caller = incoming
+            .caller
+            .clone()
+            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let request = request.into_inner();
+        let page = svcgen_runtime::http::Page::with(request.limit, request.cursor.as_deref())
+            .map_err(|error| rpc::status_of(&error))?;
+        let answer = incoming
+            .within(async {
+                list_orders(State(self.ctx.clone()), caller, page)
+                    .await
+                    .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let Json(page) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::order::OrderApiServiceListOrdersResponse {
+                items: ToProto::to_proto(&page.items),
+                next_cursor: page.next_cursor,
+            },
+        ))
+    }
+
+    /// `GET /orders/{id}` as an RPC.
+    async fn get_order(
+        &self,
+        request: tonic::Request<shop_contracts::proto::order::OrderApiServiceGetOrderRequest>,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::order::OrderApiServiceGetOrderResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let caller = incoming
+            .caller
+            .clone()
+            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let request = request.into_inner();
+        let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+        let answer = incoming
+            .within(async {
+                get_order(State(self.ctx.clone()), caller, IdPath(id))
+                    .await
+                    .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let Json(row) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::order::OrderApiServiceGetOrderResponse {
+                order: Some(row.to_proto()),
+            },
+        ))
+    }
+}
+
+/// Answers the gateway's gRPC calls of the routes.
+async fn grpc_api(
+    State(ctx): State<ServiceContext>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    rpc::serve(
+        shop_contracts::proto::order::order_api_service_server::OrderApiServiceServer::new(Api {
+            ctx,
+        }),
+        request,
+    )
+    .await
+}
+
+/// How the gateway reaches this service over gRPC: each route's JSON request as the
+/// route's RPC, and the answer back as the JSON the HTTP route would give.
+pub fn gateway(
+    call: rpc::GatewayCall,
+) -> svcgen_runtime::cli::BoxFuture<'static, axum::response::Response> {
+    Box::pin(async move {
+        match (call.method.as_str(), call.route) {
+            ("POST", "/orders") => {
+                let input: CreateOrderInput = match call.json().await {
+                    Ok(input) => input,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        false,
+                        shop_contracts::proto::order::OrderApiServiceCreateOrderRequest {
+                            items: ToProto::to_proto(&input.items),
+                            payment: ToProto::to_proto(&input.payment),
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
+                                    channel,
+                                )
+                                .create_order(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        rpc::json_response(
+                            StatusCode::CREATED,
+                            &match rpc::required("order", response.order)
+                                .and_then(Order::from_proto)
+                            {
+                                Ok(row) => row,
+                                Err(status) => return rpc::failure_response(&status),
+                            },
+                        )
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            ("GET", "/orders") => {
+                let page = match call.page().await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        true,
+                        shop_contracts::proto::order::OrderApiServiceListOrdersRequest {
+                            limit: Some(page.limit),
+                            cursor: page.after.as_ref().map(|after| after.encode()),
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
+                                    channel,
+                                )
+                                .list_orders(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        match Vec::<Order>::from_proto(response.items) {
+                            Ok(items) => {
+                                rpc::json_response(
+                                    StatusCode::OK,
+                                    &svcgen_runtime::http::Paginated {
+                                        items,
+                                        next_cursor: response.next_cursor,
+                                    },
+                                )
+                            }
+                            Err(status) => rpc::failure_response(&status),
+                        }
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            ("GET", "/orders/{id}") => {
+                let id = match call.id() {
+                    Ok(id) => id,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        true,
+                        shop_contracts::proto::order::OrderApiServiceGetOrderRequest {
+                            id: id.to_proto(),
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
+                                    channel,
+                                )
+                                .get_order(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        rpc::json_response(
+                            StatusCode::OK,
+                            &match rpc::required("order", response.order)
+                                .and_then(Order::from_proto)
+                            {
+                                Ok(row) => row,
+                                Err(status) => return rpc::failure_response(&status),
+                            },
+                        )
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
+        }
+    })
+}
+
+impl ToProto<shop_contracts::proto::order::Order> for Order {
+    fn to_proto(&self) -> shop_contracts::proto::order::Order {
+        shop_contracts::proto::order::Order {
+            id: ToProto::to_proto(&self.id),
+            user_id: ToProto::to_proto(&self.user_id),
+            status: ToProto::to_proto(&self.status),
+            total_cents: ToProto::to_proto(&self.total_cents),
+            items: ToProto::to_proto(&self.items),
+            created_at: Some(ToProto::to_proto(&self.created_at)),
+            updated_at: Some(ToProto::to_proto(&self.updated_at)),
+        }
+    }
+}
+
+impl ToProto<shop_contracts::proto::order::OrderItem> for OrderItem {
+    fn to_proto(&self) -> shop_contracts::proto::order::OrderItem {
+        shop_contracts::proto::order::OrderItem {
+            product_id: ToProto::to_proto(&self.product_id),
+            name: ToProto::to_proto(&self.name),
+            quantity: ToProto::to_proto(&self.quantity),
+            unit_price_cents: ToProto::to_proto(&self.unit_price_cents),
+        }
+    }
+}
+
+impl ToProto<shop_contracts::proto::order::OrderLine> for OrderLine {
+    fn to_proto(&self) -> shop_contracts::proto::order::OrderLine {
+        shop_contracts::proto::order::OrderLine {
+            product_id: ToProto::to_proto(&self.product_id),
+            quantity: ToProto::to_proto(&self.quantity),
+        }
+    }
+}
+
 impl ToProto<shop_contracts::proto::product::StockLine> for OrderLine {
     fn to_proto(&self) -> shop_contracts::proto::product::StockLine {
         shop_contracts::proto::product::StockLine {
             product_id: ToProto::to_proto(&self.product_id),
             quantity: ToProto::to_proto(&self.quantity),
         }
+    }
+}
+
+impl ToProto<shop_contracts::proto::order::Payment> for Payment {
+    fn to_proto(&self) -> shop_contracts::proto::order::Payment {
+        shop_contracts::proto::order::Payment {
+            card: ToProto::to_proto(&self.card),
+        }
+    }
+}
+
+impl FromProto<shop_contracts::proto::order::Order> for Order {
+    fn from_proto(proto: shop_contracts::proto::order::Order) -> Result<Self, tonic::Status> {
+        Ok(Order {
+            id: FromProto::from_proto(proto.id)?,
+            user_id: FromProto::from_proto(proto.user_id)?,
+            status: proto.status,
+            total_cents: proto.total_cents,
+            items: FromProto::from_proto(proto.items)?,
+            created_at: FromProto::from_proto(rpc::required("created_at", proto.created_at)?)?,
+            updated_at: FromProto::from_proto(rpc::required("updated_at", proto.updated_at)?)?,
+        })
+    }
+}
+
+impl FromProto<shop_contracts::proto::order::OrderItem> for OrderItem {
+    fn from_proto(proto: shop_contracts::proto::order::OrderItem) -> Result<Self, tonic::Status> {
+        Ok(OrderItem {
+            product_id: FromProto::from_proto(proto.product_id)?,
+            name: proto.name,
+            quantity: proto.quantity,
+            unit_price_cents: proto.unit_price_cents,
+        })
     }
 }
 
@@ -440,5 +768,20 @@ impl FromProto<shop_contracts::proto::product::PricedLine> for OrderItem {
             quantity: proto.quantity,
             unit_price_cents: proto.unit_price_cents,
         })
+    }
+}
+
+impl FromProto<shop_contracts::proto::order::OrderLine> for OrderLine {
+    fn from_proto(proto: shop_contracts::proto::order::OrderLine) -> Result<Self, tonic::Status> {
+        Ok(OrderLine {
+            product_id: FromProto::from_proto(proto.product_id)?,
+            quantity: proto.quantity,
+        })
+    }
+}
+
+impl FromProto<shop_contracts::proto::order::Payment> for Payment {
+    fn from_proto(proto: shop_contracts::proto::order::Payment) -> Result<Self, tonic::Status> {
+        Ok(Payment { card: proto.card })
     }
 }

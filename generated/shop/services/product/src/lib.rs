@@ -42,6 +42,10 @@ pub fn routes() -> Router<ServiceContext> {
             "/shop.product.v1.ProductService/{*method}",
             routing::post(grpc),
         )
+        .route(
+            "/shop.product.v1.ProductApiService/{*method}",
+            routing::post(grpc_api),
+        )
 }
 
 /// A quantity of one product.
@@ -621,6 +625,258 @@ async fn grpc(
     .await
 }
 
+/// Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).
+#[derive(Debug, Clone)]
+pub struct Api {
+    ctx: ServiceContext,
+}
+
+#[tonic::async_trait]
+impl shop_contracts::proto::product::product_api_service_server::ProductApiService for Api {
+    /// `POST /products` as an RPC.
+    async fn create_product(
+        &self,
+        request: tonic::Request<
+            shop_contracts::proto::product::ProductApiServiceCreateProductRequest,
+        >,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::product::ProductApiServiceCreateProductResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let caller = incoming
+            .caller
+            .clone()
+            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let request = request.into_inner();
+        let input = NewProduct {
+            name: request.name.clone(),
+            description: request.description.clone(),
+            price_cents: request.price_cents,
+            stock: request.stock,
+        };
+        let answer = incoming
+            .within(async {
+                create_product(State(self.ctx.clone()), caller, Json(input))
+                    .await
+                    .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let (_, Json(row)) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::product::ProductApiServiceCreateProductResponse {
+                product: Some(row.to_proto()),
+            },
+        ))
+    }
+
+    /// `GET /products` as an RPC.
+    async fn list_products(
+        &self,
+        request: tonic::Request<
+            shop_contracts::proto::product::ProductApiServiceListProductsRequest,
+        >,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::product::ProductApiServiceListProductsResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let request = request.into_inner();
+        let page = svcgen_runtime::http::Page::with(request.limit, request.cursor.as_deref())
+            .map_err(|error| rpc::status_of(&error))?;
+        let answer = incoming
+            .within(async {
+                list_products(State(self.ctx.clone()), page)
+                    .await
+                    .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let Json(page) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::product::ProductApiServiceListProductsResponse {
+                items: ToProto::to_proto(&page.items),
+                next_cursor: page.next_cursor,
+            },
+        ))
+    }
+
+    /// `GET /products/{id}` as an RPC.
+    async fn get_product(
+        &self,
+        request: tonic::Request<shop_contracts::proto::product::ProductApiServiceGetProductRequest>,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::product::ProductApiServiceGetProductResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let request = request.into_inner();
+        let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+        let answer = incoming
+            .within(async {
+                get_product(State(self.ctx.clone()), IdPath(id))
+                    .await
+                    .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let Json(row) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::product::ProductApiServiceGetProductResponse {
+                product: Some(row.to_proto()),
+            },
+        ))
+    }
+}
+
+/// Answers the gateway's gRPC calls of the routes.
+async fn grpc_api(
+    State(ctx): State<ServiceContext>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    rpc::serve(
+        shop_contracts::proto::product::product_api_service_server::ProductApiServiceServer::new(
+            Api { ctx },
+        ),
+        request,
+    )
+    .await
+}
+
+/// How the gateway reaches this service over gRPC: each route's JSON request as the
+/// route's RPC, and the answer back as the JSON the HTTP route would give.
+pub fn gateway(
+    call: rpc::GatewayCall,
+) -> svcgen_runtime::cli::BoxFuture<'static, axum::response::Response> {
+    Box::pin(async move {
+        match (call.method.as_str(), call.route) {
+            ("POST", "/products") => {
+                let input: NewProduct = match call.json().await {
+                    Ok(input) => input,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        false,
+                        shop_contracts::proto::product::ProductApiServiceCreateProductRequest {
+                            name: ToProto::to_proto(&input.name),
+                            description: ToProto::to_proto(&input.description),
+                            price_cents: ToProto::to_proto(&input.price_cents),
+                            stock: ToProto::to_proto(&input.stock),
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                    channel,
+                                )
+                                .create_product(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        rpc::json_response(
+                            StatusCode::CREATED,
+                            &match rpc::required("product", response.product)
+                                .and_then(Product::from_proto)
+                            {
+                                Ok(row) => row,
+                                Err(status) => return rpc::failure_response(&status),
+                            },
+                        )
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            ("GET", "/products") => {
+                let page = match call.page().await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        true,
+                        shop_contracts::proto::product::ProductApiServiceListProductsRequest {
+                            limit: Some(page.limit),
+                            cursor: page.after.as_ref().map(|after| after.encode()),
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                    channel,
+                                )
+                                .list_products(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        match Vec::<Product>::from_proto(response.items) {
+                            Ok(items) => {
+                                rpc::json_response(
+                                    StatusCode::OK,
+                                    &svcgen_runtime::http::Paginated {
+                                        items,
+                                        next_cursor: response.next_cursor,
+                                    },
+                                )
+                            }
+                            Err(status) => rpc::failure_response(&status),
+                        }
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            ("GET", "/products/{id}") => {
+                let id = match call.id() {
+                    Ok(id) => id,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        true,
+                        shop_contracts::proto::product::ProductApiServiceGetProductRequest {
+                            id: id.to_proto(),
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                    channel,
+                                )
+                                .get_product(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        rpc::json_response(
+                            StatusCode::OK,
+                            &match rpc::required("product", response.product)
+                                .and_then(Product::from_proto)
+                            {
+                                Ok(row) => row,
+                                Err(status) => return rpc::failure_response(&status),
+                            },
+                        )
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
+        }
+    })
+}
+
 impl ToProto<shop_contracts::proto::product::Product> for Product {
     fn to_proto(&self) -> shop_contracts::proto::product::Product {
         shop_contracts::proto::product::Product {
@@ -632,5 +888,19 @@ impl ToProto<shop_contracts::proto::product::Product> for Product {
             created_at: Some(ToProto::to_proto(&self.created_at)),
             updated_at: Some(ToProto::to_proto(&self.updated_at)),
         }
+    }
+}
+
+impl FromProto<shop_contracts::proto::product::Product> for Product {
+    fn from_proto(proto: shop_contracts::proto::product::Product) -> Result<Self, tonic::Status> {
+        Ok(Product {
+            id: FromProto::from_proto(proto.id)?,
+            name: proto.name,
+            description: proto.description,
+            price_cents: proto.price_cents,
+            stock: proto.stock,
+            created_at: FromProto::from_proto(rpc::required("created_at", proto.created_at)?)?,
+            updated_at: FromProto::from_proto(rpc::required("updated_at", proto.updated_at)?)?,
+        })
     }
 }
