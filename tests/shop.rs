@@ -167,6 +167,8 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
             StatusCode::BAD_REQUEST,
         ),
         (order(&[(&lamp_id, 11)], None), StatusCode::CONFLICT),
+        (order(&[(&lamp_id, -3)], None), StatusCode::CONFLICT),
+        (order(&[], None), StatusCode::BAD_REQUEST),
         (
             order(&[(&uuid::Uuid::now_v7().to_string(), 1)], None),
             StatusCode::CONFLICT,

@@ -47,6 +47,9 @@ const RELAY_CONCURRENCY: usize = 16;
 /// How long the relay sleeps when nothing wakes it (rows written by another replica, or left
 /// by a previous run).
 const RELAY_IDLE: Duration = Duration::from_secs(1);
+
+/// The relay looks for due leftover saga undos every this many rounds.
+const SAGA_RECOVERY_EVERY: u64 = 5;
 /// Longest wait between two rounds while the broker keeps failing.
 const RELAY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Sent rows are kept this long (for inspection), then deleted.
@@ -69,7 +72,7 @@ pub async fn prepare(db: &Db) -> Result<(), DbError> {
 }
 
 /// The event tables on SQLite and PostgreSQL.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS svcgen_outbox (
             id TEXT PRIMARY KEY,
             event_type TEXT NOT NULL,
@@ -97,6 +100,19 @@ const TABLES: [&str; 5] = [
             PRIMARY KEY (consumer, event_id)
         )",
     "CREATE INDEX IF NOT EXISTS svcgen_inbox_handled ON svcgen_inbox (handled_at)",
+    // Undos of sagas not known to be finished (see `crate::saga`).
+    "CREATE TABLE IF NOT EXISTS svcgen_compensations (
+            id TEXT PRIMARY KEY,
+            saga TEXT NOT NULL,
+            what TEXT NOT NULL,
+            service TEXT NOT NULL,
+            path TEXT NOT NULL,
+            idempotent INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            due_at TEXT NOT NULL
+        )",
+    "CREATE INDEX IF NOT EXISTS svcgen_compensations_due ON svcgen_compensations (due_at)",
 ];
 
 /// The event tables on MySQL: keyed and indexed text is CHAR/VARCHAR (MySQL indexes no TEXT
@@ -104,7 +120,7 @@ const TABLES: [&str; 5] = [
 /// NOT EXISTS`), envelopes are LONGTEXT (TEXT stops at 64 KiB), and the binary collation keeps
 /// comparisons case-sensitive as on the other engines. Ids are uuids (36 characters),
 /// timestamps the 27 characters of [`SQLITE_TIMESTAMP_FORMAT`].
-const MYSQL_TABLES: [&str; 3] = [
+const MYSQL_TABLES: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS svcgen_outbox (
         id CHAR(36) NOT NULL PRIMARY KEY,
         event_type VARCHAR(255) NOT NULL,
@@ -132,9 +148,22 @@ const MYSQL_TABLES: [&str; 3] = [
         failed_at VARCHAR(32) NOT NULL,
         PRIMARY KEY (consumer, event_id)
     ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS svcgen_compensations (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        saga CHAR(36) NOT NULL,
+        what VARCHAR(255) NOT NULL,
+        service VARCHAR(255) NOT NULL,
+        path VARCHAR(512) NOT NULL,
+        idempotent INTEGER NOT NULL,
+        request LONGTEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        due_at VARCHAR(32) NOT NULL,
+        INDEX svcgen_compensations_due (due_at),
+        INDEX svcgen_compensations_saga (saga)
+    ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
 ];
 
-fn timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format(SQLITE_TIMESTAMP_FORMAT).to_string()
 }
 
@@ -356,6 +385,12 @@ pub async fn relay(ctx: ServiceContext, mut stopping: watch::Receiver<bool>) {
                 }
             }
         };
+        // Leftover saga undos (a failed undo, a process stopped mid-saga) every few seconds.
+        if rounds.is_multiple_of(SAGA_RECOVERY_EVERY)
+            && let Err(error) = crate::saga::recover(&ctx.db, &ctx.settings).await
+        {
+            tracing::warn!(service = ctx.service, %error, "saga recovery round failed");
+        }
         if rounds.is_multiple_of(600) {
             let cutoff = timestamp(crate::db::now() - SENT_RETENTION);
             if let Err(error) = query(

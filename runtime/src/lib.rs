@@ -25,6 +25,7 @@ pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod rpc;
+pub mod saga;
 pub mod service;
 pub mod telemetry;
 pub mod validate;

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -460,7 +459,7 @@ impl Outgoing {
     /// deadline allows; any other failure is returned as it is.
     pub async fn call<Req, Res, F, Fut>(
         &self,
-        service: &'static str,
+        service: &str,
         idempotent: bool,
         message: Req,
         send: F,
@@ -623,51 +622,91 @@ pub fn required<P>(field: &str, value: Option<P>) -> Result<P, Status> {
     value.ok_or_else(|| Status::invalid_argument(format!("`{field}` is required")))
 }
 
-/// The compensations of a saga: each step that changed another service registers what undoes
-/// it; when a later step fails, [`Saga::fail`] runs them newest first.
-#[derive(Default)]
-pub struct Saga {
-    undo: Vec<(&'static str, Compensation)>,
-}
+pub use crate::saga::Saga;
 
-/// What undoes one step of a saga.
-type Compensation = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), Status>> + Send>;
+/// A codec that passes encoded messages through as bytes: compensations stored by a saga are
+/// replayed with it, without their message types.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RawCodec;
 
-impl std::fmt::Debug for Saga {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.undo.iter().map(|(name, _)| *name).collect();
-        f.debug_struct("Saga").field("undo", &names).finish()
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
     }
 }
 
-impl Saga {
-    /// A saga with nothing to undo yet.
-    pub fn new() -> Saga {
-        Saga::default()
-    }
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
 
-    /// Registers what undoes the step just done.
-    pub fn on_failure<F, Fut>(&mut self, what: &'static str, undo: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), Status>> + Send + 'static,
-    {
-        self.undo
-            .push((what, Box::new(move || Box::pin(undo()) as Pin<Box<_>>)));
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
     }
+}
 
-    /// Undoes every registered step, newest first, and returns `error`. An undo that fails is
-    /// logged as an error (with what it was undoing) and the others still run.
-    pub async fn fail(self, error: ApiError) -> ApiError {
-        for (what, undo) in self.undo.into_iter().rev() {
-            match undo().await {
-                Ok(()) => tracing::info!(undo = what, "saga step undone"),
-                Err(status) => {
-                    tracing::error!(undo = what, %status, "saga compensation failed: needs attention")
-                }
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut message = vec![0; bytes::Buf::remaining(src)];
+        bytes::Buf::copy_to_slice(src, &mut message);
+        Ok(Some(message))
+    }
+}
+
+impl Outgoing {
+    /// Calls the RPC at `path` (`/package.Service/Method`) of `service` with an encoded
+    /// request, as [`Outgoing::call`] does.
+    pub async fn call_encoded(
+        &self,
+        service: &str,
+        idempotent: bool,
+        path: &str,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, Status> {
+        let path = axum::http::uri::PathAndQuery::try_from(path)
+            .map_err(|_| Status::internal(format!("`{path}` is not an RPC path")))?;
+        self.call(service, idempotent, request, |channel, request| {
+            let path = path.clone();
+            async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready()
+                    .await
+                    .map_err(|error| Status::unavailable(error.to_string()))?;
+                grpc.unary(request, path, RawCodec).await
             }
+        })
+        .await
+    }
+
+    /// When the calls' deadline passes.
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// The same calls on behalf of nobody (a recovery, after the request is long gone).
+    pub(crate) fn anonymous(settings: &Arc<Settings>) -> Outgoing {
+        Outgoing {
+            settings: settings.clone(),
+            caller: None,
+            deadline: Deadline::after(DEFAULT_TIMEOUT),
+            traceparent: None,
         }
-        error
     }
 }
 

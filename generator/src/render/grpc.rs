@@ -628,10 +628,17 @@ impl<'s> Grpc<'s> {
         let failure = statement.expect.as_ref().map(|expect| {
             let code = format_ident!("{}", expect.status.value);
             let (format, arguments) = super::rust::message_format(&expect.message);
-            let arguments = arguments.iter().map(|a| {
-                let ident = format_ident!("param_{}", a);
-                quote!(#ident)
-            });
+            let arguments: Vec<TokenStream> = arguments
+                .iter()
+                .map(|a| {
+                    let ident = format_ident!("param_{}", a);
+                    quote!(#ident)
+                })
+                .collect();
+            if arguments.is_empty() {
+                let text = lit(&format.replace("{{", "{").replace("}}", "}"));
+                return quote!(tonic::Status::#code(#text));
+            }
             let format = lit(&format);
             quote!(tonic::Status::#code(format!(#format #(, #arguments)*)))
         });
@@ -673,11 +680,24 @@ impl<'s> Grpc<'s> {
                 }
             }
         } else {
-            let check = failure
-                .as_ref()
-                .map(|f| quote!(if touched == 0 { return Err(#f); }));
-            match check {
-                Some(check) => quote!(let touched = #query.execute(&mut tx).await?; #check),
+            let is_select = statement
+                .sql
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("select");
+            match &failure {
+                // A query with `expect` must find a row.
+                Some(f) if is_select => quote! {
+                    if #query.fetch_optional(&mut tx).await?.is_none() {
+                        return Err(#f);
+                    }
+                },
+                // A change with `expect` must touch a row.
+                Some(f) => quote! {
+                    if #query.execute(&mut tx).await? == 0 {
+                        return Err(#f);
+                    }
+                },
                 None => quote!(#query.execute(&mut tx).await?;),
             }
         };
@@ -951,15 +971,12 @@ impl<'s> Grpc<'s> {
         ));
         let binds = columns.iter().map(bind);
         let emit = emit(self.system, entity, route);
-        let (begin, on, commit) = if route.emit.is_some() {
-            (
-                quote!(let mut tx = ctx.begin().await?;),
-                quote!(&mut tx),
-                quote!(ctx.commit(tx).await?;),
-            )
-        } else {
-            (TokenStream::new(), quote!(&ctx.db), TokenStream::new())
-        };
+        // The row, its event and the end of the saga's recorded undos commit together.
+        let (begin, on, commit) = (
+            quote!(let mut tx = ctx.begin().await?;),
+            quote!(&mut tx),
+            quote!(saga.succeed(&mut tx).await?; ctx.commit(tx).await?;),
+        );
         let summary = format!(
             "`{} {}`: runs {} step(s), undone in reverse when a later one fails, then creates a `{}`{}.",
             route.method.as_str(),
@@ -990,14 +1007,21 @@ impl<'s> Grpc<'s> {
         } else {
             quote!(_deadline: rpc::Deadline,)
         };
-        let saga_mut = if route
+        let binding = if route
             .steps
             .iter()
             .any(|s| s.undo.is_some() || matches!(s.action, StepAction::Pay { .. }))
         {
-            quote!(let mut saga = rpc::Saga::new();)
+            quote!(let mut saga)
         } else {
-            quote!(let saga = rpc::Saga::new();)
+            quote!(let saga)
+        };
+        // Undos that are RPCs are recorded in the service's database, so that they run even
+        // when this process stops in the middle.
+        let saga_mut = if calls.is_some() {
+            quote!(#binding = rpc::Saga::recorded(&ctx.db, &calls);)
+        } else {
+            quote!(#binding = rpc::Saga::new();)
         };
         quote! {
             #handler_doc
@@ -1040,20 +1064,26 @@ impl<'s> Grpc<'s> {
                     }
                     None => quote!(if let Err(status) = #invocation { #failed }),
                 };
+                // Recorded before the step runs: the step may take effect on the other side
+                // even when its answer is lost.
                 let undo = step.undo.as_ref().map(|undo| {
                     let what = lit(&undo.target.text());
                     let request = self.request(route, before, undo);
-                    let send = self.send(undo);
                     let (service, idempotent) = self.target(undo);
+                    let (target, rpc) = find_rpc(self.system, &undo.target).expect("validated");
+                    let path = lit(&format!(
+                        "/{}.{}/{}",
+                        crate::render::proto::package(self.system, target),
+                        crate::render::proto::service_name(target),
+                        rpc.name.value
+                    ));
                     quote! {
-                        let request = #request;
-                        let undo_calls = calls.compensating();
-                        saga.on_failure(#what, move || async move {
-                            undo_calls.call(#service, #idempotent, request, #send).await.map(|_| ())
-                        });
+                        if let Err(error) = saga.undo_with(#what, #service, #path, #idempotent, &#request).await {
+                            return Err(saga.fail(error).await);
+                        }
                     }
                 });
-                quote! { #bind #undo }
+                quote! { #undo #bind }
             }
             StepAction::Pay { amount_cents, card } => {
                 let amount = self.plain_value(route, amount_cents, &Type::Int);

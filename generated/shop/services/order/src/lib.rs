@@ -236,7 +236,7 @@ async fn create_order(
     input.validate()?;
     let id = uuid::Uuid::now_v7();
     let calls = rpc::Outgoing::new(&ctx.settings, Some(&caller), deadline);
-    let mut saga = rpc::Saga::new();
+    let mut saga = rpc::Saga::recorded(&ctx.db, &calls);
     if let Err(status) = calls
         .call(
             "user",
@@ -253,6 +253,20 @@ async fn create_order(
         .await
     {
         return Err(saga.fail(rpc::api_error(&status)).await);
+    }
+    if let Err(error) = saga
+        .undo_with(
+            "product.ReleaseStock",
+            "product",
+            "/shop.product.v1.ProductService/ReleaseStock",
+            true,
+            &shop_contracts::proto::product::ReleaseStockRequest {
+                order_id: ToProto::to_proto(&(id)),
+            },
+        )
+        .await
+    {
+        return Err(saga.fail(error).await);
     }
     let reserved_result = match calls
         .call(
@@ -275,22 +289,6 @@ async fn create_order(
         Ok(response) => response,
         Err(status) => return Err(saga.fail(rpc::api_error(&status)).await),
     };
-    let request = shop_contracts::proto::product::ReleaseStockRequest {
-        order_id: ToProto::to_proto(&(id)),
-    };
-    let undo_calls = calls.compensating();
-    saga.on_failure("product.ReleaseStock", move || async move {
-        undo_calls
-            .call("product", true, request, |channel, request| async move {
-                shop_contracts::proto::product::product_service_client::ProductServiceClient::new(
-                    channel,
-                )
-                .release_stock(request)
-                .await
-            })
-            .await
-            .map(|_| ())
-    });
     let charge = match rpc::payment::charge(
         reserved_result.total_cents,
         (input.payment.as_ref().map(|v| v.card.clone())).as_deref(),
@@ -301,6 +299,20 @@ async fn create_order(
         Err(error) => return Err(saga.fail(error).await),
     };
     saga.on_failure("refund", move || rpc::payment::refund(charge));
+    if let Err(error) = saga
+        .undo_with(
+            "product.ReleaseStock",
+            "product",
+            "/shop.product.v1.ProductService/ReleaseStock",
+            true,
+            &shop_contracts::proto::product::ReleaseStockRequest {
+                order_id: ToProto::to_proto(&(id)),
+            },
+        )
+        .await
+    {
+        return Err(saga.fail(error).await);
+    }
     if let Err(status) = calls
         .call(
             "product",
@@ -320,22 +332,6 @@ async fn create_order(
     {
         return Err(saga.fail(rpc::api_error(&status)).await);
     }
-    let request = shop_contracts::proto::product::ReleaseStockRequest {
-        order_id: ToProto::to_proto(&(id)),
-    };
-    let undo_calls = calls.compensating();
-    saga.on_failure("product.ReleaseStock", move || async move {
-        undo_calls
-            .call("product", true, request, |channel, request| async move {
-                shop_contracts::proto::product::product_service_client::ProductServiceClient::new(
-                    channel,
-                )
-                .release_stock(request)
-                .await
-            })
-            .await
-            .map(|_| ())
-    });
     let written = async {
         let now = db::now();
         let row = Order {
@@ -369,6 +365,7 @@ async fn create_order(
                 },
             )
             .await?;
+        saga.succeed(&mut tx).await?;
         ctx.commit(tx).await?;
         Ok::<_, tonic::Status>(row)
     }

@@ -402,15 +402,15 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
                     let param_product_id: uuid::Uuid = FromProto::from_proto(
                         element.product_id.clone(),
                     )?;
-                    let touched = db::query(
+                    if db::query(
                             "UPDATE product SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND $1 > 0",
                         )
                         .bind(param_quantity)
                         .bind(param_now)
                         .bind(param_product_id)
                         .execute(&mut tx)
-                        .await?;
-                    if touched == 0 {
+                        .await? == 0
+                    {
                         return Err(
                             tonic::Status::failed_precondition(
                                 format!("not enough stock of product {}", param_product_id),
@@ -438,6 +438,21 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
                         .bind(param_now)
                         .execute(&mut tx)
                         .await?;
+                }
+                let param_order_id: uuid::Uuid = FromProto::from_proto(
+                    request.order_id.clone(),
+                )?;
+                if db::query("SELECT order_id FROM reservation WHERE order_id = $1")
+                    .bind(param_order_id)
+                    .fetch_optional(&mut tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(
+                        tonic::Status::invalid_argument(
+                            "an order needs at least one item",
+                        ),
+                    );
                 }
                 for element in &request.items {
                     let param_product_id: uuid::Uuid = FromProto::from_proto(
@@ -587,14 +602,14 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
                 let param_order_id: uuid::Uuid = FromProto::from_proto(
                     request.order_id.clone(),
                 )?;
-                let touched = db::query(
+                if db::query(
                         "UPDATE reservation SET status = 'committed', updated_at = $1 WHERE order_id = $2 AND status <> 'released'",
                     )
                     .bind(param_now)
                     .bind(param_order_id)
                     .execute(&mut tx)
-                    .await?;
-                if touched == 0 {
+                    .await? == 0
+                {
                     return Err(
                         tonic::Status::failed_precondition(
                             format!("order {} holds no stock", param_order_id),
