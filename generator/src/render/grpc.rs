@@ -1163,13 +1163,15 @@ impl<'s> Grpc<'s> {
                 let typed =
                     expr_type(self.system, self.service, route, before, expr).expect("validated");
                 let value = if is_scalar_source(expr) {
-                    let plain = self.plain_value(route, expr, &typed.ty);
-                    self.plain_to_proto(
-                        &quote!(&(#plain)),
-                        &typed.ty,
-                        &field.ty,
-                        &target.name.value,
-                    )
+                    // A place is borrowed as it is; anything else is made, then borrowed.
+                    let plain = match self.plain_place(route, expr) {
+                        Some(place) => quote!(&#place),
+                        None => {
+                            let value = self.plain_value(route, expr, &typed.ty);
+                            quote!(&(#value))
+                        }
+                    };
+                    self.plain_to_proto(&plain, &typed.ty, &field.ty, &target.name.value)
                 } else {
                     // A value read from another call's result is already in protobuf form.
                     self.proto_path(expr, &typed)
@@ -1192,6 +1194,38 @@ impl<'s> Grpc<'s> {
             quote!(#root.#field)
         } else {
             quote!(#root.#field.clone())
+        }
+    }
+
+    /// The place that holds `expr`'s value, when there is one to borrow: `$caller`, `$id` and
+    /// input paths that cross no optional value.
+    fn plain_place(&self, route: &Route, expr: &Expr) -> Option<TokenStream> {
+        match expr {
+            Expr::Caller => Some(quote!(caller.user_id)),
+            Expr::Id => Some(quote!(id)),
+            Expr::Path { root, fields } if root.value == "input" => {
+                let mut ty = route_input(self.service, route)
+                    .into_iter()
+                    .find(|f| f.name.value == fields[0].value)?
+                    .ty;
+                let first = rust_ident(&fields[0].value);
+                let mut place = quote!(input.#first);
+                for field in &fields[1..] {
+                    let Type::Message(record) = &ty else {
+                        return None;
+                    };
+                    ty = self
+                        .service
+                        .record(record)?
+                        .into_iter()
+                        .find(|f| f.name.value == field.value)?
+                        .ty;
+                    let ident = rust_ident(&field.value);
+                    place = quote!(#place.#ident);
+                }
+                Some(place)
+            }
+            _ => None,
         }
     }
 

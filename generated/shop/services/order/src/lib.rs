@@ -242,7 +242,7 @@ async fn create_order(
             "user",
             true,
             shop_contracts::proto::user::GetUserRequest {
-                id: ToProto::to_proto(&(caller.user_id)),
+                id: ToProto::to_proto(&caller.user_id),
             },
             |channel, request| async move {
                 shop_contracts::proto::user::user_service_client::UserServiceClient::new(channel)
@@ -261,7 +261,7 @@ async fn create_order(
             "/shop.product.v1.ProductService/ReleaseStock",
             true,
             &shop_contracts::proto::product::ReleaseStockRequest {
-                order_id: ToProto::to_proto(&(id)),
+                order_id: ToProto::to_proto(&id),
             },
         )
         .await
@@ -273,8 +273,8 @@ async fn create_order(
             "product",
             false,
             shop_contracts::proto::product::ReserveStockRequest {
-                order_id: ToProto::to_proto(&(id)),
-                items: ToProto::to_proto(&(input.items.clone())),
+                order_id: ToProto::to_proto(&id),
+                items: ToProto::to_proto(&input.items),
             },
             |channel, request| async move {
                 shop_contracts::proto::product::product_service_client::ProductServiceClient::new(
@@ -306,7 +306,7 @@ async fn create_order(
             "/shop.product.v1.ProductService/ReleaseStock",
             true,
             &shop_contracts::proto::product::ReleaseStockRequest {
-                order_id: ToProto::to_proto(&(id)),
+                order_id: ToProto::to_proto(&id),
             },
         )
         .await
@@ -318,7 +318,7 @@ async fn create_order(
             "product",
             true,
             shop_contracts::proto::product::CommitStockRequest {
-                order_id: ToProto::to_proto(&(id)),
+                order_id: ToProto::to_proto(&id),
             },
             |channel, request| async move {
                 shop_contracts::proto::product::product_service_client::ProductServiceClient::new(
