@@ -432,6 +432,7 @@ pub struct Outgoing {
     caller: Option<Caller>,
     deadline: Deadline,
     traceparent: Option<String>,
+    request_id: Option<String>,
 }
 
 impl Outgoing {
@@ -442,6 +443,7 @@ impl Outgoing {
             caller: caller.cloned(),
             deadline,
             traceparent: crate::telemetry::current_traceparent(),
+            request_id: crate::telemetry::current_request_id(),
         }
     }
 
@@ -494,6 +496,9 @@ impl Outgoing {
             // The callee's middleware continues the trace from it.
             if let Some(value) = self.traceparent.as_deref().and_then(|t| t.parse().ok()) {
                 metadata.insert(crate::telemetry::TRACEPARENT_HEADER, value);
+            }
+            if let Some(value) = self.request_id.as_deref().and_then(|id| id.parse().ok()) {
+                metadata.insert(crate::telemetry::REQUEST_ID_HEADER, value);
             }
             let channel = self.settings.peers.channel(service)?;
             match send(channel, request).await {
@@ -706,6 +711,7 @@ impl Outgoing {
             caller: None,
             deadline: Deadline::after(DEFAULT_TIMEOUT),
             traceparent: None,
+            request_id: None,
         }
     }
 }
@@ -924,8 +930,8 @@ mod tests {
         assert_eq!(local.channel("user").unwrap_err().code(), Code::Unavailable);
     }
 
-    /// The `grpc-timeout` and internal credential one call carried.
-    type Seen = (Option<String>, Option<String>);
+    /// The `grpc-timeout`, internal credential and request id one call carried.
+    type Seen = (Option<String>, Option<String>, Option<String>);
 
     /// A gRPC endpoint that answers UNAVAILABLE `failures` times, then OK, recording what each
     /// call carried.
@@ -948,7 +954,11 @@ mod tests {
                     .map(str::to_owned)
             };
             let mut seen = self.seen.lock().unwrap();
-            seen.push((header("grpc-timeout"), header(INTERNAL_HEADER)));
+            seen.push((
+                header("grpc-timeout"),
+                header(INTERNAL_HEADER),
+                header(crate::telemetry::REQUEST_ID_HEADER),
+            ));
             let result = if seen.len() <= self.failures {
                 Err(Status::unavailable("restarting"))
             } else {
@@ -1028,13 +1038,19 @@ mod tests {
             user_id: uuid::Uuid::now_v7(),
             roles: vec!["user".into()],
         };
-        let outgoing = Outgoing::new(
-            &settings,
-            Some(&caller),
-            Deadline::after(Duration::from_secs(2)),
-        );
+        // Made while handling request `req-7`: the calls carry its id.
+        let outgoing = crate::telemetry::REQUEST_ID
+            .scope("req-7".to_owned(), async {
+                Outgoing::new(
+                    &settings,
+                    Some(&caller),
+                    Deadline::after(Duration::from_secs(2)),
+                )
+            })
+            .await;
         call_echo(&outgoing, false).await.unwrap();
-        let (timeout, token) = flaky.seen.lock().unwrap()[0].clone();
+        let (timeout, token, request_id) = flaky.seen.lock().unwrap()[0].clone();
+        assert_eq!(request_id.as_deref(), Some("req-7"));
         let timeout = parse_grpc_timeout(&timeout.expect("grpc-timeout is sent")).unwrap();
         assert!(
             timeout <= Duration::from_secs(2) && !timeout.is_zero(),

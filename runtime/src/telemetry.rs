@@ -38,6 +38,14 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 tokio::task_local! {
     /// The trace context of the request (or event) the current task works for.
     static TRACEPARENT: String;
+    /// The id of the request the current task works for.
+    pub(crate) static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, if any: calls made on its behalf carry it, so that
+/// one id follows a request through the gateway and every service it reaches.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 /// The W3C `traceparent` of the request or event being handled, if any: events written to the
@@ -133,8 +141,11 @@ pub(crate) async fn request_id_and_trace(mut request: Request, next: Next) -> Re
 
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
-    let mut response = TRACEPARENT
-        .scope(traceparent, next.run(request).instrument(span.clone()))
+    let mut response = REQUEST_ID
+        .scope(
+            id.clone(),
+            TRACEPARENT.scope(traceparent, next.run(request).instrument(span.clone())),
+        )
         .await;
     if let Some(header) = header {
         response.headers_mut().insert(REQUEST_ID_HEADER, header);
