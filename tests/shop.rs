@@ -123,6 +123,75 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{pen}");
     let pen_id = pen["id"].as_str().unwrap().to_owned();
+    // Admins change products (PATCH carried over gRPC): a field sent is set, `null` clears an
+    // optional one, an absent one stays.
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/products/{pen_id}"),
+            Some(&alice),
+            Some(json!({"price_cents": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, patched) = api
+        .call(
+            Method::PATCH,
+            &format!("/products/{pen_id}"),
+            Some(&admin),
+            Some(json!({"description": null, "price_cents": 350})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["description"], Value::Null);
+    assert_eq!(patched["price_cents"], 350);
+    assert_eq!(patched["name"], "Pen");
+    assert_eq!(patched["stock"], 50);
+    let (status, patched) = api
+        .call(
+            Method::PATCH,
+            &format!("/products/{pen_id}"),
+            Some(&admin),
+            Some(json!({"description": "Blue ink.", "price_cents": 300})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["description"], "Blue ink.");
+    for (path, bad, expected) in [
+        (
+            format!("/products/{pen_id}"),
+            json!({"price_cents": "cheap"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/products/{pen_id}"),
+            json!({"colour": "red"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/products/{pen_id}"),
+            json!({"name": ""}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/products/{}", uuid::Uuid::now_v7()),
+            json!({"stock": 1}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/products/not-an-id".to_owned(),
+            json!({"stock": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, body) = api
+            .call(Method::PATCH, &path, Some(&admin), Some(bad.clone()))
+            .await;
+        assert_eq!(status, expected, "{path} {bad}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    assert_eq!(stock_of(&api, &pen_id).await, 50);
+
     let (status, listed) = api.call(Method::GET, "/products", None, None).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let lamp_listed = listed["items"]

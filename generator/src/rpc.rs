@@ -109,6 +109,12 @@ pub fn has_contract(service: &Service) -> bool {
     !service.rpcs.is_empty() || service.transport == Transport::Grpc
 }
 
+/// The field of a patch RPC that lists the fields the patch sets.
+pub const PATCHED_FIELDS: &str = "patched_fields";
+
+/// The field of a patch RPC that lists the fields the patch sets to null.
+pub const NULLED_FIELDS: &str = "nulled_fields";
+
 /// A route of a service reached over gRPC, as an RPC of its `<Name>ApiService`.
 pub struct RouteRpc<'s> {
     /// The route.
@@ -164,9 +170,20 @@ pub fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
                     ],
                 ),
                 Operation::Get => (vec![field("id", Type::Uuid)], vec![row()]),
-                Operation::Update | Operation::Delete => {
-                    (vec![field("id", Type::Uuid)], Vec::new())
+                // A patch: the value of each field sent (its type without the optional
+                // wrapper), with the names of the fields sent and of those sent as null.
+                Operation::Update => {
+                    let mut request = vec![field("id", Type::Uuid)];
+                    request.extend(route_input(service, route).into_iter().map(|f| Field {
+                        ty: f.ty.required().clone(),
+                        ..f
+                    }));
+                    let names = || Type::List(Box::new(text()));
+                    request.push(field(PATCHED_FIELDS, names()));
+                    request.push(field(NULLED_FIELDS, names()));
+                    (request, vec![row()])
                 }
+                Operation::Delete => (vec![field("id", Type::Uuid)], Vec::new()),
             };
             let handler = crate::render::handler_name(route).to_string();
             let name = crate::ident::to_pascal(handler.trim_start_matches("r#"));
@@ -460,9 +477,17 @@ pub fn check(system: &System, d: &mut Diagnostics) {
         }
         for route in &service.routes {
             check_steps(system, service, route, d);
-            if service.transport == Transport::Grpc && route.operation == Operation::Update {
-                d.error(route.span, format!("service `{}` is reached over gRPC, which does not carry `update` routes yet", service.name.value))
-                    .hint("serve it over HTTP (the default transport), or change rows with an RPC");
+            let taken = service.entity(&route.entity.value).and_then(|e| {
+                e.fields
+                    .iter()
+                    .find(|f| [PATCHED_FIELDS, NULLED_FIELDS].contains(&f.name.as_str()))
+            });
+            if service.transport == Transport::Grpc
+                && route.operation == Operation::Update
+                && let Some(field) = taken
+            {
+                d.error(field.name.span, format!("`{}` names a field of the patches of service `{}`, which is reached over gRPC", field.name.value, service.name.value))
+                    .hint("rename the field");
             }
         }
         if service.transport == Transport::Grpc && service.uses.is_some() {

@@ -65,9 +65,10 @@ fn boxed_in_option(ty: &Type) -> bool {
 
 /// Whether the prost form of a value of this type is `Copy`.
 fn proto_copy(ty: &Type) -> bool {
+    // `prost_types::Timestamp` is `Copy` too.
     match ty {
-        Type::Int | Type::Bool => true,
-        Type::Optional(inner) => matches!(inner.as_ref(), Type::Int | Type::Bool),
+        Type::Int | Type::Bool | Type::Timestamp => true,
+        Type::Optional(inner) => matches!(inner.as_ref(), Type::Int | Type::Bool | Type::Timestamp),
         _ => false,
     }
 }
@@ -319,7 +320,53 @@ impl<'s> Grpc<'s> {
                 quote!(let Json(row) = answer;),
                 quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
             ),
-            Operation::Update | Operation::Delete => (
+            Operation::Update => {
+                let patch_ty = format_ident!("{}Patch", rust_type(&entity.name.value));
+                let fields = route_input(self.service, route).into_iter().map(|f| {
+                    let ident = rust_ident(&f.name.value);
+                    let name = lit(&f.name.value);
+                    let carried = f.ty.required().clone();
+                    let source = if proto_copy(&carried) {
+                        quote!(request.#ident)
+                    } else {
+                        quote!(request.#ident.clone())
+                    };
+                    let value = proto_to_plain(&source, &carried, &carried, &f.name.value, || {
+                        if let Some(record) = record_of(&carried) {
+                            self.need(
+                                Direction::FromProto,
+                                record,
+                                &self.service.name.value,
+                                record,
+                            );
+                        }
+                    });
+                    let patched = quote!(request.patched_fields.iter().any(|f| f == #name));
+                    if matches!(f.ty, Type::Optional(_)) {
+                        quote! {
+                            #ident: if request.nulled_fields.iter().any(|f| f == #name) {
+                                Some(None)
+                            } else if #patched {
+                                Some(Some(#value))
+                            } else {
+                                None
+                            },
+                        }
+                    } else {
+                        quote!(#ident: if #patched { Some(#value) } else { None },)
+                    }
+                });
+                (
+                    quote! {
+                        let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+                        let patch = #patch_ty { #(#fields)* };
+                    },
+                    quote!(#caller_arg IdPath(id), Json(patch)),
+                    quote!(let Json(row) = answer;),
+                    quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
+                )
+            }
+            Operation::Delete => (
                 quote!(let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;),
                 quote!(#caller_arg IdPath(id)),
                 quote!(let _ = answer;),
@@ -409,7 +456,53 @@ impl<'s> Grpc<'s> {
                     quote!(#proto::#request_ty { id: id.to_proto() }),
                     quote!(rpc::json_response(StatusCode::OK, &#row)),
                 ),
-                Operation::Update | Operation::Delete => (
+                Operation::Update => {
+                    let patch_ty = format_ident!("{}Patch", rust_type(&entity.name.value));
+                    let mut values = Vec::new();
+                    let mut fields = Vec::new();
+                    let nullable = route_input(self.service, route)
+                        .iter()
+                        .any(|f| matches!(f.ty, Type::Optional(_)));
+                    let nulled_binding = if nullable {
+                        quote!(let mut nulled_fields: Vec<String> = Vec::new();)
+                    } else {
+                        quote!(let nulled_fields: Vec<String> = Vec::new();)
+                    };
+                    for f in route_input(self.service, route) {
+                        let ident = rust_ident(&f.name.value);
+                        let name = lit(&f.name.value);
+                        let carried = f.ty.required().clone();
+                        let value = self.plain_to_proto(&quote!(value), &carried, &carried, &self.service.name.value);
+                        let nulled = matches!(f.ty, Type::Optional(_)).then(|| {
+                            quote!(Some(None) => { nulled_fields.push(#name.to_owned()); Default::default() })
+                        });
+                        let sent = if matches!(f.ty, Type::Optional(_)) {
+                            quote!(Some(Some(value)))
+                        } else {
+                            quote!(Some(value))
+                        };
+                        values.push(quote! {
+                            let #ident = match &input.#ident {
+                                #sent => { patched_fields.push(#name.to_owned()); #value }
+                                #nulled
+                                _ => Default::default(),
+                            };
+                        });
+                        fields.push(quote!(#ident,));
+                    }
+                    (
+                        quote! {
+                            let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };
+                            let input: #patch_ty = match call.json().await { Ok(input) => input, Err(error) => return axum::response::IntoResponse::into_response(error) };
+                            let mut patched_fields = Vec::new();
+                            #nulled_binding
+                            #(#values)*
+                        },
+                        quote!(#proto::#request_ty { id: id.to_proto(), #(#fields)* patched_fields, nulled_fields }),
+                        quote!(rpc::json_response(StatusCode::OK, &#row)),
+                    )
+                }
+                Operation::Delete => (
                     quote!(let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };),
                     quote!(#proto::#request_ty { id: id.to_proto() }),
                     quote!({ let _ = response; axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT) }),
@@ -1383,6 +1476,11 @@ fn proto_to_plain(
     if record_of(from).is_some() {
         on_message();
     }
+    // An optional list is a plain repeated field in protobuf: its value is the list.
+    let from = match from {
+        Type::Optional(inner) if matches!(inner.as_ref(), Type::List(_)) => inner.as_ref(),
+        other => other,
+    };
     if same_in_both_forms(from) && same_in_both_forms(to) && from.required() == to.required() {
         return match (from, to) {
             (Type::Optional(_), _) | (_, Type::Optional(_)) if from != to => quote!(Some(#value)),

@@ -138,6 +138,14 @@ static SYSTEM: SystemDef = SystemDef {
             roles: &[],
             policy: RoutePolicy::DEFAULT,
         },
+        GatewayRoute {
+            method: "PATCH",
+            path: "/products/{id}",
+            service: "product",
+            auth: RouteAuth::User,
+            roles: &["admin"],
+            policy: RoutePolicy::DEFAULT,
+        },
     ],
     gateway: GatewayPolicy {
         cors: Cors::DISABLED,

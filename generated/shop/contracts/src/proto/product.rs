@@ -60,9 +60,9 @@ pub struct ProductApiServiceCreateProductRequest {
     /// `name`: string(1..200).
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
-    /// `description`: text.
-    #[prost(string, tag = "2")]
-    pub description: ::prost::alloc::string::String,
+    /// `description`: text?.
+    #[prost(string, optional, tag = "2")]
+    pub description: ::core::option::Option<::prost::alloc::string::String>,
     /// `price_cents`: int.
     #[prost(int64, tag = "3")]
     pub price_cents: i64,
@@ -111,9 +111,9 @@ pub struct ProductApiServiceGetProductResponse {
     #[prost(message, optional, tag = "1")]
     pub product: ::core::option::Option<Product>,
 }
-/// Something the shop sells.
+/// What `PATCH /products/{id}` takes.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct Product {
+pub struct ProductApiServiceUpdateProductRequest {
     /// `id`: uuid.
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
@@ -123,6 +123,38 @@ pub struct Product {
     /// `description`: text.
     #[prost(string, tag = "3")]
     pub description: ::prost::alloc::string::String,
+    /// `price_cents`: int.
+    #[prost(int64, tag = "4")]
+    pub price_cents: i64,
+    /// `stock`: int.
+    #[prost(int64, tag = "5")]
+    pub stock: i64,
+    /// `patched_fields`: \[string\].
+    #[prost(string, repeated, tag = "6")]
+    pub patched_fields: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// `nulled_fields`: \[string\].
+    #[prost(string, repeated, tag = "7")]
+    pub nulled_fields: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// What `PATCH /products/{id}` answers.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProductApiServiceUpdateProductResponse {
+    /// `product`: product.
+    #[prost(message, optional, tag = "1")]
+    pub product: ::core::option::Option<Product>,
+}
+/// Something the shop sells.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Product {
+    /// `id`: uuid.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// `name`: string(1..200).
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// `description`: text?.
+    #[prost(string, optional, tag = "3")]
+    pub description: ::core::option::Option<::prost::alloc::string::String>,
     /// `price_cents`: int.
     #[prost(int64, tag = "4")]
     pub price_cents: i64,
@@ -772,6 +804,28 @@ pub mod product_api_service_client {
             ));
             self.inner.unary(req, path, codec).await
         }
+        /// The route `PATCH /products/{id}`, for the gateway.
+        pub async fn update_product(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ProductApiServiceUpdateProductRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceUpdateProductResponse>,
+            tonic::Status,
+        > {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/shop.product.v1.ProductApiService/UpdateProduct",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "shop.product.v1.ProductApiService",
+                "UpdateProduct",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -809,6 +863,14 @@ pub mod product_api_service_server {
             request: tonic::Request<super::ProductApiServiceGetProductRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ProductApiServiceGetProductResponse>,
+            tonic::Status,
+        >;
+        /// The route `PATCH /products/{id}`, for the gateway.
+        async fn update_product(
+            &self,
+            request: tonic::Request<super::ProductApiServiceUpdateProductRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ProductApiServiceUpdateProductResponse>,
             tonic::Status,
         >;
     }
@@ -997,6 +1059,48 @@ pub mod product_api_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetProductSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/shop.product.v1.ProductApiService/UpdateProduct" => {
+                    #[allow(non_camel_case_types)]
+                    struct UpdateProductSvc<T: ProductApiService>(pub Arc<T>);
+                    impl<T: ProductApiService>
+                        tonic::server::UnaryService<super::ProductApiServiceUpdateProductRequest>
+                        for UpdateProductSvc<T>
+                    {
+                        type Response = super::ProductApiServiceUpdateProductResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ProductApiServiceUpdateProductRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProductApiService>::update_product(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UpdateProductSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

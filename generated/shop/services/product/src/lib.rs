@@ -37,7 +37,10 @@ pub fn routes() -> Router<ServiceContext> {
             "/products",
             routing::post(create_product).get(list_products),
         )
-        .route("/products/{id}", routing::get(get_product))
+        .route(
+            "/products/{id}",
+            routing::get(get_product).patch(update_product),
+        )
         .route(
             "/shop.product.v1.ProductService/{*method}",
             routing::post(grpc),
@@ -93,8 +96,8 @@ pub struct Product {
     pub id: uuid::Uuid,
     /// `name`: string(1..200).
     pub name: String,
-    /// `description`: text.
-    pub description: String,
+    /// `description`: text?.
+    pub description: Option<String>,
     /// `price_cents`: int.
     pub price_cents: i64,
     /// `stock`: int.
@@ -111,8 +114,9 @@ pub struct Product {
 pub struct NewProduct {
     /// `name`: string(1..200).
     pub name: String,
-    /// `description`: text.
-    pub description: String,
+    /// `description`: text?.
+    #[serde(default)]
+    pub description: Option<String>,
     /// `price_cents`: int.
     pub price_cents: i64,
     /// `stock`: int.
@@ -135,7 +139,8 @@ pub struct ProductPatch {
     /// New `name`, when sent.
     pub name: Option<String>,
     /// New `description`, when sent.
-    pub description: Option<String>,
+    #[serde(default, deserialize_with = "svcgen_runtime::validate::nullable")]
+    pub description: Option<Option<String>>,
     /// New `price_cents`, when sent.
     pub price_cents: Option<i64>,
     /// New `stock`, when sent.
@@ -344,6 +349,31 @@ async fn get_product(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<Product>> {
     let row = find_product(&ctx.db, id).await?;
+    Ok(Json(row))
+}
+
+/// `PATCH /products/{id}`: changes one `product`.
+async fn update_product(
+    State(ctx): State<ServiceContext>,
+    _caller: Caller,
+    IdPath(id): IdPath,
+    Json(input): Json<ProductPatch>,
+) -> ApiResult<Json<Product>> {
+    input.validate()?;
+    let mut row = find_product(&ctx.db, id).await?;
+    input.apply(&mut row);
+    row.updated_at = db::now();
+    db::query(
+            "UPDATE \"product\" SET \"name\" = $2, \"description\" = $3, \"price_cents\" = $4, \"stock\" = $5, \"updated_at\" = $6 WHERE \"id\" = $1",
+        )
+        .bind(row.id)
+        .bind(row.name.clone())
+        .bind(row.description.clone())
+        .bind(row.price_cents)
+        .bind(row.stock)
+        .bind(row.updated_at)
+        .execute(&ctx.db)
+        .await?;
     Ok(Json(row))
 }
 
@@ -740,6 +770,62 @@ impl shop_contracts::proto::product::product_api_service_server::ProductApiServi
             },
         ))
     }
+
+    /// `PATCH /products/{id}` as an RPC.
+    async fn update_product(
+        &self,
+        request: tonic::Request<
+            shop_contracts::proto::product::ProductApiServiceUpdateProductRequest,
+        >,
+    ) -> Result<
+        tonic::Response<shop_contracts::proto::product::ProductApiServiceUpdateProductResponse>,
+        tonic::Status,
+    > {
+        let incoming = rpc::Incoming::of(&request);
+        let caller = incoming
+            .caller
+            .clone()
+            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let request = request.into_inner();
+        let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+        let patch = ProductPatch {
+            name: if request.patched_fields.iter().any(|f| f == "name") {
+                Some(request.name.clone())
+            } else {
+                None
+            },
+            description: if request.nulled_fields.iter().any(|f| f == "description") {
+                Some(None)
+            } else if request.patched_fields.iter().any(|f| f == "description") {
+                Some(Some(request.description.clone()))
+            } else {
+                None
+            },
+            price_cents: if request.patched_fields.iter().any(|f| f == "price_cents") {
+                Some(request.price_cents)
+            } else {
+                None
+            },
+            stock: if request.patched_fields.iter().any(|f| f == "stock") {
+                Some(request.stock)
+            } else {
+                None
+            },
+        };
+        let answer = incoming
+            .within(async {
+                update_product(State(self.ctx.clone()), caller, IdPath(id), Json(patch))
+                    .await
+                    .map_err(|error| rpc::status_of(&error))
+            })
+            .await?;
+        let Json(row) = answer;
+        Ok(tonic::Response::new(
+            shop_contracts::proto::product::ProductApiServiceUpdateProductResponse {
+                product: Some(row.to_proto()),
+            },
+        ))
+    }
 }
 
 /// Answers the gateway's gRPC calls of the routes.
@@ -868,6 +954,91 @@ pub fn gateway(
                                     channel,
                                 )
                                 .get_product(request)
+                                .await
+                        },
+                    )
+                    .await
+                {
+                    Ok(response) => {
+                        rpc::json_response(
+                            StatusCode::OK,
+                            &match rpc::required("product", response.product)
+                                .and_then(Product::from_proto)
+                            {
+                                Ok(row) => row,
+                                Err(status) => return rpc::failure_response(&status),
+                            },
+                        )
+                    }
+                    Err(status) => rpc::failure_response(&status),
+                }
+            }
+            ("PATCH", "/products/{id}") => {
+                let id = match call.id() {
+                    Ok(id) => id,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                let input: ProductPatch = match call.json().await {
+                    Ok(input) => input,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                let mut patched_fields = Vec::new();
+                let mut nulled_fields: Vec<String> = Vec::new();
+                let name = match &input.name {
+                    Some(value) => {
+                        patched_fields.push("name".to_owned());
+                        ToProto::to_proto(value)
+                    }
+                    _ => Default::default(),
+                };
+                let description = match &input.description {
+                    Some(Some(value)) => {
+                        patched_fields.push("description".to_owned());
+                        ToProto::to_proto(value)
+                    }
+                    Some(None) => {
+                        nulled_fields.push("description".to_owned());
+                        Default::default()
+                    }
+                    _ => Default::default(),
+                };
+                let price_cents = match &input.price_cents {
+                    Some(value) => {
+                        patched_fields.push("price_cents".to_owned());
+                        ToProto::to_proto(value)
+                    }
+                    _ => Default::default(),
+                };
+                let stock = match &input.stock {
+                    Some(value) => {
+                        patched_fields.push("stock".to_owned());
+                        ToProto::to_proto(value)
+                    }
+                    _ => Default::default(),
+                };
+                match call
+                    .outgoing
+                    .call(
+                        SERVICE,
+                        false,
+                        shop_contracts::proto::product::ProductApiServiceUpdateProductRequest {
+                            id: id.to_proto(),
+                            name,
+                            description,
+                            price_cents,
+                            stock,
+                            patched_fields,
+                            nulled_fields,
+                        },
+                        |channel, request| async move {
+                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                    channel,
+                                )
+                                .update_product(request)
                                 .await
                         },
                     )

@@ -6,7 +6,7 @@
 CREATE TABLE "product" (
     "id" UUID NOT NULL PRIMARY KEY,
     "name" TEXT NOT NULL,
-    "description" TEXT NOT NULL,
+    "description" TEXT,
     "price_cents" BIGINT NOT NULL,
     "stock" BIGINT NOT NULL,
     "created_at" TIMESTAMPTZ NOT NULL,

@@ -6,7 +6,7 @@
 CREATE TABLE "product" (
     "id" TEXT NOT NULL PRIMARY KEY,
     "name" TEXT NOT NULL,
-    "description" TEXT NOT NULL,
+    "description" TEXT,
     "price_cents" INTEGER NOT NULL,
     "stock" INTEGER NOT NULL,
     "created_at" TEXT NOT NULL,
