@@ -283,6 +283,8 @@ struct ServiceView {
 
 #[derive(Serialize)]
 struct ContractView {
+    /// `ProductApiService`, when the gateway reaches the service over gRPC.
+    api: Option<String>,
     service: String,
     package: String,
     path: String,
@@ -404,6 +406,7 @@ pub fn readme(system: &System, header: &str) -> String {
         .iter()
         .filter_map(|s| super::proto::proto_file(system, s).map(|file| (s, file)))
         .map(|(s, file)| ContractView {
+            api: (s.transport == Transport::Grpc).then(|| crate::rpc::api_service_name(s)),
             service: s.name.value.clone(),
             package: file.package.clone(),
             path: file.path.clone(),
