@@ -102,7 +102,8 @@ const ROUTE_KEYS: &[&str] = &[
 ];
 const CONSUMER_KEYS: &[&str] = &["notify", "critical", "attempts"];
 const NOTIFY_KEYS: &[&str] = &["user", "role", "kind", "message"];
-const TYPE_NAMES: &[&str] = &[
+/// The built-in type names (for did-you-mean hints).
+pub(crate) const TYPE_NAMES: &[&str] = &[
     "string",
     "text",
     "int",

@@ -303,39 +303,10 @@ impl<'s> Walk<'s> {
     }
 }
 
-/// The `:name` parameters of an SQL statement, in order of appearance (outside quoted text;
-/// PostgreSQL's `::type` casts are not parameters).
+/// The `:name` parameters of an SQL statement, each once, in order of first appearance
+/// (outside quoted text; PostgreSQL's `::type` casts are not parameters).
 pub fn sql_params(sql: &str) -> Vec<String> {
-    let bytes = sql.as_bytes();
-    let mut params = Vec::new();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == b'\'' || c == b'"' => quote = Some(c),
-            None if c == b':' && bytes.get(i + 1) == Some(&b':') => i += 1,
-            None if c == b':' => {
-                let start = i + 1;
-                let mut end = start;
-                while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
-                {
-                    end += 1;
-                }
-                if end > start && !bytes[start].is_ascii_digit() {
-                    params.push(sql[start..end].to_owned());
-                }
-                i = end.max(i + 1);
-                continue;
-            }
-            None => {}
-        }
-        i += 1;
-    }
-    params
+    positional_sql(sql).1
 }
 
 /// The SQL with its `:name` parameters replaced by `$1, $2, ...` (the same number for every use
@@ -527,22 +498,15 @@ fn check_types(system: &System, service: &Service, d: &mut Diagnostics) {
         if let Some(name) = message_name(&field.ty)
             && service.record(name).is_none()
         {
-            let builtin = [
-                "string",
-                "text",
-                "int",
-                "bool",
-                "uuid",
-                "email",
-                "timestamp",
-            ];
+            let builtin = crate::resolve::TYPE_NAMES.iter().copied();
             d.error(field.name.span, format!("unknown type `{name}`"))
                 .hint(
-                    did_you_mean(name, builtin.into_iter().chain(known.iter().copied()))
-                        .unwrap_or_else(|| {
-                            format!("declare `{name}` under the service's `messages:`, or use a built-in type")
-                        }),
-                );
+                did_you_mean(name, builtin.chain(known.iter().copied())).unwrap_or_else(|| {
+                    format!(
+                        "declare `{name}` under the service's `messages:`, or use a built-in type"
+                    )
+                }),
+            );
         }
     }
     for message in &service.messages {

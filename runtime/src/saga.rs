@@ -207,7 +207,7 @@ impl Saga {
                         Ok(_) => {
                             tracing::info!(undo = what, "saga step undone");
                             if let Some(db) = &self.db
-                                && let Err(error) = forget(db, row).await
+                                && let Err(error) = forget(db, &row.to_string()).await
                             {
                                 // Left in place, it is run once more later: undos are idempotent.
                                 tracing::warn!(undo = what, %error, "cannot forget a done undo");
@@ -226,9 +226,9 @@ impl Saga {
     }
 }
 
-async fn forget(db: &Db, row: Uuid) -> Result<(), DbError> {
+async fn forget(db: &Db, row: &str) -> Result<(), DbError> {
     query("DELETE FROM svcgen_compensations WHERE id = $1")
-        .bind(row.to_string())
+        .bind(row.to_owned())
         .execute(db)
         .await
         .map(|_| ())
@@ -266,10 +266,7 @@ pub async fn recover(db: &Db, settings: &Arc<Settings>) -> Result<usize, DbError
             .await
         {
             Ok(_) => {
-                query("DELETE FROM svcgen_compensations WHERE id = $1")
-                    .bind(id)
-                    .execute(db)
-                    .await?;
+                forget(db, &id).await?;
                 tracing::info!(undo = what, "leftover saga step undone");
                 done += 1;
             }

@@ -3,9 +3,7 @@
 //! backed by steps (a saga of calls and payments, then the row and its event in one
 //! transaction).
 
-use super::rust::{
-    bind, doc, emit, is_copy, is_json, lit, placeholders_from, rust_field_type, validation,
-};
+use super::rust::{bind, doc, emit, is_copy, is_json, lit, rust_field_type, validation};
 use crate::ident::{self, rust_ident, rust_type, sql};
 use crate::model::*;
 use crate::rpc::{Typed, expr_type, find_rpc, positional_sql, route_input};
@@ -170,39 +168,21 @@ impl<'s> Grpc<'s> {
         if self.service.rpcs.is_empty() {
             return None;
         }
-        let proto = proto_module(self.system, &self.service.name.value);
-        let pascal = ident::to_pascal(&self.service.name.value);
-        let server_module = format_ident!("{}_service_server", ident::to_snake(&pascal));
-        let trait_name = format_ident!("{}Service", pascal);
-        let server = format_ident!("{}ServiceServer", pascal);
-        let methods = self.service.rpcs.iter().map(|rpc| self.method(rpc));
-        let path = lit(&format!(
-            "/{}.{}/{{*method}}",
-            crate::render::proto::package(self.system, self.service),
-            crate::render::proto::service_name(self.service)
-        ));
-        let items = quote! {
-            /// Serves this service's RPCs.
-            #[derive(Debug, Clone)]
-            pub struct Rpc {
-                ctx: ServiceContext,
-            }
-
-            #[tonic::async_trait]
-            impl #proto::#server_module::#trait_name for Rpc {
-                #(#methods)*
-            }
-
-            /// Answers gRPC calls to this service, beside its HTTP routes on the same port and
-            /// behind the same internal credential.
-            async fn grpc(State(ctx): State<ServiceContext>, request: axum::extract::Request) -> axum::response::Response {
-                rpc::serve(#proto::#server_module::#server::new(Rpc { ctx }), request).await
-            }
-        };
-        Some(Parts {
-            items,
-            routes: quote!(.route(#path, routing::post(grpc))),
-        })
+        let methods = self
+            .service
+            .rpcs
+            .iter()
+            .map(|rpc| self.method(rpc))
+            .collect();
+        Some(self.mount(
+            &crate::render::proto::service_name(self.service),
+            (format_ident!("Rpc"), "Serves this service's RPCs."),
+            (
+                format_ident!("grpc"),
+                "Answers gRPC calls to this service, beside its HTTP routes on the same port and\nbehind the same internal credential.",
+            ),
+            methods,
+        ))
     }
 
     /// The server of the routes' RPCs, for a service the gateway reaches over gRPC: each RPC
@@ -212,37 +192,61 @@ impl<'s> Grpc<'s> {
         if routes.is_empty() {
             return None;
         }
-        let proto = proto_module(self.system, &self.service.name.value);
         let api = crate::rpc::api_service_name(self.service);
-        let server_module = format_ident!("{}_server", ident::to_snake(&api));
-        let trait_name = format_ident!("{}", api);
-        let server = format_ident!("{}Server", api);
-        let methods = routes.iter().map(|route| self.route_method(route, &api));
+        let methods = routes
+            .iter()
+            .map(|route| self.route_method(route, &api))
+            .collect();
+        Some(self.mount(
+            &api,
+            (
+                format_ident!("Api"),
+                "Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).",
+            ),
+            (format_ident!("grpc_api"), "Answers the gateway's gRPC calls of the routes."),
+            methods,
+        ))
+    }
+
+    /// A gRPC server of the service's package: the struct implementing the generated trait of
+    /// gRPC service `name` with `methods`, and the handler that mounts it on the service's app.
+    fn mount(
+        &self,
+        name: &str,
+        (ty, ty_doc): (proc_macro2::Ident, &str),
+        (handler, handler_doc): (proc_macro2::Ident, &str),
+        methods: Vec<TokenStream>,
+    ) -> Parts {
+        let proto = proto_module(self.system, &self.service.name.value);
+        let server_module = format_ident!("{}_server", ident::to_snake(name));
+        let trait_name = format_ident!("{}", name);
+        let server = format_ident!("{}Server", name);
         let path = lit(&format!(
-            "/{}.{api}/{{*method}}",
+            "/{}.{name}/{{*method}}",
             crate::render::proto::package(self.system, self.service)
         ));
+        let (ty_doc, handler_doc) = (doc(ty_doc), doc(handler_doc));
         let items = quote! {
-            /// Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).
+            #ty_doc
             #[derive(Debug, Clone)]
-            pub struct Api {
+            pub struct #ty {
                 ctx: ServiceContext,
             }
 
             #[tonic::async_trait]
-            impl #proto::#server_module::#trait_name for Api {
+            impl #proto::#server_module::#trait_name for #ty {
                 #(#methods)*
             }
 
-            /// Answers the gateway's gRPC calls of the routes.
-            async fn grpc_api(State(ctx): State<ServiceContext>, request: axum::extract::Request) -> axum::response::Response {
-                rpc::serve(#proto::#server_module::#server::new(Api { ctx }), request).await
+            #handler_doc
+            async fn #handler(State(ctx): State<ServiceContext>, request: axum::extract::Request) -> axum::response::Response {
+                rpc::serve(#proto::#server_module::#server::new(#ty { ctx }), request).await
             }
         };
-        Some(Parts {
+        Parts {
             items,
-            routes: quote!(.route(#path, routing::post(grpc_api))),
-        })
+            routes: quote!(.route(#path, routing::post(#handler))),
+        }
     }
 
     fn route_method(&self, rpc: &crate::rpc::RouteRpc, api: &str) -> TokenStream {
@@ -460,15 +464,14 @@ impl<'s> Grpc<'s> {
                     let patch_ty = format_ident!("{}Patch", rust_type(&entity.name.value));
                     let mut values = Vec::new();
                     let mut fields = Vec::new();
-                    let nullable = route_input(self.service, route)
-                        .iter()
-                        .any(|f| matches!(f.ty, Type::Optional(_)));
+                    let inputs = route_input(self.service, route);
+                    let nullable = inputs.iter().any(|f| matches!(f.ty, Type::Optional(_)));
                     let nulled_binding = if nullable {
                         quote!(let mut nulled_fields: Vec<String> = Vec::new();)
                     } else {
                         quote!(let nulled_fields: Vec<String> = Vec::new();)
                     };
-                    for f in route_input(self.service, route) {
+                    for f in inputs {
                         let ident = rust_ident(&f.name.value);
                         let name = lit(&f.name.value);
                         let carried = f.ty.required().clone();
@@ -665,11 +668,8 @@ impl<'s> Grpc<'s> {
                 }
             }
         }
-        let param_type = |name: &str| -> Type {
-            crate::rpc::statement_scope(self.service, rpc, statement)
-                .remove(name)
-                .unwrap_or(Type::Int)
-        };
+        let scope = crate::rpc::statement_scope(self.service, rpc, statement);
+        let param_type = |name: &str| -> Type { scope.get(name).cloned().unwrap_or(Type::Int) };
         let params = declared.iter().map(|name| {
             let ident = format_ident!("param_{}", name);
             let value = if name == "now" {
@@ -1027,6 +1027,7 @@ impl<'s> Grpc<'s> {
         for (index, step) in route.steps.iter().enumerate() {
             steps.push(self.step(route, &route.steps[..index], step, index));
         }
+        let input_fields = route_input(self.service, route);
         let columns = entity.columns();
         let inits = columns.iter().map(|c| {
             let ident = rust_ident(&c.name);
@@ -1037,7 +1038,6 @@ impl<'s> Grpc<'s> {
                 ColumnSource::Input => match route.set.iter().find(|(n, _)| n.value == c.name) {
                     Some((_, expr)) => self.plain_value(route, expr, &c.ty),
                     None => {
-                        let input_fields = route_input(self.service, route);
                         if input_fields.iter().any(|f| f.name.value == c.name) {
                             if is_copy(&c.ty) {
                                 quote!(input.#ident)
@@ -1052,16 +1052,7 @@ impl<'s> Grpc<'s> {
             };
             quote!(#ident: #value,)
         });
-        let table = sql(&entity.name.value);
-        let insert = lit(&format!(
-            "INSERT INTO {table} ({}) VALUES ({})",
-            columns
-                .iter()
-                .map(|c| sql(&c.name))
-                .collect::<Vec<_>>()
-                .join(", "),
-            placeholders_from(1, columns.len())
-        ));
+        let insert = super::rust::insert_sql(entity);
         let binds = columns.iter().map(bind);
         let emit = emit(self.system, entity, route);
         // The row, its event and the end of the saga's recorded undos commit together.

@@ -802,6 +802,21 @@ pub(super) fn bind(column: &Column) -> TokenStream {
     }
 }
 
+/// The statement that inserts a row of `entity`, every column bound in table order.
+pub(super) fn insert_sql(entity: &Entity) -> Literal {
+    let columns = entity.columns();
+    lit(&format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        sql(&entity.name.value),
+        columns
+            .iter()
+            .map(|c| sql(&c.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        placeholders_from(1, columns.len())
+    ))
+}
+
 /// `$1, $2, ...` from `first`.
 pub(super) fn placeholders_from(first: usize, count: usize) -> String {
     (first..first + count)
@@ -914,15 +929,7 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
                     ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(#ident: now,),
                 }
             });
-            let insert = lit(&format!(
-                "INSERT INTO {table} ({}) VALUES ({})",
-                columns
-                    .iter()
-                    .map(|c| sql(&c.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                placeholders_from(1, columns.len())
-            ));
+            let insert = insert_sql(entity);
             let binds = columns.iter().map(bind);
             quote! {
                 async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
