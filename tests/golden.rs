@@ -4,7 +4,8 @@
 
 mod support;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 const EXAMPLES: &[&str] = &["notes", "shop"];
 
@@ -78,11 +79,7 @@ fn regenerating_in_place_touches_nothing() {
 fn asyncapi_documents_pass_the_asyncapi_parser() {
     let tools = support::root().join("tests/tools");
     if !tools.join("node_modules/@asyncapi/parser").is_dir() {
-        let message = "the AsyncAPI parser is not installed (npm ci --prefix tests/tools)";
-        if std::env::var_os("SVCGEN_REQUIRE_INFRA").is_some_and(|v| v == "1") {
-            panic!("{message} and SVCGEN_REQUIRE_INFRA=1");
-        }
-        eprintln!("SKIPPED: {message}");
+        support::skip_or_fail("the AsyncAPI parser is not installed (npm ci --prefix tests/tools)");
         return;
     }
     for example in EXAMPLES {
@@ -102,4 +99,216 @@ fn asyncapi_documents_pass_the_asyncapi_parser() {
             String::from_utf8_lossy(&output.stdout)
         );
     }
+}
+
+// The failure message of `support::assert_same_tree`: what a golden mismatch shows.
+
+/// An in-memory tree as `support::read_tree` returns one.
+fn tree(files: &[(&str, String)]) -> BTreeMap<PathBuf, Vec<u8>> {
+    files
+        .iter()
+        .map(|(path, text)| (PathBuf::from(path), text.clone().into_bytes()))
+        .collect()
+}
+
+/// `line 1\n` up to `line <count>\n`.
+fn numbered_lines(count: usize) -> String {
+    (1..=count).map(|n| format!("line {n}\n")).collect()
+}
+
+#[test]
+fn a_mismatch_lists_missing_and_extra_files_and_diffs_the_changed_one() {
+    let want = tree(&[
+        ("a.txt", numbered_lines(20)),
+        ("b.txt", "only wanted\n".into()),
+        ("same.txt", "same\n".into()),
+    ]);
+    let got = tree(&[
+        (
+            "a.txt",
+            numbered_lines(20).replace("line 10\n", "line ten\n"),
+        ),
+        ("d.txt", "only got\n".into()),
+        ("same.txt", "same\n".into()),
+    ]);
+    let message = support::describe_tree_differences(&want, &got).expect("trees differ");
+    assert_eq!(
+        message,
+        "missing: b.txt\n\
+         extra: d.txt\n\
+         --- want a.txt\n\
+         +++ got  a.txt\n\
+         @@ -7,7 +7,7 @@\n \
+         line 7\n \
+         line 8\n \
+         line 9\n\
+         -line 10\n\
+         +line ten\n \
+         line 11\n \
+         line 12\n \
+         line 13\n"
+    );
+}
+
+#[test]
+fn same_trees_have_no_differences() {
+    let files = tree(&[("a.txt", numbered_lines(3))]);
+    assert_eq!(support::describe_tree_differences(&files, &files), None);
+}
+
+#[test]
+fn distant_changes_are_separate_hunks_and_close_ones_one() {
+    let want = numbered_lines(40);
+    let got = want
+        .replace("line 5\n", "five\n")
+        .replace("line 8\n", "eight\n")
+        .replace("line 30\n", "thirty\n");
+    let diff = support::unified_diff(Path::new("f"), want.as_bytes(), got.as_bytes());
+    let headers: Vec<&str> = diff.lines().filter(|l| l.starts_with("@@")).collect();
+    assert_eq!(
+        headers,
+        ["@@ -2,10 +2,10 @@", "@@ -27,7 +27,7 @@"],
+        "{diff}"
+    );
+}
+
+#[test]
+fn inserted_and_deleted_lines_are_shown_as_such() {
+    let want = "a\nb\nc\nd\n";
+    let got = "a\nnew\nb\nd\n";
+    let diff = support::unified_diff(Path::new("f"), want.as_bytes(), got.as_bytes());
+    assert_eq!(
+        diff,
+        "--- want f\n+++ got  f\n@@ -1,4 +1,4 @@\n a\n+new\n b\n-c\n d\n"
+    );
+}
+
+#[test]
+fn a_missing_final_newline_is_shown() {
+    let diff = support::unified_diff(Path::new("f"), b"a\nb\n", b"a\nb");
+    assert_eq!(
+        diff,
+        "--- want f\n+++ got  f\n@@ -1,2 +1,2 @@\n a\n-b\n+b\n\\ No newline at end of file\n"
+    );
+}
+
+#[test]
+fn a_long_diff_is_cut_after_forty_lines() {
+    let want = numbered_lines(100);
+    let got = want.replace("line", "row");
+    let diff = support::unified_diff(Path::new("f"), want.as_bytes(), got.as_bytes());
+    let lines: Vec<&str> = diff.lines().collect();
+    // Two headers, forty diff lines, the note.
+    assert_eq!(lines.len(), 2 + 40 + 1, "{diff}");
+    assert_eq!(lines[42], "... 161 more diff lines not shown");
+}
+
+#[test]
+fn a_change_longer_than_the_window_shows_its_beginning_without_made_up_removals() {
+    // Five lines inserted at the top and the last line changed: one differing region longer
+    // than the part that is diffed line by line.
+    let want = numbered_lines(1000);
+    let got = format!("{}{}", numbered_lines(5).replace("line", "new"), want)
+        .replace("line 1000\n", "last\n");
+    let diff = support::unified_diff(Path::new("f"), want.as_bytes(), got.as_bytes());
+    let changes: Vec<&str> = diff
+        .lines()
+        .skip(2)
+        .filter(|l| l.starts_with(['-', '+']))
+        .collect();
+    assert_eq!(
+        changes,
+        ["+new 1", "+new 2", "+new 3", "+new 4", "+new 5"],
+        "{diff}"
+    );
+    assert!(
+        diff.ends_with(
+            "later differences not shown (only the first 400 lines of the change are compared)\n"
+        ),
+        "{diff}"
+    );
+}
+
+#[test]
+fn binary_files_are_not_diffed_line_by_line() {
+    let diff = support::unified_diff(Path::new("f"), &[0xff, 0], &[0xff]);
+    assert_eq!(
+        diff,
+        "--- want f\n+++ got  f\nbinary contents differ (2 bytes wanted, 1 bytes got)\n"
+    );
+}
+
+#[test]
+fn only_ten_differing_files_are_diffed() {
+    let names: Vec<String> = (0..13).map(|n| format!("f{n:02}")).collect();
+    let all_saying = |text: &str| -> BTreeMap<PathBuf, Vec<u8>> {
+        names
+            .iter()
+            .map(|name| (PathBuf::from(name), text.as_bytes().to_vec()))
+            .collect()
+    };
+    let (want, got) = (all_saying("a\n"), all_saying("b\n"));
+    let message = support::describe_tree_differences(&want, &got).unwrap();
+    assert_eq!(message.matches("--- want ").count(), 10, "{message}");
+    assert!(
+        message.contains("--- want f09\n") && !message.contains("f10"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("... and 3 more differing files\n"),
+        "{message}"
+    );
+}
+
+#[test]
+fn assert_same_tree_on_two_directories_shows_the_diff() {
+    let temp = tempfile::tempdir().unwrap();
+    let (want, got) = (temp.path().join("want"), temp.path().join("got"));
+    for dir in [&want, &got] {
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+    }
+    std::fs::write(want.join("src/lib.rs"), "fn a() {}\nfn b() {}\n").unwrap();
+    std::fs::write(got.join("src/lib.rs"), "fn a() {}\nfn c() {}\n").unwrap();
+    let failure = std::panic::catch_unwind(|| support::assert_same_tree(&want, &got, "re-bless"))
+        .expect_err("the trees differ");
+    let message = failure
+        .downcast_ref::<String>()
+        .expect("a formatted panic message");
+    assert!(
+        message.contains("(-want +got):\n--- want src/lib.rs\n+++ got  src/lib.rs\n@@ -1,2 +1,2 @@\n fn a() {}\n-fn b() {}\n+fn c() {}\nre-bless"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_skip_is_logged_as_one_line_naming_the_test_binary_and_the_test() {
+    assert_eq!(
+        support::skip_line("protoc is not\ninstalled"),
+        "[golden] a_skip_is_logged_as_one_line_naming_the_test_binary_and_the_test: protoc is not installed\n"
+    );
+}
+
+#[test]
+fn skips_logged_at_the_same_time_stay_whole_lines() {
+    let temp = tempfile::tempdir().unwrap();
+    let log = temp.path().join("skips.log");
+    std::thread::scope(|scope| {
+        for writer in 0..8 {
+            let log = &log;
+            scope.spawn(move || {
+                for n in 0..50 {
+                    let line = format!("writer {writer} skip {n}: {}\n", "x".repeat(200));
+                    support::append_skip(log, &line);
+                }
+            });
+        }
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8 * 50);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with(&"x".repeat(200)) && l.starts_with("writer "))
+    );
 }

@@ -35,17 +35,22 @@ impl System {
 
     /// Generates `spec` (relative to the repository) into `target/svcgen-tests/<name>`.
     pub fn generate(spec: &str, name: &str) -> System {
+        let source = std::fs::read_to_string(support::root().join(spec)).expect("spec readable");
+        System::generate_text(&source, name)
+    }
+
+    /// Generates the spec `source` into `target/svcgen-tests/<name>`.
+    pub fn generate_text(source: &str, name: &str) -> System {
         let out = support::root()
             .join("target")
             .join("svcgen-tests")
             .join(name);
-        let source = std::fs::read_to_string(support::root().join(spec)).expect("spec readable");
         let options = svcgen::Options {
             spec_name: format!("{name}.yaml"),
             runtime_path: "../../../runtime".into(),
         };
-        let (_, files) = svcgen::generate(&source, &options)
-            .unwrap_or_else(|problems| panic!("{spec}: {problems:?}"));
+        let (_, files) = svcgen::generate(source, &options)
+            .unwrap_or_else(|problems| panic!("{name}: {problems:?}"));
         svcgen::write::write_tree(&out, &files).expect("generated tree written");
         System {
             workspace: out,
@@ -197,6 +202,23 @@ impl Api {
     }
 }
 
+/// Registers an account named after `email`'s local part; its user id and access token.
+pub async fn register(api: &Api, email: &str) -> (String, String) {
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(serde_json::json!({"email": email, "username": email.split('@').next().unwrap(), "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "register {email}: {body}");
+    (
+        body["user_id"].as_str().unwrap().to_owned(),
+        body["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// A multi-threaded runtime for one test.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -210,7 +232,8 @@ pub fn reachable(address: &str) -> bool {
     std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(2)).is_ok()
 }
 
-/// Whether the servers a test needs are up; when not, says so, and fails under SVCGEN_REQUIRE_INFRA=1.
+/// Whether the servers a test needs are up; when not, skips the test (or fails it under
+/// SVCGEN_REQUIRE_INFRA=1) through [`support::skip_or_fail`].
 pub fn infrastructure(test: &str, needs: &[(&str, &str)]) -> bool {
     let missing: Vec<String> = needs
         .iter()
@@ -220,11 +243,7 @@ pub fn infrastructure(test: &str, needs: &[(&str, &str)]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let message = format!("{test}: {} not reachable", missing.join(", "));
-    if std::env::var_os("SVCGEN_REQUIRE_INFRA").is_some_and(|v| v == "1") {
-        panic!("{message} and SVCGEN_REQUIRE_INFRA=1");
-    }
-    eprintln!("SKIPPED: {message}");
+    support::skip_or_fail(&format!("{test}: {} not reachable", missing.join(", ")));
     false
 }
 
@@ -407,5 +426,17 @@ impl Distributed {
             process.stop();
         }
         drop(databases);
+    }
+}
+
+/// A MariaDB database a run uses, dropped when this is dropped (also when a test fails).
+pub struct MariaDbDatabase(pub String);
+
+impl Drop for MariaDbDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.0))
+            .output();
     }
 }

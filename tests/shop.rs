@@ -11,7 +11,7 @@
 mod harness;
 mod support;
 
-use harness::{Api, Distributed, Running, System, infrastructure, runtime};
+use harness::{Api, Distributed, Running, System, infrastructure, register, runtime};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -47,22 +47,6 @@ async fn login(api: &Api, email: &str, password: &str) -> String {
         .await;
     assert_eq!(status, StatusCode::OK, "login {email}: {body}");
     body["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn register(api: &Api, email: &str) -> (String, String) {
-    let (status, body) = api
-        .call(
-            Method::POST,
-            "/auth/register",
-            None,
-            Some(json!({"email": email, "username": email.split('@').next().unwrap(), "password": "correct horse battery"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "register {email}: {body}");
-    (
-        body["user_id"].as_str().unwrap().to_owned(),
-        body["access_token"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn stock_of(api: &Api, product: &str) -> i64 {
@@ -419,18 +403,6 @@ fn embedded_mode_runs_the_shop_end_to_end() {
     system.stop();
 }
 
-/// Drops the MariaDB database a run created.
-struct MariaDbDatabase(String);
-
-impl Drop for MariaDbDatabase {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("mariadb")
-            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.0))
-            .output();
-    }
-}
-
 #[test]
 fn distributed_mode_runs_the_shop_over_postgres_mariadb_and_rabbitmq() {
     if !infrastructure(
@@ -461,7 +433,7 @@ fn distributed_mode_runs_the_shop_over_postgres_mariadb_and_rabbitmq() {
         ),
         ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
     ]);
-    let users = MariaDbDatabase(format!("{run}_user"));
+    let users = harness::MariaDbDatabase(format!("{run}_user"));
     let mysql_url = format!("mysql://root@127.0.0.1:3306/{}", users.0);
     let system = Distributed::start(
         &shop(),

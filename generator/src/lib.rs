@@ -58,14 +58,34 @@ pub fn check(source: &str) -> Result<Checked, Vec<Diagnostic>> {
     })
 }
 
+/// Why a generation produced nothing.
+#[derive(Debug)]
+pub enum Error {
+    /// The spec has errors (every one, sorted by position).
+    Spec(Vec<Diagnostic>),
+    /// The generated Rust could not be formatted (rustfmt missing or failing).
+    Format(render::FormatError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Spec(problems) => write!(f, "the spec has {} error(s)", problems.len()),
+            Error::Format(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
 /// Stages 1 to 5: everything but writing. Returns each output file's path (relative to the
 /// output directory) and contents.
 pub fn generate(
     source: &str,
     options: &Options,
-) -> Result<(Checked, BTreeMap<PathBuf, String>), Vec<Diagnostic>> {
-    let checked = check(source)?;
+) -> Result<(Checked, BTreeMap<PathBuf, String>), Error> {
+    let checked = check(source).map_err(Error::Spec)?;
     let planned = plan::plan(&checked.system);
-    let files = render::render_all(&checked.system, &planned, options);
+    let files = render::render_all(&checked.system, &planned, options).map_err(Error::Format)?;
     Ok((checked, files))
 }

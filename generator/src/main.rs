@@ -149,8 +149,11 @@ fn generate(
             .map_or_else(|| "spec".into(), |n| n.to_string_lossy().into_owned()),
         runtime_path: runtime,
     };
-    let (checked, files) = svcgen::generate(&source, &options)
-        .map_err(|_| anyhow::anyhow!("the spec changed while generating"))?;
+    let (checked, files) = match svcgen::generate(&source, &options) {
+        Ok(generated) => generated,
+        Err(svcgen::Error::Spec(_)) => anyhow::bail!("the spec changed while generating"),
+        Err(svcgen::Error::Format(error)) => return Err(error.into()),
+    };
     report(spec, &source, &checked.warnings);
     let written = svcgen::write::write_tree(&out, &files)
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -60,6 +60,15 @@ impl Broker {
 }
 
 impl System {
+    /// Whether a route's steps take a payment (through the runtime's demo provider).
+    pub fn takes_payments(&self) -> bool {
+        self.services
+            .iter()
+            .flat_map(|service| &service.routes)
+            .flat_map(|route| &route.steps)
+            .any(|step| matches!(step.action, StepAction::Pay { .. }))
+    }
+
     /// The services that produce `event` and those that consume it, in spec order.
     pub fn parties(&self, event: &str) -> (Vec<&str>, Vec<&str>) {
         let producers = self

@@ -16,13 +16,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::bus::BusError;
-use crate::db::{DbError, sqlite_timestamp};
+use crate::db::{DbError, Transient, sqlite_timestamp};
 
 /// An error answer: a status and a message for the client, rendered as `{"error": message}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// The database refused for a reason that may pass: the transaction is worth running again.
+    transient: bool,
 }
 
 /// The result type of handlers.
@@ -34,6 +36,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -102,11 +105,42 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
 
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
+        ApiError::of_db(&error)
+    }
+}
+
+impl ApiError {
+    /// The answer for a database error: 409 for a duplicate, 503 for a transient refusal, else
+    /// a 500 (logged, never shown).
+    pub(crate) fn of_db(error: &DbError) -> Self {
         if error.is_unique_violation() {
             ApiError::conflict("already exists")
+        } else if error.is_transient() {
+            // Retried by `db::retrying`; a client sees this only once the retries are used up,
+            // and then as what it is: a busy server, worth trying again.
+            tracing::warn!(%error, "transaction refused by the database");
+            ApiError {
+                transient: true,
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is busy; try again",
+                )
+            }
+        } else if error.is_pool_exhausted() {
+            tracing::warn!(%error, "no database connection came free in time");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is busy; try again",
+            )
         } else {
             ApiError::internal(error.to_string())
         }
+    }
+}
+
+impl Transient for ApiError {
+    fn is_transient(&self) -> bool {
+        self.transient
     }
 }
 

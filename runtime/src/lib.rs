@@ -11,6 +11,7 @@
 //! * [`service`] — a service's HTTP app (health, internal-credential check, request ids);
 //! * [`gateway`] — the API gateway;
 //! * [`capability`] — built-in services (`auth`, `notify`);
+//! * `demo` (feature `demo`) — stand-in providers for demos and tests (a payment provider);
 //! * [`cli`] — the generated binary's `main` (`run`, `gateway`, `serve <service>`);
 //! * [`telemetry`] — logging and request ids.
 
@@ -20,6 +21,8 @@ pub mod bus;
 pub mod capability;
 pub mod cli;
 pub mod db;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod events;
 pub mod gateway;
 pub mod http;

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use tonic::{Code, Status};
 
-use crate::db::DbError;
+use crate::db::{DbError, Transient};
 use crate::events::EventError;
 use crate::http::ApiError;
 use crate::identity::{Caller, INTERNAL_HEADER, VerifiedIdentity};
@@ -260,13 +260,27 @@ impl From<ApiError> for Status {
 
 impl From<DbError> for Status {
     fn from(error: DbError) -> Self {
-        status_of(&ApiError::from(error))
+        let mut status = status_of(&ApiError::of_db(&error));
+        // Kept so that `db::retrying` in a gRPC server can tell a transient refusal.
+        status.set_source(Arc::new(error));
+        status
     }
 }
 
 impl From<EventError> for Status {
     fn from(error: EventError) -> Self {
-        status_of(&ApiError::from(error))
+        match error {
+            EventError::Db(error) => error.into(),
+            other => status_of(&ApiError::from(other)),
+        }
+    }
+}
+
+impl Transient for Status {
+    fn is_transient(&self) -> bool {
+        std::error::Error::source(self)
+            .and_then(|source| source.downcast_ref::<DbError>())
+            .is_some_and(DbError::is_transient)
     }
 }
 
@@ -716,50 +730,6 @@ impl Outgoing {
     }
 }
 
-/// A payment taken by the mock provider (no money moves): declined for the test card
-/// [`DECLINED_CARD`], approved otherwise; a charge without a card goes on account.
-pub mod payment {
-    use crate::http::ApiError;
-    use axum::http::StatusCode;
-
-    /// The card number the mock provider always declines.
-    pub const DECLINED_CARD: &str = "4000000000000002";
-
-    /// A payment that went through.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Charge {
-        /// The provider's reference.
-        pub id: uuid::Uuid,
-        /// The amount, in cents.
-        pub amount_cents: i64,
-    }
-
-    /// Takes `amount_cents`: 402 when declined, 400 for a negative amount.
-    pub async fn charge(amount_cents: i64, card: Option<&str>) -> Result<Charge, ApiError> {
-        if amount_cents < 0 {
-            return Err(ApiError::bad_request("a payment cannot be negative"));
-        }
-        if card.is_some_and(|card| card.trim() == DECLINED_CARD) {
-            return Err(ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "the payment was declined",
-            ));
-        }
-        let charge = Charge {
-            id: uuid::Uuid::now_v7(),
-            amount_cents,
-        };
-        tracing::info!(charge = %charge.id, amount_cents, "payment taken");
-        Ok(charge)
-    }
-
-    /// Gives a charge back.
-    pub async fn refund(charge: Charge) -> Result<(), tonic::Status> {
-        tracing::info!(charge = %charge.id, amount_cents = charge.amount_cents, "payment refunded");
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,23 +846,6 @@ mod tests {
         let error = saga.fail(ApiError::conflict("out of stock")).await;
         assert_eq!(error.status(), StatusCode::CONFLICT);
         assert_eq!(*undone.lock().unwrap(), ["commit", "charge", "reserve"]);
-    }
-
-    #[tokio::test]
-    async fn the_mock_provider_declines_its_test_card_with_402() {
-        let declined = payment::charge(500, Some(payment::DECLINED_CARD))
-            .await
-            .unwrap_err();
-        assert_eq!(declined.status(), StatusCode::PAYMENT_REQUIRED);
-        let charge = payment::charge(500, Some("4242424242424242"))
-            .await
-            .unwrap();
-        assert_eq!(charge.amount_cents, 500);
-        assert!(payment::charge(500, None).await.is_ok());
-        assert_eq!(
-            payment::charge(-1, None).await.unwrap_err().status(),
-            StatusCode::BAD_REQUEST
-        );
     }
 
     #[test]

@@ -30,18 +30,45 @@ pub(crate) fn reachable(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
 }
 
-/// Decides what a test does without its infrastructure: prints a SKIPPED line and returns
-/// false, or panics when SVCGEN_REQUIRE_INFRA=1 (CI machines that must have it).
+/// Decides what a test does without its infrastructure: prints a SKIPPED line, appends it to
+/// the file SVCGEN_SKIP_LOG names (`cargo xtask test` lists them at the end of a run) and
+/// returns false, or panics when SVCGEN_REQUIRE_INFRA=1 (CI machines that must have it).
 pub(crate) fn infra_available(port: u16, what: &str, test: &str) -> bool {
     if reachable(port) {
         return true;
     }
-    let reason = format!("{test}: {what} is not reachable on 127.0.0.1:{port}");
+    let missing = format!("{what} is not reachable on 127.0.0.1:{port}");
+    let reason = format!("{test}: {missing}");
+    // Logged in both cases, so that the run's summary names what was missing.
+    if let Some(log) = std::env::var_os("SVCGEN_SKIP_LOG") {
+        // libtest runs each test on a thread named after it: its full path, where `test` is
+        // the caller's short name.
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or(test);
+        let line = format!("[{}] {test}: {missing}\n", env!("CARGO_CRATE_NAME"));
+        append_skip(std::path::Path::new(&log), &line);
+    }
     if std::env::var("SVCGEN_REQUIRE_INFRA").as_deref() == Ok("1") {
         panic!("{reason} (and SVCGEN_REQUIRE_INFRA=1)");
     }
     println!("SKIPPED: {reason}");
     false
+}
+
+/// Appends `line` to `log` in one write, so that lines of tests running at the same time do
+/// not interleave (O_APPEND puts each write at the end). The integration tests'
+/// `support::append_skip` does the same (another crate, so not shared code).
+fn append_skip(log: &std::path::Path, line: &str) {
+    use std::io::Write as _;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    // A skip that is not recorded would make the run's summary claim fewer skips than happened.
+    if let Err(e) = appended {
+        panic!("cannot append to the skip log {}: {e}", log.display());
+    }
 }
 
 /// A namespace of its own for one NATS test; its stream, and with it every consumer the test

@@ -98,15 +98,18 @@ pub fn workspace(system: &System, options: &Options) -> String {
     for dependency in EXTERNAL_DEPENDENCIES.iter().chain(grpc) {
         let _ = writeln!(out, "{dependency} = {}", inline(&pinned(dependency)));
     }
-    // Only the brokers the spec names are compiled into the system.
+    // Only the brokers the spec names (and the demo providers it uses) are compiled in.
     let mut runtime = path_dependency(&options.runtime_path);
     if let Value::Table(table) = &mut runtime {
         table.insert("default-features".into(), Value::Boolean(false));
-        let features = system
+        let mut features: Vec<Value> = system
             .brokers
             .iter()
             .map(|b| Value::String(b.keyword().into()))
             .collect();
+        if system.takes_payments() {
+            features.push(Value::String("demo".into()));
+        }
         table.insert("features".into(), Value::Array(features));
     }
     let _ = writeln!(out, "svcgen-runtime = {}", inline(&runtime));
@@ -244,3 +247,4 @@ pub fn system(system: &System) -> String {
     dependencies(&mut out, &names);
     out
 }
+

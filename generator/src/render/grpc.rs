@@ -635,16 +635,18 @@ impl<'s> Grpc<'s> {
             quote!(#ident,)
         });
         let rest = (filled.len() < rpc.response.len()).then(|| quote!(..Default::default()));
+        let request = format_ident!("{}Request", rpc.name.value);
         quote! {
+            /// One attempt: every statement in one transaction.
+            async fn attempt(ctx: &ServiceContext, request: &#proto::#request, now: chrono::DateTime<chrono::Utc>) -> Result<#proto::#response, tonic::Status> {
+                let mut tx = ctx.begin().await?;
+                #(#runs)*
+                ctx.commit(tx).await?;
+                Ok(#proto::#response { #(#fields)* #rest })
+            }
+            let now = db::now();
             let response = incoming
-                .within(async {
-                    let ctx = &self.ctx;
-                    let now = db::now();
-                    let mut tx = ctx.begin().await?;
-                    #(#runs)*
-                    ctx.commit(tx).await?;
-                    Ok(#proto::#response { #(#fields)* #rest })
-                })
+                .within(db::retrying(|| attempt(&self.ctx, &request, now)))
                 .await?;
             Ok(tonic::Response::new(response))
         }
@@ -1055,12 +1057,6 @@ impl<'s> Grpc<'s> {
         let insert = super::rust::insert_sql(entity);
         let binds = columns.iter().map(bind);
         let emit = emit(self.system, entity, route);
-        // The row, its event and the end of the saga's recorded undos commit together.
-        let (begin, on, commit) = (
-            quote!(let mut tx = ctx.begin().await?;),
-            quote!(&mut tx),
-            quote!(saga.succeed(&mut tx).await?; ctx.commit(tx).await?;),
-        );
         let summary = format!(
             "`{} {}`: runs {} step(s), undone in reverse when a later one fails, then creates a `{}`{}.",
             route.method.as_str(),
@@ -1110,6 +1106,16 @@ impl<'s> Grpc<'s> {
         quote! {
             #handler_doc
             async fn #name(State(ctx): State<ServiceContext>, #caller #deadline Json(input): Json<#input>) -> ApiResult<(StatusCode, Json<#model>)> {
+                /// One attempt at the end: the row, its event and the end of the saga's
+                /// recorded undos in one transaction.
+                async fn attempt(ctx: &ServiceContext, row: &#model, saga: &rpc::Saga) -> Result<(), tonic::Status> {
+                    let mut tx = ctx.begin().await?;
+                    db::query(#insert) #(#binds)* .execute(&mut tx).await?;
+                    #emit
+                    saga.succeed(&mut tx).await?;
+                    ctx.commit(tx).await?;
+                    Ok(())
+                }
                 input.validate()?;
                 let id = uuid::Uuid::now_v7();
                 #calls
@@ -1118,10 +1124,7 @@ impl<'s> Grpc<'s> {
                 let written = async {
                     let now = db::now();
                     let row = #model { #(#inits)* };
-                    #begin
-                    db::query(#insert) #(#binds)* .execute(#on).await?;
-                    #emit
-                    #commit
+                    db::retrying(|| attempt(&ctx, &row, &saga)).await?;
                     Ok::<_, tonic::Status>(row)
                 }
                 .await;
@@ -1185,11 +1188,11 @@ impl<'s> Grpc<'s> {
                     }
                 };
                 quote! {
-                    let charge = match rpc::payment::charge(#amount, #card).await {
+                    let charge = match svcgen_runtime::demo::payment::charge(#amount, #card).await {
                         Ok(charge) => charge,
                         Err(error) => return Err(saga.fail(error).await),
                     };
-                    saga.on_failure("refund", move || rpc::payment::refund(charge));
+                    saga.on_failure("refund", move || svcgen_runtime::demo::payment::refund(charge));
                 }
             }
         }

@@ -390,14 +390,16 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
                 matches!(&rpc.kind, RpcKind::Get { record } if record.value == entity.name.value)
             })
     };
-    // ... and one row by id only by routes that get, change or delete it.
+    // ... and one row by id only by routes that get or change it, or delete it and emit an
+    // event made from it.
     let finds = |entity: &Entity| {
         service.routes.iter().any(|r| {
             r.entity.value == entity.name.value
-                && matches!(
-                    r.operation,
-                    Operation::Get | Operation::Update | Operation::Delete
-                )
+                && match r.operation {
+                    Operation::Get | Operation::Update => true,
+                    Operation::Delete => r.emit.is_some(),
+                    Operation::Create | Operation::List => false,
+                }
         })
     };
     let entities = service
@@ -405,9 +407,6 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
         .iter()
         .map(|entity| entity_items(entity, reads(entity), finds(entity)));
     let mut row_imports = TokenStream::new();
-    if service.entities.iter().any(finds) {
-        row_imports.extend(quote!(Db,));
-    }
     if service.entities.iter().any(reads) {
         row_imports.extend(quote!(DbError, Row,));
     }
@@ -623,10 +622,6 @@ fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStrea
         }
     };
     let (new_checker, patch_checker) = (checker(&new_checks), checker(&patch_checks));
-    let patch_apply = inputs.iter().map(|f| {
-        let ident = rust_ident(&f.name.value);
-        quote!(if let Some(value) = self.#ident { row.#ident = value; })
-    });
     let row_fields = columns.iter().map(|c| {
         let ident = rust_ident(&c.name);
         let column = lit(&c.name);
@@ -672,11 +667,11 @@ fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStrea
         ));
         quote! {
             #find_doc
-            async fn #find_fn(db: &Db, id: uuid::Uuid #owner_param) -> ApiResult<#model> {
+            async fn #find_fn(on: impl Into<db::Conn<'_>>, id: uuid::Uuid #owner_param) -> ApiResult<#model> {
                 let row = db::query(#sql_text)
                     .bind(id)
                     #owner_bind
-                    .fetch_optional(db)
+                    .fetch_optional(on)
                     .await?
                     .ok_or_else(|| ApiError::not_found(#not_found))?;
                 Ok(#from_row_fn(&row)?)
@@ -715,10 +710,6 @@ fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStrea
                 check.finish()
             }
 
-            /// Applies the fields sent to `row`.
-            pub fn apply(self, row: &mut #model) {
-                #(#patch_apply)*
-            }
         }
 
         #from_row
@@ -800,6 +791,50 @@ pub(super) fn bind(column: &Column) -> TokenStream {
     } else {
         quote!(.bind(row.#ident.clone()))
     }
+}
+
+/// The statement of a PATCH: `$1` the id, `$2` the change time, then per declared field a flag
+/// (was it sent?) and its value, then the owner when rows are owned. A field not sent keeps the
+/// value the row has when the statement runs, never one read earlier.
+pub(super) fn patch_sql(entity: &Entity) -> String {
+    let mut sets: Vec<String> = entity
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let column = sql(&field.name.value);
+            let (flag, value) = (3 + 2 * i, 4 + 2 * i);
+            format!("{column} = CASE WHEN ${flag} THEN ${value} ELSE {column} END")
+        })
+        .collect();
+    sets.push("\"updated_at\" = $2".into());
+    let mut statement = format!(
+        "UPDATE {} SET {} WHERE \"id\" = $1",
+        sql(&entity.name.value),
+        sets.join(", ")
+    );
+    if let Some(owner) = &entity.owner {
+        let position = 3 + 2 * entity.fields.len();
+        statement += &format!(" AND {} = ${position}", sql(&owner.value));
+    }
+    statement
+}
+
+/// The two arguments of one field in [`patch_sql`]: whether `input` has it, and its value
+/// (`NULL` when not sent, or sent as `null`).
+fn patch_binds(field: &Field) -> TokenStream {
+    let ident = rust_ident(&field.name.value);
+    let sent = quote!(.bind(input.#ident.is_some()));
+    let value = match &field.ty {
+        // A nullable field of a patch is `Option<Option<T>>`.
+        Type::Optional(inner) if is_json(inner) => quote!(.bind_json(&input.#ident.as_ref().and_then(Option::as_ref))),
+        Type::Optional(inner) if is_copy(inner) => quote!(.bind(input.#ident.flatten())),
+        Type::Optional(_) => quote!(.bind(input.#ident.clone().flatten())),
+        ty if is_json(ty) => quote!(.bind_json(&input.#ident)),
+        ty if is_copy(ty) => quote!(.bind(input.#ident)),
+        _ => quote!(.bind(input.#ident.clone())),
+    };
+    quote!(#sent #value)
 }
 
 /// The statement that inserts a row of `entity`, every column bound in table order.
@@ -895,27 +930,19 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
     } else {
         quote!(_caller: Caller,)
     };
-    let find = {
-        let find_fn = rust_joined(&["find", entity_name]);
-        let owner = owned.then(|| quote!(, caller.user_id));
-        let binding = if route.operation == Operation::Update {
-            quote!(let mut row)
-        } else {
-            quote!(let row)
-        };
-        quote!(#binding = #find_fn(&ctx.db, id #owner).await?;)
-    };
+    let find_fn = rust_joined(&["find", entity_name]);
     let emit = emit(system, entity, route);
-    // A change and the event it emits commit together: the event goes to the outbox in the
-    // change's transaction.
-    let (begin, on, commit) = if route.emit.is_some() {
+    let not_found = lit(&format!("{entity_name} not found"));
+    // An attempt of a change runs on its own transaction and knows the owner as `owner`.
+    let (owner_param, owner_arg, owner_bind, owner_find) = if owned {
         (
-            quote!(let mut tx = ctx.begin().await?;),
-            quote!(&mut tx),
-            quote!(ctx.commit(tx).await?;),
+            quote!(, owner: uuid::Uuid),
+            quote!(, caller.user_id),
+            quote!(.bind(owner)),
+            quote!(, owner),
         )
     } else {
-        (TokenStream::new(), quote!(&ctx.db), TokenStream::new())
+        Default::default()
     };
     let columns = entity.columns();
     let body = match route.operation {
@@ -931,62 +958,112 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
             });
             let insert = insert_sql(entity);
             let binds = columns.iter().map(bind);
-            quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
-                    input.validate()?;
-                    let now = db::now();
-                    let row = #model { #(#inits)* };
-                    #begin
-                    db::query(#insert) #(#binds)* .execute(#on).await?;
-                    #emit
-                    #commit
-                    Ok((StatusCode::CREATED, Json(row)))
+            if route.emit.is_some() {
+                // A change and the event it emits commit together: the event goes to the
+                // outbox in the change's transaction.
+                quote! {
+                    async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
+                        /// One attempt: the row and its event in one transaction.
+                        async fn attempt(ctx: &ServiceContext, row: &#model) -> ApiResult<()> {
+                            let mut tx = ctx.begin().await?;
+                            db::query(#insert) #(#binds)* .execute(&mut tx).await?;
+                            #emit
+                            ctx.commit(tx).await?;
+                            Ok(())
+                        }
+                        input.validate()?;
+                        let now = db::now();
+                        let row = #model { #(#inits)* };
+                        db::retrying(|| attempt(&ctx, &row)).await?;
+                        Ok((StatusCode::CREATED, Json(row)))
+                    }
+                }
+            } else {
+                quote! {
+                    async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
+                        input.validate()?;
+                        let now = db::now();
+                        let row = #model { #(#inits)* };
+                        db::query(#insert) #(#binds)* .execute(&ctx.db).await?;
+                        Ok((StatusCode::CREATED, Json(row)))
+                    }
                 }
             }
         }
         Operation::Get => quote! {
             async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<Json<#model>> {
-                #find
+                let row = #find_fn(&ctx.db, id #owner_arg).await?;
                 Ok(Json(row))
             }
         },
         Operation::Update => {
-            let changed: Vec<&Column> = columns
-                .iter()
-                .filter(|c| matches!(c.source, ColumnSource::Input | ColumnSource::UpdatedAt))
-                .collect();
-            let sets = changed
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{} = ${}", sql(&c.name), i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let update = lit(&format!("UPDATE {table} SET {sets} WHERE \"id\" = $1"));
-            let binds = changed.iter().map(|c| bind(c));
+            let update = lit(&patch_sql(entity));
+            let binds = entity.fields.iter().map(patch_binds);
             quote! {
                 async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, Json(input): Json<#patch>) -> ApiResult<Json<#model>> {
+                    /// One attempt: one statement writes only the fields sent, so a concurrent
+                    /// change of another column (an RPC's `stock = stock - 1`, say) is never
+                    /// undone; the row is read back in the same transaction.
+                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, input: &#patch) -> ApiResult<#model> {
+                        let mut tx = ctx.begin().await?;
+                        let changed = db::query(#update)
+                            .bind(id)
+                            .bind(db::now())
+                            #(#binds)*
+                            #owner_bind
+                            .execute(&mut tx)
+                            .await?;
+                        if changed == 0 {
+                            return Err(ApiError::not_found(#not_found));
+                        }
+                        let row = #find_fn(&mut tx, id #owner_find).await?;
+                        #emit
+                        ctx.commit(tx).await?;
+                        Ok(row)
+                    }
                     input.validate()?;
-                    #find
-                    input.apply(&mut row);
-                    row.updated_at = db::now();
-                    #begin
-                    db::query(#update).bind(row.id) #(#binds)* .execute(#on).await?;
-                    #emit
-                    #commit
+                    let row = db::retrying(|| attempt(&ctx, id #owner_arg, &input)).await?;
                     Ok(Json(row))
                 }
             }
         }
         Operation::Delete => {
-            let delete = lit(&format!("DELETE FROM {table} WHERE \"id\" = $1"));
-            quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
-                    #find
-                    #begin
-                    db::query(#delete).bind(row.id).execute(#on).await?;
-                    #emit
-                    #commit
-                    Ok(StatusCode::NO_CONTENT)
+            let delete = match &owner_column {
+                Some(owner) => format!("DELETE FROM {table} WHERE \"id\" = $1 AND {owner} = $2"),
+                None => format!("DELETE FROM {table} WHERE \"id\" = $1"),
+            };
+            let delete = lit(&delete);
+            if route.emit.is_some() {
+                quote! {
+                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
+                        /// One attempt: the event is made from the row as it was, and emitted
+                        /// only by the request whose statement removed it (of two concurrent
+                        /// deletes, one is a 404).
+                        async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param) -> ApiResult<()> {
+                            let mut tx = ctx.begin().await?;
+                            let row = #find_fn(&mut tx, id #owner_find).await?;
+                            let deleted = db::query(#delete).bind(id) #owner_bind .execute(&mut tx).await?;
+                            if deleted == 0 {
+                                return Err(ApiError::not_found(#not_found));
+                            }
+                            #emit
+                            ctx.commit(tx).await?;
+                            Ok(())
+                        }
+                        db::retrying(|| attempt(&ctx, id #owner_arg)).await?;
+                        Ok(StatusCode::NO_CONTENT)
+                    }
+                }
+            } else {
+                let owner_bind = owned.then(|| quote!(.bind(caller.user_id)));
+                quote! {
+                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
+                        let deleted = db::query(#delete).bind(id) #owner_bind .execute(&ctx.db).await?;
+                        if deleted == 0 {
+                            return Err(ApiError::not_found(#not_found));
+                        }
+                        Ok(StatusCode::NO_CONTENT)
+                    }
                 }
             }
         }

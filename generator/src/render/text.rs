@@ -433,5 +433,6 @@ pub fn readme(system: &System, header: &str) -> String {
         })
         .collect();
     context.insert("contracts", &contracts);
+    context.insert("takes_payments", &system.takes_payments());
     render("README.md", &context)
 }

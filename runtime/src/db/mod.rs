@@ -8,6 +8,7 @@
 
 mod mysql;
 mod query;
+mod retry;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -21,10 +22,16 @@ use sqlx::{ConnectOptions, Connection, SqlSafeStr};
 
 pub(crate) use query::sqlite_timestamp;
 pub use query::{Bind, FromColumn, Query, Row, query};
+pub use retry::{Attempts, MAX_ATTEMPTS, Transient, retrying};
 
-/// How long a request waits for a pooled connection before giving up with an error, rather
-/// than hanging while the database is down.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a pooled connection before giving up with an error (a 503),
+/// rather than hanging while the database is down. As long as the gateway's default timeout:
+/// under a burst (transactions queued behind row locks, deadlocks being broken) a request
+/// keeps its place until its own deadline, which ends it first when it is shorter.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a SQLite connection waits for another one's write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The fixed text form of timestamps on SQLite: UTC, microseconds, `Z` suffix. Every value
 /// has the same width, so comparing the text compares the instants (`ORDER BY created_at`
@@ -182,6 +189,11 @@ impl DbError {
         }
     }
 
+    /// True when every connection of the pool stayed busy for the whole acquire timeout.
+    pub fn is_pool_exhausted(&self) -> bool {
+        matches!(self, DbError::Sqlx(sqlx::Error::PoolTimedOut))
+    }
+
     pub(crate) fn decode(column: &str, message: impl Into<String>) -> Self {
         DbError::Decode {
             column: column.to_owned(),
@@ -258,9 +270,15 @@ impl Db {
 
     /// Starts a transaction: statements run on it with `.execute(&mut tx)` (and the fetches)
     /// take effect together at [`Tx::commit`], or not at all when the `Tx` is dropped.
+    ///
+    /// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`), waiting for
+    /// it within the busy timeout: a transaction that first reads and then writes would
+    /// otherwise fail with "database is locked" the moment another one wrote in between, since
+    /// SQLite cannot upgrade a reader that has seen an older snapshot. Readers are not blocked
+    /// (WAL). Transactions are written by services to change something, so none is read-only.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
             Db::Mysql(pool) => Tx::Mysql(pool.begin().await?),
         })
@@ -359,8 +377,9 @@ async fn connect_sqlite(url: &str) -> Result<Db, DbError> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
-        // Concurrent writers queue up instead of failing with SQLITE_BUSY straight away.
-        .busy_timeout(Duration::from_secs(5));
+        // Concurrent writers queue up for the write lock instead of failing with SQLITE_BUSY
+        // straight away; one still busy after this is run again by `retrying`.
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
     // Each connection to `:memory:` would otherwise see its own empty database.
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let pool = SqlitePoolOptions::new()

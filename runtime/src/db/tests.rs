@@ -452,6 +452,58 @@ async fn sqlite_stores_uuids_and_timestamps_as_fixed_text() {
     assert_eq!(row.get::<String>("flag").unwrap(), "integer");
 }
 
+/// One read-modify-write of a counter row in a transaction: read the count, write it back plus
+/// one. Correct only when transactions that write never interleave.
+async fn increment(db: &Db, id: Uuid) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    let row = query("SELECT count FROM things WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut tx)
+        .await?
+        .expect("the counter row");
+    let count: i64 = row.get("count")?;
+    tokio::task::yield_now().await;
+    query("UPDATE things SET count = $2 WHERE id = $1")
+        .bind(id)
+        .bind(count + 1)
+        .execute(&mut tx)
+        .await?;
+    tx.commit().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_transactions_that_read_then_write_neither_fail_nor_lose_updates() {
+    let (db, _dir) = sqlite_db().await;
+    db.migrate(&THINGS).await.unwrap();
+    let id = Uuid::now_v7();
+    query("INSERT INTO things (id, name, count, flag, created_at) VALUES ($1, 'counter', 0, $2, $3)")
+        .bind(id)
+        .bind(false)
+        .bind(Utc::now())
+        .execute(&db)
+        .await
+        .unwrap();
+    // A deferred transaction would read under a shared lock and then fail to upgrade it
+    // ("database is locked"): taking the write lock up front queues them instead, with no
+    // retry needed.
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { increment(&db, id).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("every increment commits");
+    }
+    let row = query("SELECT count FROM things WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<i64>("count").unwrap(), 40);
+}
+
 #[tokio::test]
 async fn sqlite_url_creates_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
-use svcgen_runtime::db::{self, Db, DbError, Migration, Migrations, Row};
+use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
 use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::service::ServiceContext;
@@ -104,19 +104,6 @@ impl NotePatch {
         }
         check.finish()
     }
-
-    /// Applies the fields sent to `row`.
-    pub fn apply(self, row: &mut Note) {
-        if let Some(value) = self.title {
-            row.title = value;
-        }
-        if let Some(value) = self.body {
-            row.body = value;
-        }
-        if let Some(value) = self.tags {
-            row.tags = value;
-        }
-    }
 }
 
 /// Reads a `note` from a row of `SELECT "id", "owner_id", "title", "body", "tags", "created_at", "updated_at" FROM "note"`.
@@ -133,13 +120,17 @@ fn note_from_row(row: &Row) -> Result<Note, DbError> {
 }
 
 /// Reads the `note` with this id that belongs to `owner` (another user's is a 404 too, so ids leak nothing); 404 when there is none.
-async fn find_note(db: &Db, id: uuid::Uuid, owner: uuid::Uuid) -> ApiResult<Note> {
+async fn find_note(
+    on: impl Into<db::Conn<'_>>,
+    id: uuid::Uuid,
+    owner: uuid::Uuid,
+) -> ApiResult<Note> {
     let row = db::query(
             "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
         )
         .bind(id)
         .bind(owner)
-        .fetch_optional(db)
+        .fetch_optional(on)
         .await?
         .ok_or_else(|| ApiError::not_found("note not found"))?;
     Ok(note_from_row(&row)?)
@@ -151,6 +142,33 @@ async fn create_note(
     caller: Caller,
     Json(input): Json<NewNote>,
 ) -> ApiResult<(StatusCode, Json<Note>)> {
+    /// One attempt: the row and its event in one transaction.
+    async fn attempt(ctx: &ServiceContext, row: &Note) -> ApiResult<()> {
+        let mut tx = ctx.begin().await?;
+        db::query(
+                "INSERT INTO \"note\" (\"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(row.id)
+            .bind(row.owner_id)
+            .bind(row.title.clone())
+            .bind(row.body.clone())
+            .bind_json(&row.tags)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(&mut tx)
+            .await?;
+        ctx.emit(
+            &mut tx,
+            &notes_contracts::events::NoteCreated {
+                note_id: row.id,
+                owner_id: row.owner_id,
+                title: row.title.clone(),
+            },
+        )
+        .await?;
+        ctx.commit(tx).await?;
+        Ok(())
+    }
     input.validate()?;
     let now = db::now();
     let row = Note {
@@ -162,29 +180,7 @@ async fn create_note(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = ctx.begin().await?;
-    db::query(
-            "INSERT INTO \"note\" (\"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(row.id)
-        .bind(row.owner_id)
-        .bind(row.title.clone())
-        .bind(row.body.clone())
-        .bind_json(&row.tags)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .execute(&mut tx)
-        .await?;
-    ctx.emit(
-        &mut tx,
-        &notes_contracts::events::NoteCreated {
-            note_id: row.id,
-            owner_id: row.owner_id,
-            title: row.title.clone(),
-        },
-    )
-    .await?;
-    ctx.commit(tx).await?;
+    db::retrying(|| attempt(&ctx, &row)).await?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -241,31 +237,48 @@ async fn update_note(
     IdPath(id): IdPath,
     Json(input): Json<NotePatch>,
 ) -> ApiResult<Json<Note>> {
-    input.validate()?;
-    let mut row = find_note(&ctx.db, id, caller.user_id).await?;
-    input.apply(&mut row);
-    row.updated_at = db::now();
-    let mut tx = ctx.begin().await?;
-    db::query(
-            "UPDATE \"note\" SET \"title\" = $2, \"body\" = $3, \"tags\" = $4, \"updated_at\" = $5 WHERE \"id\" = $1",
+    /// One attempt: one statement writes only the fields sent, so a concurrent
+    /// change of another column (an RPC's `stock = stock - 1`, say) is never
+    /// undone; the row is read back in the same transaction.
+    async fn attempt(
+        ctx: &ServiceContext,
+        id: uuid::Uuid,
+        owner: uuid::Uuid,
+        input: &NotePatch,
+    ) -> ApiResult<Note> {
+        let mut tx = ctx.begin().await?;
+        let changed = db::query(
+                "UPDATE \"note\" SET \"title\" = CASE WHEN $3 THEN $4 ELSE \"title\" END, \"body\" = CASE WHEN $5 THEN $6 ELSE \"body\" END, \"tags\" = CASE WHEN $7 THEN $8 ELSE \"tags\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND \"owner_id\" = $9",
+            )
+            .bind(id)
+            .bind(db::now())
+            .bind(input.title.is_some())
+            .bind(input.title.clone())
+            .bind(input.body.is_some())
+            .bind(input.body.clone())
+            .bind(input.tags.is_some())
+            .bind_json(&input.tags.as_ref().and_then(Option::as_ref))
+            .bind(owner)
+            .execute(&mut tx)
+            .await?;
+        if changed == 0 {
+            return Err(ApiError::not_found("note not found"));
+        }
+        let row = find_note(&mut tx, id, owner).await?;
+        ctx.emit(
+            &mut tx,
+            &notes_contracts::events::NoteUpdated {
+                note_id: row.id,
+                owner_id: row.owner_id,
+                title: row.title.clone(),
+            },
         )
-        .bind(row.id)
-        .bind(row.title.clone())
-        .bind(row.body.clone())
-        .bind_json(&row.tags)
-        .bind(row.updated_at)
-        .execute(&mut tx)
         .await?;
-    ctx.emit(
-        &mut tx,
-        &notes_contracts::events::NoteUpdated {
-            note_id: row.id,
-            owner_id: row.owner_id,
-            title: row.title.clone(),
-        },
-    )
-    .await?;
-    ctx.commit(tx).await?;
+        ctx.commit(tx).await?;
+        Ok(row)
+    }
+    input.validate()?;
+    let row = db::retrying(|| attempt(&ctx, id, caller.user_id, &input)).await?;
     Ok(Json(row))
 }
 
@@ -275,20 +288,31 @@ async fn delete_note(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    let row = find_note(&ctx.db, id, caller.user_id).await?;
-    let mut tx = ctx.begin().await?;
-    db::query("DELETE FROM \"note\" WHERE \"id\" = $1")
-        .bind(row.id)
-        .execute(&mut tx)
+    /// One attempt: the event is made from the row as it was, and emitted
+    /// only by the request whose statement removed it (of two concurrent
+    /// deletes, one is a 404).
+    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid, owner: uuid::Uuid) -> ApiResult<()> {
+        let mut tx = ctx.begin().await?;
+        let row = find_note(&mut tx, id, owner).await?;
+        let deleted = db::query("DELETE FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&mut tx)
+            .await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found("note not found"));
+        }
+        ctx.emit(
+            &mut tx,
+            &notes_contracts::events::NoteDeleted {
+                note_id: row.id,
+                owner_id: row.owner_id,
+            },
+        )
         .await?;
-    ctx.emit(
-        &mut tx,
-        &notes_contracts::events::NoteDeleted {
-            note_id: row.id,
-            owner_id: row.owner_id,
-        },
-    )
-    .await?;
-    ctx.commit(tx).await?;
+        ctx.commit(tx).await?;
+        Ok(())
+    }
+    db::retrying(|| attempt(&ctx, id, caller.user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
-use svcgen_runtime::db::{self, Db, DbError, Migration, Migrations, Row};
+use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
 use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::rpc::{self, FromProto, ToProto};
@@ -160,19 +160,6 @@ impl OrderPatch {
         }
         check.finish()
     }
-
-    /// Applies the fields sent to `row`.
-    pub fn apply(self, row: &mut Order) {
-        if let Some(value) = self.status {
-            row.status = value;
-        }
-        if let Some(value) = self.total_cents {
-            row.total_cents = value;
-        }
-        if let Some(value) = self.items {
-            row.items = value;
-        }
-    }
 }
 
 /// Reads a `order` from a row of `SELECT "id", "user_id", "status", "total_cents", "items", "created_at", "updated_at" FROM "order"`.
@@ -189,13 +176,17 @@ fn order_from_row(row: &Row) -> Result<Order, DbError> {
 }
 
 /// Reads the `order` with this id that belongs to `owner` (another user's is a 404 too, so ids leak nothing); 404 when there is none.
-async fn find_order(db: &Db, id: uuid::Uuid, owner: uuid::Uuid) -> ApiResult<Order> {
+async fn find_order(
+    on: impl Into<db::Conn<'_>>,
+    id: uuid::Uuid,
+    owner: uuid::Uuid,
+) -> ApiResult<Order> {
     let row = db::query(
             "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\" FROM \"order\" WHERE \"id\" = $1 AND \"user_id\" = $2",
         )
         .bind(id)
         .bind(owner)
-        .fetch_optional(db)
+        .fetch_optional(on)
         .await?
         .ok_or_else(|| ApiError::not_found("order not found"))?;
     Ok(order_from_row(&row)?)
@@ -233,6 +224,39 @@ async fn create_order(
     deadline: rpc::Deadline,
     Json(input): Json<CreateOrderInput>,
 ) -> ApiResult<(StatusCode, Json<Order>)> {
+    /// One attempt at the end: the row, its event and the end of the saga's
+    /// recorded undos in one transaction.
+    async fn attempt(
+        ctx: &ServiceContext,
+        row: &Order,
+        saga: &rpc::Saga,
+    ) -> Result<(), tonic::Status> {
+        let mut tx = ctx.begin().await?;
+        db::query(
+                "INSERT INTO \"order\" (\"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(row.id)
+            .bind(row.user_id)
+            .bind(row.status.clone())
+            .bind(row.total_cents)
+            .bind_json(&row.items)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(&mut tx)
+            .await?;
+        ctx.emit(
+            &mut tx,
+            &shop_contracts::events::OrderCreated {
+                order_id: row.id,
+                user_id: row.user_id,
+                total_cents: row.total_cents,
+            },
+        )
+        .await?;
+        saga.succeed(&mut tx).await?;
+        ctx.commit(tx).await?;
+        Ok(())
+    }
     input.validate()?;
     let id = uuid::Uuid::now_v7();
     let calls = rpc::Outgoing::new(&ctx.settings, Some(&caller), deadline);
@@ -289,7 +313,7 @@ async fn create_order(
         Ok(response) => response,
         Err(status) => return Err(saga.fail(rpc::api_error(&status)).await),
     };
-    let charge = match rpc::payment::charge(
+    let charge = match svcgen_runtime::demo::payment::charge(
         reserved_result.total_cents,
         (input.payment.as_ref().map(|v| v.card.clone())).as_deref(),
     )
@@ -298,7 +322,9 @@ async fn create_order(
         Ok(charge) => charge,
         Err(error) => return Err(saga.fail(error).await),
     };
-    saga.on_failure("refund", move || rpc::payment::refund(charge));
+    saga.on_failure("refund", move || {
+        svcgen_runtime::demo::payment::refund(charge)
+    });
     if let Err(error) = saga
         .undo_with(
             "product.ReleaseStock",
@@ -343,33 +369,10 @@ async fn create_order(
             created_at: now,
             updated_at: now,
         };
-        let mut tx = ctx.begin().await?;
-        db::query(
-                "INSERT INTO \"order\" (\"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(row.id)
-            .bind(row.user_id)
-            .bind(row.status.clone())
-            .bind(row.total_cents)
-            .bind_json(&row.items)
-            .bind(row.created_at)
-            .bind(row.updated_at)
-            .execute(&mut tx)
-            .await?;
-        ctx.emit(
-                &mut tx,
-                &shop_contracts::events::OrderCreated {
-                    order_id: row.id,
-                    user_id: row.user_id,
-                    total_cents: row.total_cents,
-                },
-            )
-            .await?;
-        saga.succeed(&mut tx).await?;
-        ctx.commit(tx).await?;
+        db::retrying(|| attempt(&ctx, &row, &saga)).await?;
         Ok::<_, tonic::Status>(row)
     }
-        .await;
+    .await;
     match written {
         Ok(row) => Ok((StatusCode::CREATED, Json(row))),
         Err(status) => Err(saga.fail(rpc::api_error(&status)).await),

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
-use svcgen_runtime::db::{self, Db, DbError, Migration, Migrations, Row};
+use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
 use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::rpc::{self, FromProto, ToProto};
@@ -156,22 +156,6 @@ impl ProductPatch {
         }
         check.finish()
     }
-
-    /// Applies the fields sent to `row`.
-    pub fn apply(self, row: &mut Product) {
-        if let Some(value) = self.name {
-            row.name = value;
-        }
-        if let Some(value) = self.description {
-            row.description = value;
-        }
-        if let Some(value) = self.price_cents {
-            row.price_cents = value;
-        }
-        if let Some(value) = self.stock {
-            row.stock = value;
-        }
-    }
 }
 
 /// Reads a `product` from a row of `SELECT "id", "name", "description", "price_cents", "stock", "created_at", "updated_at" FROM "product"`.
@@ -188,12 +172,12 @@ fn product_from_row(row: &Row) -> Result<Product, DbError> {
 }
 
 /// Reads the `product` with this id; 404 when there is none.
-async fn find_product(db: &Db, id: uuid::Uuid) -> ApiResult<Product> {
+async fn find_product(on: impl Into<db::Conn<'_>>, id: uuid::Uuid) -> ApiResult<Product> {
     let row = db::query(
             "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\" FROM \"product\" WHERE \"id\" = $1",
         )
         .bind(id)
-        .fetch_optional(db)
+        .fetch_optional(on)
         .await?
         .ok_or_else(|| ApiError::not_found("product not found"))?;
     Ok(product_from_row(&row)?)
@@ -259,22 +243,6 @@ impl ReservationPatch {
     pub fn validate(&self) -> ApiResult<()> {
         let check = Validator::new();
         check.finish()
-    }
-
-    /// Applies the fields sent to `row`.
-    pub fn apply(self, row: &mut Reservation) {
-        if let Some(value) = self.order_id {
-            row.order_id = value;
-        }
-        if let Some(value) = self.product_id {
-            row.product_id = value;
-        }
-        if let Some(value) = self.quantity {
-            row.quantity = value;
-        }
-        if let Some(value) = self.status {
-            row.status = value;
-        }
     }
 }
 
@@ -359,21 +327,39 @@ async fn update_product(
     IdPath(id): IdPath,
     Json(input): Json<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
+    /// One attempt: one statement writes only the fields sent, so a concurrent
+    /// change of another column (an RPC's `stock = stock - 1`, say) is never
+    /// undone; the row is read back in the same transaction.
+    async fn attempt(
+        ctx: &ServiceContext,
+        id: uuid::Uuid,
+        input: &ProductPatch,
+    ) -> ApiResult<Product> {
+        let mut tx = ctx.begin().await?;
+        let changed = db::query(
+                "UPDATE \"product\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \"description\" = CASE WHEN $5 THEN $6 ELSE \"description\" END, \"price_cents\" = CASE WHEN $7 THEN $8 ELSE \"price_cents\" END, \"stock\" = CASE WHEN $9 THEN $10 ELSE \"stock\" END, \"updated_at\" = $2 WHERE \"id\" = $1",
+            )
+            .bind(id)
+            .bind(db::now())
+            .bind(input.name.is_some())
+            .bind(input.name.clone())
+            .bind(input.description.is_some())
+            .bind(input.description.clone().flatten())
+            .bind(input.price_cents.is_some())
+            .bind(input.price_cents)
+            .bind(input.stock.is_some())
+            .bind(input.stock)
+            .execute(&mut tx)
+            .await?;
+        if changed == 0 {
+            return Err(ApiError::not_found("product not found"));
+        }
+        let row = find_product(&mut tx, id).await?;
+        ctx.commit(tx).await?;
+        Ok(row)
+    }
     input.validate()?;
-    let mut row = find_product(&ctx.db, id).await?;
-    input.apply(&mut row);
-    row.updated_at = db::now();
-    db::query(
-            "UPDATE \"product\" SET \"name\" = $2, \"description\" = $3, \"price_cents\" = $4, \"stock\" = $5, \"updated_at\" = $6 WHERE \"id\" = $1",
-        )
-        .bind(row.id)
-        .bind(row.name.clone())
-        .bind(row.description.clone())
-        .bind(row.price_cents)
-        .bind(row.stock)
-        .bind(row.updated_at)
-        .execute(&ctx.db)
-        .await?;
+    let row = db::retrying(|| attempt(&ctx, id, &input)).await?;
     Ok(Json(row))
 }
 
@@ -421,110 +407,100 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
     {
         let incoming = rpc::Incoming::of(&request);
         let request = request.into_inner();
-        let response = incoming
-            .within(async {
-                let ctx = &self.ctx;
-                let now = db::now();
-                let mut tx = ctx.begin().await?;
-                for element in &request.items {
-                    let param_quantity: i64 = element.quantity;
-                    let param_now: chrono::DateTime<chrono::Utc> = now;
-                    let param_product_id: uuid::Uuid = FromProto::from_proto(
-                        element.product_id.clone(),
-                    )?;
-                    if db::query(
-                            "UPDATE product SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND $1 > 0",
-                        )
-                        .bind(param_quantity)
-                        .bind(param_now)
-                        .bind(param_product_id)
-                        .execute(&mut tx)
-                        .await? == 0
-                    {
-                        return Err(
-                            tonic::Status::failed_precondition(
-                                format!("not enough stock of product {}", param_product_id),
-                            ),
-                        );
-                    }
-                }
-                for element in &request.items {
-                    let param_new_id: uuid::Uuid = uuid::Uuid::now_v7();
-                    let param_order_id: uuid::Uuid = FromProto::from_proto(
-                        request.order_id.clone(),
-                    )?;
-                    let param_product_id: uuid::Uuid = FromProto::from_proto(
-                        element.product_id.clone(),
-                    )?;
-                    let param_quantity: i64 = element.quantity;
-                    let param_now: chrono::DateTime<chrono::Utc> = now;
-                    db::query(
-                            "INSERT INTO reservation (id, order_id, product_id, quantity, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'held', $5, $5)",
-                        )
-                        .bind(param_new_id)
-                        .bind(param_order_id)
-                        .bind(param_product_id)
-                        .bind(param_quantity)
-                        .bind(param_now)
-                        .execute(&mut tx)
-                        .await?;
-                }
-                let param_order_id: uuid::Uuid = FromProto::from_proto(
-                    request.order_id.clone(),
-                )?;
-                if db::query("SELECT order_id FROM reservation WHERE order_id = $1")
-                    .bind(param_order_id)
-                    .fetch_optional(&mut tx)
-                    .await?
-                    .is_none()
+
+        /// One attempt: every statement in one transaction.
+        async fn attempt(
+            ctx: &ServiceContext,
+            request: &shop_contracts::proto::product::ReserveStockRequest,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<shop_contracts::proto::product::ReserveStockResponse, tonic::Status> {
+            let mut tx = ctx.begin().await?;
+            for element in &request.items {
+                let param_quantity: i64 = element.quantity;
+                let param_now: chrono::DateTime<chrono::Utc> = now;
+                let param_product_id: uuid::Uuid =
+                    FromProto::from_proto(element.product_id.clone())?;
+                if db::query(
+                        "UPDATE product SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND $1 > 0",
+                    )
+                    .bind(param_quantity)
+                    .bind(param_now)
+                    .bind(param_product_id)
+                    .execute(&mut tx)
+                    .await? == 0
                 {
                     return Err(
-                        tonic::Status::invalid_argument(
-                            "an order needs at least one item",
+                        tonic::Status::failed_precondition(
+                            format!("not enough stock of product {}", param_product_id),
                         ),
                     );
                 }
-                for element in &request.items {
-                    let param_product_id: uuid::Uuid = FromProto::from_proto(
-                        element.product_id.clone(),
-                    )?;
-                    let param_low_stock_below: i64 = 3i64;
-                    let param_quantity: i64 = element.quantity;
-                    let rows = db::query(
-                            "SELECT id AS product_id, name, stock FROM product WHERE id = $1 AND stock < $2 AND stock + $3 >= $2",
-                        )
-                        .bind(param_product_id)
-                        .bind(param_low_stock_below)
-                        .bind(param_quantity)
-                        .fetch_all(&mut tx)
-                        .await?;
-                    for row in &rows {
-                        ctx.emit(
-                                &mut tx,
-                                &shop_contracts::events::ProductLowStock {
-                                    product_id: row.get("product_id")?,
-                                    name: row.get("name")?,
-                                    stock: row.get("stock")?,
-                                },
-                            )
-                            .await?;
-                    }
+            }
+            for element in &request.items {
+                let param_new_id: uuid::Uuid = uuid::Uuid::now_v7();
+                let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+                let param_product_id: uuid::Uuid =
+                    FromProto::from_proto(element.product_id.clone())?;
+                let param_quantity: i64 = element.quantity;
+                let param_now: chrono::DateTime<chrono::Utc> = now;
+                db::query(
+                        "INSERT INTO reservation (id, order_id, product_id, quantity, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'held', $5, $5)",
+                    )
+                    .bind(param_new_id)
+                    .bind(param_order_id)
+                    .bind(param_product_id)
+                    .bind(param_quantity)
+                    .bind(param_now)
+                    .execute(&mut tx)
+                    .await?;
+            }
+            let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+            if db::query("SELECT order_id FROM reservation WHERE order_id = $1")
+                .bind(param_order_id)
+                .fetch_optional(&mut tx)
+                .await?
+                .is_none()
+            {
+                return Err(tonic::Status::invalid_argument(
+                    "an order needs at least one item",
+                ));
+            }
+            for element in &request.items {
+                let param_product_id: uuid::Uuid =
+                    FromProto::from_proto(element.product_id.clone())?;
+                let param_low_stock_below: i64 = 3i64;
+                let param_quantity: i64 = element.quantity;
+                let rows = db::query(
+                        "SELECT id AS product_id, name, stock FROM product WHERE id = $1 AND stock < $2 AND stock + $3 >= $2",
+                    )
+                    .bind(param_product_id)
+                    .bind(param_low_stock_below)
+                    .bind(param_quantity)
+                    .fetch_all(&mut tx)
+                    .await?;
+                for row in &rows {
+                    ctx.emit(
+                        &mut tx,
+                        &shop_contracts::events::ProductLowStock {
+                            product_id: row.get("product_id")?,
+                            name: row.get("name")?,
+                            stock: row.get("stock")?,
+                        },
+                    )
+                    .await?;
                 }
-                let param_order_id: uuid::Uuid = FromProto::from_proto(
-                    request.order_id.clone(),
-                )?;
-                let items = {
-                    let rows = db::query(
-                            "SELECT r.product_id, p.name, r.quantity, p.price_cents AS unit_price_cents FROM reservation r JOIN product p ON p.id = r.product_id WHERE r.order_id = $1 ORDER BY p.name",
-                        )
-                        .bind(param_order_id)
-                        .fetch_all(&mut tx)
-                        .await?;
-                    rows.iter()
-                        .map(|row| Ok::<
-                            _,
-                            tonic::Status,
-                        >(shop_contracts::proto::product::PricedLine {
+            }
+            let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+            let items = {
+                let rows = db::query(
+                        "SELECT r.product_id, p.name, r.quantity, p.price_cents AS unit_price_cents FROM reservation r JOIN product p ON p.id = r.product_id WHERE r.order_id = $1 ORDER BY p.name",
+                    )
+                    .bind(param_order_id)
+                    .fetch_all(&mut tx)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok::<_, tonic::Status>(shop_contracts::proto::product::PricedLine {
                             product_id: {
                                 let value: uuid::Uuid = row.get("product_id")?;
                                 ToProto::to_proto(&value)
@@ -541,33 +517,30 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
                                 let value: i64 = row.get("unit_price_cents")?;
                                 ToProto::to_proto(&value)
                             },
-                        }))
-                        .collect::<Result<Vec<_>, _>>()?
-                };
-                let param_order_id: uuid::Uuid = FromProto::from_proto(
-                    request.order_id.clone(),
-                )?;
-                let total_cents = {
-                    let rows = db::query(
-                            "SELECT CAST(COALESCE(SUM(r.quantity * p.price_cents), 0) AS BIGINT) AS total_cents FROM reservation r JOIN product p ON p.id = r.product_id WHERE r.order_id = $1",
-                        )
-                        .bind(param_order_id)
-                        .fetch_all(&mut tx)
-                        .await?;
-                    let row = rows
-                        .first()
-                        .ok_or_else(|| tonic::Status::internal(
-                            "`total_cents` found no row",
-                        ))?;
-                    let value: i64 = row.get("total_cents")?;
-                    ToProto::to_proto(&value)
-                };
-                ctx.commit(tx).await?;
-                Ok(shop_contracts::proto::product::ReserveStockResponse {
-                    items,
-                    total_cents,
-                })
-            })
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+            let total_cents = {
+                let rows = db::query(
+                        "SELECT CAST(COALESCE(SUM(r.quantity * p.price_cents), 0) AS BIGINT) AS total_cents FROM reservation r JOIN product p ON p.id = r.product_id WHERE r.order_id = $1",
+                    )
+                    .bind(param_order_id)
+                    .fetch_all(&mut tx)
+                    .await?;
+                let row = rows
+                    .first()
+                    .ok_or_else(|| tonic::Status::internal("`total_cents` found no row"))?;
+                let value: i64 = row.get("total_cents")?;
+                ToProto::to_proto(&value)
+            };
+            ctx.commit(tx).await?;
+            Ok(shop_contracts::proto::product::ReserveStockResponse { items, total_cents })
+        }
+        let now = db::now();
+        let response = incoming
+            .within(db::retrying(|| attempt(&self.ctx, &request, now)))
             .await?;
         Ok(tonic::Response::new(response))
     }
@@ -580,37 +553,38 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
     {
         let incoming = rpc::Incoming::of(&request);
         let request = request.into_inner();
+
+        /// One attempt: every statement in one transaction.
+        async fn attempt(
+            ctx: &ServiceContext,
+            request: &shop_contracts::proto::product::ReleaseStockRequest,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<shop_contracts::proto::product::ReleaseStockResponse, tonic::Status> {
+            let mut tx = ctx.begin().await?;
+            let param_now: chrono::DateTime<chrono::Utc> = now;
+            let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+            db::query(
+                    "UPDATE product SET updated_at = $1, stock = stock + (\n  SELECT COALESCE(SUM(r.quantity), 0) FROM reservation r\n  WHERE r.product_id = product.id AND r.order_id = $2 AND r.status <> 'released')\nWHERE id IN (SELECT product_id FROM reservation WHERE order_id = $2 AND status <> 'released')",
+                )
+                .bind(param_now)
+                .bind(param_order_id)
+                .execute(&mut tx)
+                .await?;
+            let param_now: chrono::DateTime<chrono::Utc> = now;
+            let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+            db::query(
+                    "UPDATE reservation SET status = 'released', updated_at = $1 WHERE order_id = $2 AND status <> 'released'",
+                )
+                .bind(param_now)
+                .bind(param_order_id)
+                .execute(&mut tx)
+                .await?;
+            ctx.commit(tx).await?;
+            Ok(shop_contracts::proto::product::ReleaseStockResponse {})
+        }
+        let now = db::now();
         let response = incoming
-            .within(async {
-                let ctx = &self.ctx;
-                let now = db::now();
-                let mut tx = ctx.begin().await?;
-                let param_now: chrono::DateTime<chrono::Utc> = now;
-                let param_order_id: uuid::Uuid = FromProto::from_proto(
-                    request.order_id.clone(),
-                )?;
-                db::query(
-                        "UPDATE product SET updated_at = $1, stock = stock + (\n  SELECT COALESCE(SUM(r.quantity), 0) FROM reservation r\n  WHERE r.product_id = product.id AND r.order_id = $2 AND r.status <> 'released')\nWHERE id IN (SELECT product_id FROM reservation WHERE order_id = $2 AND status <> 'released')",
-                    )
-                    .bind(param_now)
-                    .bind(param_order_id)
-                    .execute(&mut tx)
-                    .await?;
-                let param_now: chrono::DateTime<chrono::Utc> = now;
-                let param_order_id: uuid::Uuid = FromProto::from_proto(
-                    request.order_id.clone(),
-                )?;
-                db::query(
-                        "UPDATE reservation SET status = 'released', updated_at = $1 WHERE order_id = $2 AND status <> 'released'",
-                    )
-                    .bind(param_now)
-                    .bind(param_order_id)
-                    .execute(&mut tx)
-                    .await?;
-                ctx.commit(tx).await?;
-                Ok(shop_contracts::proto::product::ReleaseStockResponse {
-                })
-            })
+            .within(db::retrying(|| attempt(&self.ctx, &request, now)))
             .await?;
         Ok(tonic::Response::new(response))
     }
@@ -623,33 +597,36 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
     {
         let incoming = rpc::Incoming::of(&request);
         let request = request.into_inner();
+
+        /// One attempt: every statement in one transaction.
+        async fn attempt(
+            ctx: &ServiceContext,
+            request: &shop_contracts::proto::product::CommitStockRequest,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<shop_contracts::proto::product::CommitStockResponse, tonic::Status> {
+            let mut tx = ctx.begin().await?;
+            let param_now: chrono::DateTime<chrono::Utc> = now;
+            let param_order_id: uuid::Uuid = FromProto::from_proto(request.order_id.clone())?;
+            if db::query(
+                    "UPDATE reservation SET status = 'committed', updated_at = $1 WHERE order_id = $2 AND status <> 'released'",
+                )
+                .bind(param_now)
+                .bind(param_order_id)
+                .execute(&mut tx)
+                .await? == 0
+            {
+                return Err(
+                    tonic::Status::failed_precondition(
+                        format!("order {} holds no stock", param_order_id),
+                    ),
+                );
+            }
+            ctx.commit(tx).await?;
+            Ok(shop_contracts::proto::product::CommitStockResponse {})
+        }
+        let now = db::now();
         let response = incoming
-            .within(async {
-                let ctx = &self.ctx;
-                let now = db::now();
-                let mut tx = ctx.begin().await?;
-                let param_now: chrono::DateTime<chrono::Utc> = now;
-                let param_order_id: uuid::Uuid = FromProto::from_proto(
-                    request.order_id.clone(),
-                )?;
-                if db::query(
-                        "UPDATE reservation SET status = 'committed', updated_at = $1 WHERE order_id = $2 AND status <> 'released'",
-                    )
-                    .bind(param_now)
-                    .bind(param_order_id)
-                    .execute(&mut tx)
-                    .await? == 0
-                {
-                    return Err(
-                        tonic::Status::failed_precondition(
-                            format!("order {} holds no stock", param_order_id),
-                        ),
-                    );
-                }
-                ctx.commit(tx).await?;
-                Ok(shop_contracts::proto::product::CommitStockResponse {
-                })
-            })
+            .within(db::retrying(|| attempt(&self.ctx, &request, now)))
             .await?;
         Ok(tonic::Response::new(response))
     }
