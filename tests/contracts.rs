@@ -74,12 +74,12 @@ fn protoc_compiles_every_contract_to_the_descriptor_svcgen_generated_code_from()
     }
     let temp = tempfile::tempdir().unwrap();
     for (system, out) in generate_all(temp.path()) {
-        for service in system
+        let ir = svcgen::lower::lower(&system);
+        for (service, file) in ir
             .services
             .iter()
-            .filter(|s| svcgen::rpc::has_contract(s))
+            .filter_map(|s| s.contract.as_ref().map(|file| (s.model, file)))
         {
-            let file = svcgen::render::proto::proto_file(&system, service).unwrap();
             let set_path = out.join(format!("{}.pb", service.name.value));
             let result = Command::new(&protoc)
                 .current_dir(out.join("proto"))
@@ -98,7 +98,7 @@ fn protoc_compiles_every_contract_to_the_descriptor_svcgen_generated_code_from()
                 std::fs::read(&set_path).unwrap().as_slice(),
             )
             .unwrap();
-            let ours = svcgen::render::proto::descriptor_set(&file);
+            let ours = svcgen::render::proto::descriptor_set(file);
             let ours = ours.file.last().unwrap().clone();
             assert_eq!(compiled.file.len(), 1);
             assert_eq!(

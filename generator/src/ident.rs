@@ -1,6 +1,7 @@
 //! Every identifier svcgen writes goes through here: spec names are checked once, then turned into
 //! Rust, SQL, crate and environment names the same way everywhere.
 
+use crate::model::{Operation, Route};
 use proc_macro2::{Ident, Span};
 
 /// Words Rust reserves (strict and reserved, 2024 edition).
@@ -136,6 +137,33 @@ pub fn database_url_env(service: &str) -> String {
 /// The environment variable telling the gateway where a service listens: `SVCGEN_NOTES_URL`.
 pub fn service_url_env(service: &str) -> String {
     format!("SVCGEN_{}_URL", service.to_ascii_uppercase())
+}
+
+/// The Rust function of a route's handler: `create_note`, `list_notes`, `get_note`, ...
+pub fn handler_name(route: &Route) -> Ident {
+    let entity = &route.entity.value;
+    match route.operation {
+        Operation::Create => rust_joined(&["create", entity]),
+        Operation::List => Ident::new(&format!("list_{}", plural(entity)), Span::call_site()),
+        Operation::Get => rust_joined(&["get", entity]),
+        Operation::Update => rust_joined(&["update", entity]),
+        Operation::Delete => rust_joined(&["delete", entity]),
+    }
+}
+
+/// The plural of an English entity name, good enough for handler names (`note` -> `notes`).
+fn plural(name: &str) -> String {
+    if name.ends_with('s') || name.ends_with('x') || name.ends_with("ch") || name.ends_with("sh") {
+        format!("{name}es")
+    } else if name.ends_with('y')
+        && !name.ends_with("ay")
+        && !name.ends_with("ey")
+        && !name.ends_with("oy")
+    {
+        format!("{}ies", &name[..name.len() - 1])
+    } else {
+        format!("{name}s")
+    }
 }
 
 #[cfg(test)]

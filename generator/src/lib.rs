@@ -4,13 +4,16 @@
 //! 1. [`load`]: YAML text to a node tree with positions;
 //! 2. [`resolve`]: nodes to the typed [`model`], checking every key and scalar;
 //! 3. [`validate`]: references and architecture rules;
-//! 4. [`plan`]: the full list of files to write, in a fixed order;
-//! 5. [`render`]: each planned file's bytes (`quote!` for Rust, templates for the rest);
-//! 6. [`write`]: the files into place, all or nothing, rewriting only what changed.
+//! 4. [`lower`]: the validated model to the IR ([`lower::Ir`]), every derived fact computed once;
+//! 5. [`plan`]: the full list of files to write, in a fixed order, each with its producer;
+//! 6. [`render`]: each planned file's bytes (`quote!` for Rust, templates for the rest);
+//! 7. [`write`]: the files into place, all or nothing, rewriting only what changed.
 
+pub mod contract;
 pub mod diag;
 pub mod ident;
 pub mod load;
+pub mod lower;
 pub mod model;
 pub mod plan;
 pub mod render;
@@ -78,14 +81,15 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Stages 1 to 5: everything but writing. Returns each output file's path (relative to the
+/// Stages 1 to 6: everything but writing. Returns each output file's path (relative to the
 /// output directory) and contents.
 pub fn generate(
     source: &str,
     options: &Options,
 ) -> Result<(Checked, BTreeMap<PathBuf, String>), Error> {
     let checked = check(source).map_err(Error::Spec)?;
-    let planned = plan::plan(&checked.system);
-    let files = render::render_all(&checked.system, &planned, options).map_err(Error::Format)?;
+    let ir = lower::lower(&checked.system);
+    let planned = plan::plan(&ir);
+    let files = render::render_all(&ir, &planned, options).map_err(Error::Format)?;
     Ok((checked, files))
 }

@@ -174,6 +174,17 @@ pub enum Engine {
     Mysql,
 }
 
+impl Engine {
+    /// The engine as specs, migration directories and URL schemes name it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
+}
+
 /// An event with a typed payload.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -533,6 +544,14 @@ pub enum Expr {
     Int(i64),
     /// A boolean literal.
     Bool(bool),
+}
+
+impl Expr {
+    /// Whether the value is read from an earlier step's result (which arrives in protobuf
+    /// form), rather than from the request, the caller or a literal.
+    pub fn reads_step_result(&self) -> bool {
+        matches!(self, Expr::Path { root, .. } if root.value != "input")
+    }
 }
 
 /// One step of a route backed by a saga.

@@ -1,11 +1,14 @@
-//! Stage 4, plan: every file of the generated workspace and what produces it, in a fixed order.
+//! Stage 5, plan: every file of the generated workspace and what produces it, in a fixed order.
+//! Producers hold handles into the IR, so render looks nothing up.
 
-use crate::model::{Engine, Service, System};
+use crate::contract::ProtoFile;
+use crate::lower::{Ir, ServiceIr};
+use crate::model::Engine;
 use std::path::PathBuf;
 
 /// What produces one output file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Producer {
+#[derive(Debug, Clone, Copy)]
+pub enum Producer<'ir> {
     /// The workspace `Cargo.toml`.
     WorkspaceManifest,
     /// The workspace README.
@@ -19,17 +22,17 @@ pub enum Producer {
     /// `contracts/src/lib.rs`: event payload types.
     ContractsLib,
     /// A service crate's `Cargo.toml`.
-    ServiceManifest(String),
+    ServiceManifest(&'ir ServiceIr<'ir>),
     /// A service crate's `src/lib.rs`.
-    ServiceLib(String),
-    /// A service's first migration for one engine (`sqlite`, `postgres` or `mysql`).
-    InitialMigration(String, &'static str),
+    ServiceLib(&'ir ServiceIr<'ir>),
+    /// A service's first migration for one engine.
+    InitialMigration(&'ir ServiceIr<'ir>, Engine),
     /// A service's gRPC contract, `proto/<system>/<service>/v1/<service>.proto`.
-    Proto(String),
+    Proto(&'ir ProtoFile),
     /// `proto/buf.yaml`: the contracts as a buf module (lint settings).
     BufConfig,
     /// `contracts/src/proto/<service>.rs`: Rust code of a service's gRPC contract.
-    ProtoRust(String),
+    ProtoRust(&'ir ProtoFile),
     /// `system/Cargo.toml`.
     SystemManifest,
     /// `system/src/main.rs`: the binary that runs the system in any mode.
@@ -38,15 +41,15 @@ pub enum Producer {
 
 /// One planned file.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub struct Planned<'ir> {
     /// Path relative to the output directory.
     pub path: PathBuf,
     /// What writes it.
-    pub producer: Producer,
+    pub producer: Producer<'ir>,
 }
 
-/// Decides the complete list of files for `system`.
-pub fn plan(system: &System) -> Vec<Planned> {
+/// Decides the complete list of files for the lowered system.
+pub fn plan<'ir>(ir: &'ir Ir<'ir>) -> Vec<Planned<'ir>> {
     let mut files = vec![
         planned("Cargo.toml", Producer::WorkspaceManifest),
         planned("README.md", Producer::Readme),
@@ -55,49 +58,35 @@ pub fn plan(system: &System) -> Vec<Planned> {
         planned("contracts/Cargo.toml", Producer::ContractsManifest),
         planned("contracts/src/lib.rs", Producer::ContractsLib),
     ];
-    for service in &system.services {
-        let name = service.name.value.clone();
+    for service in &ir.services {
+        let name = &service.model.name.value;
         let dir = format!("services/{name}");
         files.push(planned(
             &format!("{dir}/Cargo.toml"),
-            Producer::ServiceManifest(name.clone()),
+            Producer::ServiceManifest(service),
         ));
         files.push(planned(
             &format!("{dir}/src/lib.rs"),
-            Producer::ServiceLib(name.clone()),
+            Producer::ServiceLib(service),
         ));
-        if service.uses.is_none() && !service.entities.is_empty() {
-            // SQLite for embedded runs, plus the distributed engine its store declares.
-            let store = engine_name(store_engine(system, service));
-            let engines = if store == "sqlite" {
-                vec!["sqlite"]
-            } else {
-                vec!["sqlite", store]
-            };
-            for engine in engines {
-                files.push(planned(
-                    &format!("{dir}/migrations/{engine}/0001_init.sql"),
-                    Producer::InitialMigration(name.clone(), engine),
-                ));
-            }
+        for &engine in &service.migration_engines {
+            files.push(planned(
+                &format!("{dir}/migrations/{}/0001_init.sql", engine.keyword()),
+                Producer::InitialMigration(service, engine),
+            ));
+        }
+        if let Some(contract) = &service.contract {
+            files.push(planned(
+                &format!("proto/{}", contract.path),
+                Producer::Proto(contract),
+            ));
+            files.push(planned(
+                &format!("contracts/src/proto/{name}.rs"),
+                Producer::ProtoRust(contract),
+            ));
         }
     }
-    for service in system
-        .services
-        .iter()
-        .filter(|s| crate::rpc::has_contract(s))
-    {
-        let name = service.name.value.clone();
-        files.push(planned(
-            &format!("proto/{}", crate::render::proto_path(system, service)),
-            Producer::Proto(name.clone()),
-        ));
-        files.push(planned(
-            &format!("contracts/src/proto/{name}.rs"),
-            Producer::ProtoRust(name),
-        ));
-    }
-    if system.services.iter().any(crate::rpc::has_contract) {
+    if ir.has_contracts() {
         files.push(planned("proto/buf.yaml", Producer::BufConfig));
     }
     files.push(planned("system/Cargo.toml", Producer::SystemManifest));
@@ -106,25 +95,7 @@ pub fn plan(system: &System) -> Vec<Planned> {
     files
 }
 
-/// The engine of a service's store in distributed mode; SQLite for a service without a store.
-pub fn store_engine(system: &System, service: &Service) -> Engine {
-    service
-        .store
-        .as_ref()
-        .and_then(|store| system.stores.iter().find(|st| st.name.value == store.value))
-        .map_or(Engine::Sqlite, |st| st.engine)
-}
-
-/// An engine as specs, migration directories and URL schemes name it.
-pub fn engine_name(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Sqlite => "sqlite",
-        Engine::Postgres => "postgres",
-        Engine::Mysql => "mysql",
-    }
-}
-
-fn planned(path: &str, producer: Producer) -> Planned {
+fn planned<'ir>(path: &str, producer: Producer<'ir>) -> Planned<'ir> {
     Planned {
         path: PathBuf::from(path),
         producer,

@@ -115,86 +115,9 @@ pub const PATCHED_FIELDS: &str = "patched_fields";
 /// The field of a patch RPC that lists the fields the patch sets to null.
 pub const NULLED_FIELDS: &str = "nulled_fields";
 
-/// A route of a service reached over gRPC, as an RPC of its `<Name>ApiService`.
-pub struct RouteRpc<'s> {
-    /// The route.
-    pub route: &'s Route,
-    /// The RPC's name: the route's handler in PascalCase (`CreateProduct`, `ListProducts`).
-    pub name: String,
-    /// The request's fields.
-    pub request: Vec<Field>,
-    /// The response's fields.
-    pub response: Vec<Field>,
-}
-
 /// The gRPC service that carries a service's routes for the gateway: `ProductApiService`.
 pub fn api_service_name(service: &Service) -> String {
     format!("{}ApiService", crate::ident::to_pascal(&service.name.value))
-}
-
-/// The routes of a service reached over gRPC, as RPCs (none for one reached over HTTP).
-pub fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
-    if service.transport != Transport::Grpc {
-        return Vec::new();
-    }
-    service
-        .routes
-        .iter()
-        .map(|route| {
-            let field = |name: &str, ty: Type| Field {
-                name: Name {
-                    value: name.to_owned(),
-                    span: route.span,
-                },
-                ty,
-            };
-            let text = || Type::String {
-                min: None,
-                max: None,
-            };
-            let entity = route.entity.value.as_str();
-            let row = || field(entity, Type::Message(entity.to_owned()));
-            let (request, response) = match route.operation {
-                Operation::Create => (route_input(service, route), vec![row()]),
-                Operation::List => (
-                    vec![
-                        field("limit", Type::Optional(Box::new(Type::Int))),
-                        field("cursor", Type::Optional(Box::new(text()))),
-                    ],
-                    vec![
-                        field(
-                            "items",
-                            Type::List(Box::new(Type::Message(entity.to_owned()))),
-                        ),
-                        field("next_cursor", Type::Optional(Box::new(text()))),
-                    ],
-                ),
-                Operation::Get => (vec![field("id", Type::Uuid)], vec![row()]),
-                // A patch: the value of each field sent (its type without the optional
-                // wrapper), with the names of the fields sent and of those sent as null.
-                Operation::Update => {
-                    let mut request = vec![field("id", Type::Uuid)];
-                    request.extend(route_input(service, route).into_iter().map(|f| Field {
-                        ty: f.ty.required().clone(),
-                        ..f
-                    }));
-                    let names = || Type::List(Box::new(text()));
-                    request.push(field(PATCHED_FIELDS, names()));
-                    request.push(field(NULLED_FIELDS, names()));
-                    (request, vec![row()])
-                }
-                Operation::Delete => (vec![field("id", Type::Uuid)], Vec::new()),
-            };
-            let handler = crate::render::handler_name(route).to_string();
-            let name = crate::ident::to_pascal(handler.trim_start_matches("r#"));
-            RouteRpc {
-                route,
-                name,
-                request,
-                response,
-            }
-        })
-        .collect()
 }
 
 /// The type of a value in a route's steps, given the steps before it.

@@ -247,4 +247,3 @@ pub fn system(system: &System) -> String {
     dependencies(&mut out, &names);
     out
 }
-

@@ -7,11 +7,10 @@ mod grpc;
 pub mod proto;
 mod rust;
 
-pub(crate) use rust::handler_name;
 mod text;
 
 use crate::Options;
-use crate::model::System;
+use crate::lower::Ir;
 use crate::plan::{Planned, Producer};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -38,54 +37,42 @@ impl std::error::Error for FormatError {}
 
 /// Renders every planned file.
 pub fn render_all(
-    system: &System,
+    ir: &Ir,
     planned: &[Planned],
     options: &Options,
 ) -> Result<BTreeMap<PathBuf, String>, FormatError> {
     planned
         .iter()
-        .map(|file| Ok((file.path.clone(), render(system, &file.producer, options)?)))
+        .map(|file| Ok((file.path.clone(), render(ir, file.producer, options)?)))
         .collect()
 }
 
-fn render(system: &System, producer: &Producer, options: &Options) -> Result<String, FormatError> {
+fn render(ir: &Ir, producer: Producer, options: &Options) -> Result<String, FormatError> {
+    let system = ir.system;
     let header = |comment: &str| {
         format!(
             "{comment} {GENERATED_MARK} from {}. Do not edit: change the spec and run `svcgen generate`.\n",
             options.spec_name
         )
     };
-    let service = |name: &str| {
-        system
-            .services
-            .iter()
-            .find(|s| s.name.value == name)
-            .expect("planned services exist")
-    };
     Ok(match producer {
         Producer::WorkspaceManifest => header("#") + &cargo::workspace(system, options),
         Producer::ContractsManifest => header("#") + &cargo::contracts(system),
-        Producer::ServiceManifest(name) => header("#") + &cargo::service(system, service(name)),
+        Producer::ServiceManifest(service) => header("#") + &cargo::service(system, service.model),
         Producer::SystemManifest => header("#") + &cargo::system(system),
         Producer::ContractsLib => header("//") + &format_rust(rust::contracts(system))?,
-        Producer::ServiceLib(name) => {
-            header("//") + &format_rust(rust::service(system, service(name)))?
+        Producer::ServiceLib(service) => {
+            header("//") + &format_rust(rust::service(system, service))?
         }
         Producer::SystemMain => header("//") + &format_rust(rust::system_main(system))?,
-        Producer::Readme => text::readme(system, &header("<!--").replace('\n', " -->\n")),
+        Producer::Readme => text::readme(ir, &header("<!--").replace('\n', " -->\n")),
         Producer::AsyncApi => asyncapi::document(system, &header("#")),
         Producer::Gitignore => header("#") + "/target\n/Cargo.lock\n/.svcgen\n",
-        Producer::Proto(name) => {
-            let file = proto::proto_file(system, service(name)).expect("planned contracts exist");
-            header("//") + &proto::render_text(&file)
-        }
+        Producer::Proto(contract) => header("//") + &proto::render_text(contract),
         Producer::BufConfig => header("#") + BUF_CONFIG,
-        Producer::ProtoRust(name) => {
-            let file = proto::proto_file(system, service(name)).expect("planned contracts exist");
-            header("//") + &rustfmt(&proto::rust_code(&file))?
-        }
-        Producer::InitialMigration(name, engine) => {
-            header("--") + &text::initial_migration(system, service(name), engine)
+        Producer::ProtoRust(contract) => header("//") + &rustfmt(&proto::rust_code(contract))?,
+        Producer::InitialMigration(service, engine) => {
+            header("--") + &text::initial_migration(system, service.model, engine.keyword())
         }
     })
 }
@@ -93,11 +80,6 @@ fn render(system: &System, producer: &Producer, options: &Options) -> Result<Str
 /// The buf module of the contracts: `buf lint` with the standard rules passes on them.
 const BUF_CONFIG: &str =
     "version: v2\nlint:\n  use:\n    - STANDARD\nbreaking:\n  use:\n    - FILE\n";
-
-/// Where a service's contract lives below `proto/`.
-pub fn proto_path(system: &System, service: &crate::model::Service) -> String {
-    proto::file_path(system, service)
-}
 
 /// Pretty-prints Rust tokens, then runs `rustfmt` so that the output is exactly what `cargo fmt`
 /// keeps (prettyplease alone differs from rustfmt in small ways).
@@ -202,7 +184,10 @@ mod tests {
     fn a_missing_formatter_is_an_error_that_says_what_to_install() {
         let error = rustfmt_with("/nonexistent/rustfmt", "fn main() {}").unwrap_err();
         assert!(error.message.contains("/nonexistent/rustfmt"), "{error}");
-        assert!(error.message.contains("rustup component add rustfmt"), "{error}");
+        assert!(
+            error.message.contains("rustup component add rustfmt"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Rust sources of the generated workspace, written with `quote!`. Generated code is thin: typed
 //! models, validated handlers and SQL; the machinery lives in `svcgen-runtime`.
 
-use crate::ident::{self, rust_ident, rust_joined, rust_type, sql};
+use crate::ident::{self, handler_name, rust_ident, rust_joined, rust_type, sql};
+use crate::lower::{RouteIr, ServiceIr};
 use crate::model::*;
-use crate::validate::emit_source;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::BTreeMap;
@@ -134,7 +134,7 @@ pub fn contracts(system: &System) -> TokenStream {
             let module = rust_ident(&service.name.value);
             let text = format!(
                 "Package `{}`: messages, client and server of the `{}` service's RPCs.",
-                crate::render::proto::package(system, service),
+                crate::contract::package(system, service),
                 service.name.value
             );
             let module_doc = doc(&text);
@@ -163,11 +163,12 @@ pub fn contracts(system: &System) -> TokenStream {
 }
 
 /// A service crate's `lib.rs`.
-pub fn service(system: &System, service: &Service) -> TokenStream {
+pub fn service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
     match service.uses {
-        Some(Capability::Auth) => auth_service(system, service),
-        Some(Capability::Notify) => notify_service(system, service),
-        None => entity_service(system, service),
+        Some(Capability::Auth) => auth_service(system, lowered),
+        Some(Capability::Notify) => notify_service(system, lowered),
+        None => entity_service(system, lowered),
     }
 }
 
@@ -187,7 +188,8 @@ fn service_const(service: &Service) -> TokenStream {
     }
 }
 
-fn auth_service(system: &System, service: &Service) -> TokenStream {
+fn auth_service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
     let contracts = ident::crate_ident(&system.name.value, "contracts");
@@ -206,7 +208,7 @@ fn auth_service(system: &System, service: &Service) -> TokenStream {
             use svcgen_runtime::bus::Event as _;
         )
     });
-    let grpc = super::grpc::Grpc::new(system, service);
+    let grpc = super::grpc::Grpc::new(system, lowered);
     let server = grpc.server();
     let (server_items, server_route) = match &server {
         Some(parts) => (parts.items.clone(), parts.routes.clone()),
@@ -247,16 +249,13 @@ fn auth_service(system: &System, service: &Service) -> TokenStream {
     }
 }
 
-fn notify_service(system: &System, service: &Service) -> TokenStream {
+fn notify_service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
     let contracts = ident::crate_ident(&system.name.value, "contracts");
-    let subscriptions = service.consumers.iter().map(|consumer| {
-        let event = system
-            .events
-            .iter()
-            .find(|e| e.name.value == consumer.event.value)
-            .expect("validated");
+    let subscriptions = lowered.consumers.iter().map(|lowered| {
+        let (consumer, event) = (lowered.model, lowered.event);
         let ty = rust_type(&event.name.value);
         let Action::Notify { to, kind, message } = &consumer.action;
         let kind = lit(&kind.value);
@@ -377,7 +376,8 @@ impl EntityNames {
     }
 }
 
-fn entity_service(system: &System, service: &Service) -> TokenStream {
+fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
     // Rows are read back only by routes that get, list, change or delete them, and by RPCs.
@@ -410,19 +410,18 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
     if service.entities.iter().any(reads) {
         row_imports.extend(quote!(DbError, Row,));
     }
-    let grpc = super::grpc::Grpc::new(system, service);
+    let grpc = super::grpc::Grpc::new(system, lowered);
     let messages = grpc.messages();
-    let handlers: Vec<TokenStream> = service
+    let handlers: Vec<TokenStream> = lowered
         .routes
         .iter()
         .map(|route| {
-            let entity = service.entity(&route.entity.value).expect("validated");
-            if has_steps(route) {
-                let input = grpc.input_struct(route);
-                let handler = grpc.create_handler(entity, route);
+            if has_steps(route.model) {
+                let input = grpc.input_struct(route.model);
+                let handler = grpc.create_handler(route);
                 quote!(#input #handler)
             } else {
-                handler(system, entity, route)
+                handler(system, route)
             }
         })
         .collect();
@@ -463,23 +462,22 @@ fn entity_service(system: &System, service: &Service) -> TokenStream {
         let rest = chain.map(|m| quote!(.#m));
         quote!(.route(#path, routing::#first #(#rest)*))
     });
-    // Scripts exist for SQLite and the store's distributed engine only (see `plan`); the
+    // Scripts exist for SQLite and the store's distributed engine only (see `lower`); the
     // other engine's list stays empty, and the runtime refuses to start the service on it.
-    let store = crate::plan::engine_name(crate::plan::store_engine(system, service));
-    let migration = |engine: &str| {
-        if engine != "sqlite" && engine != store {
+    let migration = |engine: Engine| {
+        if !lowered.migration_engines.contains(&engine) {
             return quote!(&[]);
         }
-        let path = lit(&format!("../migrations/{engine}/0001_init.sql"));
+        let path = lit(&format!("../migrations/{}/0001_init.sql", engine.keyword()));
         quote!(&[Migration {
             version: 1,
             description: "init",
             sql: include_str!(#path)
         }])
     };
-    let sqlite = migration("sqlite");
-    let postgres = migration("postgres");
-    let mysql = migration("mysql");
+    let sqlite = migration(Engine::Sqlite);
+    let postgres = migration(Engine::Postgres);
+    let mysql = migration(Engine::Mysql);
     let has = |ops: &[Operation]| service.routes.iter().any(|r| ops.contains(&r.operation));
     let mut http = vec![quote!(ApiResult)];
     if !service.routes.is_empty() {
@@ -593,14 +591,7 @@ fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStrea
             quote!(#field_doc pub #ident: Option<#ty>,)
         }
     });
-    let new_checks: Vec<TokenStream> = inputs
-        .iter()
-        .map(|f| {
-            let ident = rust_ident(&f.name.value);
-            validation(&f.name.value, &f.ty, quote!(&self.#ident))
-        })
-        .filter(|checks| !checks.is_empty())
-        .collect();
+    let new_checks = field_checks(inputs.iter().copied());
     let patch_checks: Vec<TokenStream> = inputs
         .iter()
         .filter_map(|f| {
@@ -718,6 +709,19 @@ fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStrea
     }
 }
 
+/// The validation statements of `fields` of a struct (`&self.<field>` each), leaving out the
+/// fields that have nothing to check.
+pub(super) fn field_checks<'f>(fields: impl IntoIterator<Item = &'f Field>) -> Vec<TokenStream> {
+    fields
+        .into_iter()
+        .map(|f| {
+            let ident = rust_ident(&f.name.value);
+            validation(&f.name.value, &f.ty, quote!(&self.#ident))
+        })
+        .filter(|checks| !checks.is_empty())
+        .collect()
+}
+
 /// Validation statements for one field, given an expression of type `&T`.
 pub(super) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStream {
     let field = lit(name);
@@ -752,32 +756,6 @@ pub(super) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStre
         }
         Type::Message(_) => quote!(check = (#value).check(check);),
         _ => TokenStream::new(),
-    }
-}
-
-pub(crate) fn handler_name(route: &Route) -> proc_macro2::Ident {
-    let entity = &route.entity.value;
-    match route.operation {
-        Operation::Create => rust_joined(&["create", entity]),
-        Operation::List => format_ident!("list_{}", plural(entity)),
-        Operation::Get => rust_joined(&["get", entity]),
-        Operation::Update => rust_joined(&["update", entity]),
-        Operation::Delete => rust_joined(&["delete", entity]),
-    }
-}
-
-/// The plural of an English entity name, good enough for handler names (`note` -> `notes`).
-fn plural(name: &str) -> String {
-    if name.ends_with('s') || name.ends_with('x') || name.ends_with("ch") || name.ends_with("sh") {
-        format!("{name}es")
-    } else if name.ends_with('y')
-        && !name.ends_with("ay")
-        && !name.ends_with("ey")
-        && !name.ends_with("oy")
-    {
-        format!("{}ies", &name[..name.len() - 1])
-    } else {
-        format!("{name}s")
     }
 }
 
@@ -827,7 +805,9 @@ fn patch_binds(field: &Field) -> TokenStream {
     let sent = quote!(.bind(input.#ident.is_some()));
     let value = match &field.ty {
         // A nullable field of a patch is `Option<Option<T>>`.
-        Type::Optional(inner) if is_json(inner) => quote!(.bind_json(&input.#ident.as_ref().and_then(Option::as_ref))),
+        Type::Optional(inner) if is_json(inner) => {
+            quote!(.bind_json(&input.#ident.as_ref().and_then(Option::as_ref)))
+        }
         Type::Optional(inner) if is_copy(inner) => quote!(.bind(input.#ident.flatten())),
         Type::Optional(_) => quote!(.bind(input.#ident.clone().flatten())),
         ty if is_json(ty) => quote!(.bind_json(&input.#ident)),
@@ -860,21 +840,15 @@ pub(super) fn placeholders_from(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// The statement that publishes `route.emit` built from `row`, if the route emits.
-pub(super) fn emit(system: &System, entity: &Entity, route: &Route) -> TokenStream {
+/// The statement that publishes the route's event built from `row`, if the route emits.
+pub(super) fn emit(system: &System, route: &RouteIr) -> TokenStream {
     let Some(emit) = &route.emit else {
         return TokenStream::new();
     };
-    let event = system
-        .events
-        .iter()
-        .find(|e| e.name.value == emit.value)
-        .expect("validated");
     let contracts = ident::crate_ident(&system.name.value, "contracts");
-    let ty = rust_type(&event.name.value);
-    let fields = event.fields.iter().map(|f| {
-        let target = rust_ident(&f.name.value);
-        let column = emit_source(entity, &f.name.value).expect("validated");
+    let ty = rust_type(&emit.event.name.value);
+    let fields = emit.sources.iter().map(|(field, column)| {
+        let target = rust_ident(&field.name.value);
         let source = rust_ident(&column.name);
         if is_copy(&column.ty) {
             quote!(#target: row.#source,)
@@ -887,7 +861,8 @@ pub(super) fn emit(system: &System, entity: &Entity, route: &Route) -> TokenStre
     }
 }
 
-fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
+fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
+    let (entity, route) = (lowered.entity, lowered.model);
     let names = EntityNames::of(entity);
     let EntityNames {
         model,
@@ -931,7 +906,7 @@ fn handler(system: &System, entity: &Entity, route: &Route) -> TokenStream {
         quote!(_caller: Caller,)
     };
     let find_fn = rust_joined(&["find", entity_name]);
-    let emit = emit(system, entity, route);
+    let emit = emit(system, lowered);
     let not_found = lit(&format!("{entity_name} not found"));
     // An attempt of a change runs on its own transaction and knows the owner as `owner`.
     let (owner_param, owner_arg, owner_bind, owner_find) = if owned {

@@ -2,6 +2,7 @@
 //! the binary, so svcgen needs no files beside it).
 
 use crate::ident::{self, sql};
+use crate::lower::Ir;
 use crate::model::*;
 use serde::Serialize;
 use std::sync::OnceLock;
@@ -309,7 +310,8 @@ struct EventView<'a> {
 }
 
 /// The generated workspace's README: how to run it in each mode, its API and its events.
-pub fn readme(system: &System, header: &str) -> String {
+pub fn readme(ir: &Ir, header: &str) -> String {
+    let system = ir.system;
     let name = &system.name.value;
     let routes: Vec<RouteView> = crate::validate::gateway_routes(system)
         .into_iter()
@@ -321,11 +323,11 @@ pub fn readme(system: &System, header: &str) -> String {
             summary: route.summary,
         })
         .collect();
-    let services: Vec<ServiceView> = system
+    let services: Vec<ServiceView> = ir
         .services
         .iter()
-        .map(|s| {
-            let engine = crate::plan::store_engine(system, s);
+        .map(|lowered| {
+            let (s, engine) = (lowered.model, lowered.engine);
             let database = format!("{name}_{}", s.name.value);
             let mut called: Vec<&str> = Vec::new();
             for call in &s.calls {
@@ -354,7 +356,7 @@ pub fn readme(system: &System, header: &str) -> String {
                 description: s.description.clone().unwrap_or_default(),
                 database_env: ident::database_url_env(&s.name.value),
                 url_env: ident::service_url_env(&s.name.value),
-                engine: crate::plan::engine_name(engine),
+                engine: engine.keyword(),
                 database: match engine {
                     Engine::Postgres => format!("postgres://postgres@127.0.0.1:5432/{database}"),
                     Engine::Mysql => format!("mysql://root@127.0.0.1:3306/{database}"),
@@ -362,10 +364,7 @@ pub fn readme(system: &System, header: &str) -> String {
                 },
                 schemes: match engine {
                     Engine::Sqlite => "`sqlite://...`".to_owned(),
-                    other => format!(
-                        "`{}://...` or `sqlite://...`",
-                        crate::plan::engine_name(other)
-                    ),
+                    other => format!("`{}://...` or `sqlite://...`", other.keyword()),
                 },
             }
         })
@@ -401,10 +400,10 @@ pub fn readme(system: &System, header: &str) -> String {
     context.insert("routes", &routes);
     context.insert("services", &services);
     context.insert("events", &events);
-    let contracts: Vec<ContractView> = system
+    let contracts: Vec<ContractView> = ir
         .services
         .iter()
-        .filter_map(|s| super::proto::proto_file(system, s).map(|file| (s, file)))
+        .filter_map(|lowered| lowered.contract.as_ref().map(|file| (lowered.model, file)))
         .map(|(s, file)| ContractView {
             api: (s.transport == Transport::Grpc).then(|| crate::rpc::api_service_name(s)),
             service: s.name.value.clone(),
@@ -414,7 +413,7 @@ pub fn readme(system: &System, header: &str) -> String {
                 .rpcs
                 .iter()
                 .map(|rpc| MethodView {
-                    name: format!("{}/{}", super::proto::service_name(s), rpc.name.value),
+                    name: format!("{}/{}", crate::contract::service_name(s), rpc.name.value),
                     idempotent: rpc.idempotent || matches!(rpc.kind, RpcKind::Get { .. }),
                     description: rpc.description.clone().unwrap_or_default(),
                     callers: system

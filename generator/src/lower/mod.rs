@@ -1,0 +1,205 @@
+//! Stage 4, lower: the validated model becomes the IR that plan and render read. What a
+//! generation derives from the spec is computed here, once: each service's store engine and
+//! migration engines, its routes with their entity, event and steps ([`routes`]), its RPCs
+//! with what backs them and the parameters of their SQL ([`rpcs`]), the protobuf conversions
+//! its crate needs ([`conversions`]), its routes as RPCs and its gRPC contract. Plan and render
+//! take these as handles and do not look them up by name.
+
+mod conversions;
+mod routes;
+mod rpcs;
+
+pub use conversions::{Conversion, Direction, Pair};
+pub use routes::{CallIr, EmitIr, RouteIr, RouteRpc, StepActionIr, StepIr};
+pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
+
+use crate::contract::{self, ProtoFile};
+use crate::model::{Consumer, Engine, Event, Name, Service, System, Type};
+use std::collections::BTreeMap;
+
+/// A validated system, lowered.
+#[derive(Debug)]
+pub struct Ir<'m> {
+    /// The model it was lowered from.
+    pub system: &'m System,
+    /// One per service, in spec order.
+    pub services: Vec<ServiceIr<'m>>,
+}
+
+/// One service, with what is derived from it.
+#[derive(Debug)]
+pub struct ServiceIr<'m> {
+    /// The service as the spec declares it.
+    pub model: &'m Service,
+    /// The engine of its store in distributed mode (SQLite for a service without a store).
+    pub engine: Engine,
+    /// The engines its tables have migrations for: SQLite (embedded runs) and, when another,
+    /// its store's distributed engine. Empty when it owns no table (capabilities keep theirs in
+    /// the runtime).
+    pub migration_engines: Vec<Engine>,
+    /// Its routes, each with the entity it works on and the event it emits.
+    pub routes: Vec<RouteIr<'m>>,
+    /// Its consumers, each with the event it consumes.
+    pub consumers: Vec<ConsumerIr<'m>>,
+    /// The RPCs it serves, with what backs each.
+    pub rpcs: Vec<RpcIr<'m>>,
+    /// Its routes as RPCs, when the gateway reaches it over gRPC (else empty).
+    pub route_rpcs: Vec<RouteRpc<'m>>,
+    /// Its gRPC contract, when it serves RPCs or is reached over gRPC.
+    pub contract: Option<ProtoFile>,
+    /// The protobuf conversions its crate needs, each with the fields it matches.
+    pub conversions: BTreeMap<Pair, Conversion>,
+}
+
+/// A consumer with the event it consumes.
+#[derive(Debug)]
+pub struct ConsumerIr<'m> {
+    /// The consumer as the spec declares it.
+    pub model: &'m Consumer,
+    /// The event.
+    pub event: &'m Event,
+}
+
+impl Ir<'_> {
+    /// Whether any service has a gRPC contract.
+    pub fn has_contracts(&self) -> bool {
+        self.services.iter().any(|s| s.contract.is_some())
+    }
+}
+
+/// Lowers a validated `system`.
+pub fn lower(system: &System) -> Ir<'_> {
+    let services = system
+        .services
+        .iter()
+        .map(|service| {
+            let engine = store_engine(system, service);
+            let owns_tables = service.uses.is_none() && !service.entities.is_empty();
+            let migration_engines = match (owns_tables, engine) {
+                (false, _) => Vec::new(),
+                (true, Engine::Sqlite) => vec![Engine::Sqlite],
+                (true, distributed) => vec![Engine::Sqlite, distributed],
+            };
+            let route_rpcs = routes::route_rpcs(service);
+            let rpcs = service
+                .rpcs
+                .iter()
+                .map(|rpc| rpcs::lower_rpc(system, service, rpc))
+                .collect();
+            ServiceIr {
+                model: service,
+                engine,
+                migration_engines,
+                routes: service
+                    .routes
+                    .iter()
+                    .map(|route| routes::lower_route(system, service, route))
+                    .collect(),
+                consumers: service
+                    .consumers
+                    .iter()
+                    .map(|consumer| ConsumerIr {
+                        model: consumer,
+                        event: resolved(event(system, &consumer.event), &consumer.event),
+                    })
+                    .collect(),
+                rpcs,
+                contract: contract::proto_file(system, service, &route_rpcs),
+                conversions: conversions::needed(system, service, &route_rpcs),
+                route_rpcs,
+            }
+        })
+        .collect();
+    Ir { system, services }
+}
+
+pub(super) fn event<'m>(system: &'m System, name: &Name) -> Option<&'m Event> {
+    system.events.iter().find(|e| e.name.value == name.value)
+}
+
+/// What a reference of a validated model names. Validation reports every reference that
+/// names nothing, so reaching the panic is a bug of the validator, never of the spec.
+pub(super) fn resolved<T>(found: Option<T>, reference: &Name) -> T {
+    found.unwrap_or_else(|| {
+        panic!(
+            "validation let through `{}` at {}:{}, which names nothing",
+            reference.value, reference.span.line, reference.span.col
+        )
+    })
+}
+
+/// The message a type names, through lists and options.
+pub(super) fn record_of(ty: &Type) -> Option<&str> {
+    match ty {
+        Type::Message(name) => Some(name),
+        Type::List(inner) | Type::Optional(inner) => record_of(inner),
+        _ => None,
+    }
+}
+
+/// The engine of a service's store in distributed mode; SQLite for a service without a store.
+pub(super) fn store_engine(system: &System, service: &Service) -> Engine {
+    service
+        .store
+        .as_ref()
+        .and_then(|store| system.stores.iter().find(|st| st.name.value == store.value))
+        .map_or(Engine::Sqlite, |st| st.engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lowered(spec: &str) -> Vec<(String, Engine, Vec<Engine>, bool)> {
+        let checked = crate::check(spec).unwrap_or_else(|problems| panic!("{problems:?}"));
+        let ir = lower(&checked.system);
+        ir.services
+            .iter()
+            .map(|s| {
+                (
+                    s.model.name.value.clone(),
+                    s.engine,
+                    s.migration_engines.clone(),
+                    s.contract.is_some(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_service_gets_its_engine_its_migration_engines_and_its_contract_once() {
+        let spec = "system: depot
+stores:
+  crate_db: { engine: mysql }
+  label_db: { engine: sqlite }
+services:
+  crates:
+    store: crate_db
+    entities:
+      parcel: { fields: { name: string } }
+    routes:
+      POST /parcels: { create: parcel, public: true }
+    rpc:
+      GetParcel: { get: parcel }
+  labels:
+    store: label_db
+    transport: grpc
+    entities:
+      label: { fields: { text: string } }
+    routes:
+      GET /labels/{id}: { get: label, public: true }
+";
+        assert_eq!(
+            lowered(spec),
+            vec![
+                (
+                    "crates".into(),
+                    Engine::Mysql,
+                    vec![Engine::Sqlite, Engine::Mysql],
+                    true
+                ),
+                ("labels".into(), Engine::Sqlite, vec![Engine::Sqlite], true),
+            ]
+        );
+    }
+}

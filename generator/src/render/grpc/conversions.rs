@@ -1,0 +1,137 @@
+//! Conversions between the plain types of a service crate and the protobuf messages of a
+//! contract (`ToProto`, `FromProto`), field by field.
+
+use super::*;
+use crate::lower::{Conversion, Direction, Pair};
+
+impl Grpc<'_> {
+    /// The protobuf form of `value` (a reference to a plain value of type `from`) for a field
+    /// of type `to` in a contract.
+    pub(super) fn plain_to_proto(
+        &self,
+        value: &TokenStream,
+        from: &Type,
+        to: &Type,
+    ) -> TokenStream {
+        match (from, to) {
+            (Type::Optional(_), Type::Optional(b)) if matches!(b.as_ref(), Type::List(_)) => {
+                quote!(ToProto::to_proto(#value).unwrap_or_default())
+            }
+            (Type::Optional(_), _) => quote!(ToProto::to_proto(#value)),
+            (_, Type::Optional(b)) if matches!(b.as_ref(), Type::List(_)) => {
+                quote!(ToProto::to_proto(#value))
+            }
+            (_, Type::Optional(_)) => quote!(Some(ToProto::to_proto(#value))),
+            (_, to) if boxed_in_option(to) => quote!(Some(ToProto::to_proto(#value))),
+            _ => quote!(ToProto::to_proto(#value)),
+        }
+    }
+
+    /// `From`/`To` protobuf conversions for every pair the crate needs (computed when the
+    /// service was lowered).
+    pub fn conversions(&self) -> TokenStream {
+        self.pairs
+            .iter()
+            .map(|(pair, fields)| self.conversion(pair, fields))
+            .collect()
+    }
+
+    pub(super) fn conversion(&self, pair: &Pair, fields: &Conversion) -> TokenStream {
+        let (plain_fields, proto_fields) = (&fields.plain, &fields.proto);
+        let plain = rust_type(&pair.record);
+        let proto_ty = rust_type(&pair.proto_record);
+        let proto = proto_module(self.system, &pair.proto_service);
+        match pair.direction {
+            Direction::ToProto => {
+                let mut complete = true;
+                let fields: Vec<TokenStream> = proto_fields
+                    .iter()
+                    .filter_map(|pf| {
+                        let Some(df) = plain_fields.iter().find(|f| f.name.value == pf.name.value)
+                        else {
+                            complete = false;
+                            return None;
+                        };
+                        let ident = rust_ident(&pf.name.value);
+                        let source = rust_ident(&df.name.value);
+                        let value = self.plain_to_proto(&quote!(&self.#source), &df.ty, &pf.ty);
+                        Some(quote!(#ident: #value,))
+                    })
+                    .collect();
+                let rest = (!complete).then(|| quote!(..Default::default()));
+                quote! {
+                    impl ToProto<#proto::#proto_ty> for #plain {
+                        fn to_proto(&self) -> #proto::#proto_ty {
+                            #proto::#proto_ty { #(#fields)* #rest }
+                        }
+                    }
+                }
+            }
+            Direction::FromProto => {
+                let fields = plain_fields.iter().map(|df| {
+                    let ident = rust_ident(&df.name.value);
+                    match proto_fields.iter().find(|f| f.name.value == df.name.value) {
+                        Some(pf) => {
+                            let source = rust_ident(&pf.name.value);
+                            let value = proto_to_plain(
+                                &quote!(proto.#source),
+                                &pf.ty,
+                                &df.ty,
+                                &pf.name.value,
+                            );
+                            quote!(#ident: #value,)
+                        }
+                        None => quote!(#ident: None,),
+                    }
+                });
+                quote! {
+                    impl FromProto<#proto::#proto_ty> for #plain {
+                        fn from_proto(proto: #proto::#proto_ty) -> Result<Self, tonic::Status> {
+                            Ok(#plain { #(#fields)* })
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The plain value of type `to` from `value` (an owned protobuf value of spec type `from`).
+pub(super) fn proto_to_plain(
+    value: &TokenStream,
+    from: &Type,
+    to: &Type,
+    name: &str,
+) -> TokenStream {
+    // An optional list is a plain repeated field in protobuf: its value is the list.
+    let from = match from {
+        Type::Optional(inner) if matches!(inner.as_ref(), Type::List(_)) => inner.as_ref(),
+        other => other,
+    };
+    if same_in_both_forms(from) && same_in_both_forms(to) && from.required() == to.required() {
+        return match (from, to) {
+            (Type::Optional(_), _) | (_, Type::Optional(_)) if from != to => quote!(Some(#value)),
+            _ => value.clone(),
+        };
+    }
+    let name = lit(name);
+    match (from, to) {
+        (f, Type::Optional(_)) if boxed_in_option(f) => quote!(FromProto::from_proto(#value)?),
+        (f, _) if boxed_in_option(f) => {
+            quote!(FromProto::from_proto(rpc::required(#name, #value)?)?)
+        }
+        (Type::List(_), Type::Optional(_)) => quote!(Some(FromProto::from_proto(#value)?)),
+        (Type::Optional(_), _) => quote!(FromProto::from_proto(#value)?),
+        (_, Type::Optional(_)) => quote!(Some(FromProto::from_proto(#value)?)),
+        _ => quote!(FromProto::from_proto(#value)?),
+    }
+}
+
+/// Whether plain and protobuf values of a type are the same Rust type (numbers, flags, text).
+pub(super) fn same_in_both_forms(ty: &Type) -> bool {
+    match ty {
+        Type::Int | Type::Bool | Type::Text | Type::Email | Type::String { .. } => true,
+        Type::List(inner) | Type::Optional(inner) => same_in_both_forms(inner),
+        _ => false,
+    }
+}
