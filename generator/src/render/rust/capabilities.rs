@@ -1,0 +1,167 @@
+//! Service crates of the built-in capabilities: `auth` (accounts and tokens, its RPCs) and
+//! `notify` (in-app notifications from events).
+
+use super::*;
+
+pub(crate) fn auth_service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
+    let doc = service_doc(service);
+    let constant = service_const(service);
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let event = |name: &Option<Name>| match name {
+        Some(name) => {
+            let ty = rust_type(&name.value);
+            quote!(Some(#contracts::events::#ty::NAME))
+        }
+        None => quote!(None),
+    };
+    let registered = event(&service.auth_emit.registered);
+    let logged_in = event(&service.auth_emit.logged_in);
+    let password_reset = event(&service.auth_emit.password_reset);
+    let event_trait = service.auth_emit.events().next().is_some().then(|| {
+        quote!(
+            use svcgen_runtime::bus::Event as _;
+        )
+    });
+    let grpc = crate::render::grpc::Grpc::new(system, lowered);
+    let server = grpc.server();
+    let (server_items, server_route) = match &server {
+        Some(parts) => (parts.items.clone(), parts.routes.clone()),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let rpc_imports = server.is_some().then(|| {
+        quote!(
+            use axum::extract::State;
+            use axum::routing;
+            use svcgen_runtime::rpc::{self, FromProto, ToProto};
+        )
+    });
+    quote! {
+        #doc
+
+        use axum::Router;
+        #rpc_imports
+        #event_trait
+        use svcgen_runtime::capability::auth::{self, AuthEvents};
+        use svcgen_runtime::service::ServiceContext;
+
+        #constant
+
+        /// Tables of the `auth` capability.
+        pub use svcgen_runtime::capability::auth::MIGRATIONS;
+
+        /// The `auth` capability's routes (and this service's RPCs).
+        pub fn routes() -> Router<ServiceContext> {
+            auth::routes(AuthEvents {
+                registered: #registered,
+                logged_in: #logged_in,
+                password_reset: #password_reset,
+            })
+            #server_route
+        }
+
+        #server_items
+    }
+}
+
+pub(crate) fn notify_service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
+    let doc = service_doc(service);
+    let constant = service_const(service);
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let subscriptions = lowered.consumers.iter().map(|lowered| {
+        let (consumer, event) = (lowered.model, lowered.event);
+        let ty = rust_type(&event.name.value);
+        let Action::Notify { to, kind, message } = &consumer.action;
+        let kind = lit(&kind.value);
+        let attempts = Literal::u32_unsuffixed(consumer.attempts);
+        let critical = consumer.critical;
+        let (format, arguments) = message_format(&message.value);
+        let arguments = arguments.iter().map(|a| rust_ident(a));
+        let arguments: Vec<_> = arguments.collect();
+        let message_expr = match arguments.as_slice() {
+            [] => {
+                let text = lit(&format.replace("{{", "{").replace("}}", "}"));
+                quote!(#text)
+            }
+            // The message is one field as it is.
+            [only] if format == "{}" => quote!(&event.#only.to_string()),
+            _ => {
+                let format = lit(&format);
+                quote!(&format!(#format, #(event.#arguments),*))
+            }
+        };
+        let store = match to {
+            Recipient::User(user) => {
+                let user = rust_ident(&user.value);
+                quote!(notify::notify(&mut tx, envelope.id, event.#user, #kind, #message_expr).await?;)
+            }
+            Recipient::Role(role) => {
+                let role = lit(&role.value);
+                quote!(notify::notify_role(&mut tx, envelope.id, #role, #kind, #message_expr).await?;)
+            }
+        };
+        quote! {
+            ctx.subscribe::<#contracts::events::#ty, _, _>(
+                RetryPolicy { attempts: #attempts, ..RetryPolicy::default() },
+                #critical,
+                |envelope, event, mut tx| async move {
+                    #store
+                    Ok(tx)
+                },
+            )
+            .await?;
+        }
+    });
+    quote! {
+        #doc
+
+        use axum::Router;
+        use svcgen_runtime::bus::RetryPolicy;
+        use svcgen_runtime::capability::notify;
+        use svcgen_runtime::events::EventError;
+        use svcgen_runtime::service::ServiceContext;
+        use svcgen_runtime::BoxFuture;
+
+        #constant
+
+        /// Tables of the `notify` capability.
+        pub use svcgen_runtime::capability::notify::MIGRATIONS;
+
+        /// `GET /notifications`: the caller's notifications, newest first.
+        pub fn routes() -> Router<ServiceContext> {
+            notify::routes()
+        }
+
+        /// Subscribes this service's consumers to their events.
+        pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
+            Box::pin(async move {
+                #(#subscriptions)*
+                Ok(())
+            })
+        }
+    }
+}
+
+/// A `format!` string and its arguments for a message with `{field}` placeholders.
+pub(crate) fn message_format(message: &str) -> (String, Vec<String>) {
+    let mut format = String::new();
+    let mut arguments = Vec::new();
+    let mut rest = message;
+    while let Some(open) = rest.find('{') {
+        format.push_str(&rest[..open].replace('}', "}}"));
+        match rest[open + 1..].find('}') {
+            Some(close) => {
+                arguments.push(rest[open + 1..open + 1 + close].trim().to_string());
+                format.push_str("{}");
+                rest = &rest[open + 2 + close..];
+            }
+            None => {
+                format.push_str("{{");
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    format.push_str(&rest.replace('}', "}}"));
+    (format, arguments)
+}

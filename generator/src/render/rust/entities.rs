@@ -1,0 +1,329 @@
+//! Per entity: the model, the bodies of requests that create and change it with their checks,
+//! reading it from a row, and the SQL that writes it.
+
+use super::*;
+
+/// Names used for one entity's generated items.
+pub(crate) struct EntityNames {
+    /// The model: `Note`.
+    pub(crate) model: proc_macro2::Ident,
+    /// The body that creates one: `NewNote`.
+    pub(crate) new: proc_macro2::Ident,
+    /// The body that changes one: `NotePatch`.
+    pub(crate) patch: proc_macro2::Ident,
+    /// The function that reads one from a row: `note_from_row`.
+    pub(crate) from_row: proc_macro2::Ident,
+    /// The quoted table name.
+    pub(crate) table: String,
+    /// `SELECT <every column> FROM <table>`.
+    pub(crate) select: String,
+}
+
+impl EntityNames {
+    /// The names of `entity`'s items.
+    pub(crate) fn of(entity: &Entity) -> Self {
+        let name = &entity.name.value;
+        let columns: Vec<String> = entity.columns().iter().map(|c| sql(&c.name)).collect();
+        Self {
+            model: rust_type(name),
+            new: format_ident!("New{}", rust_type(name)),
+            patch: format_ident!("{}Patch", rust_type(name)),
+            from_row: rust_joined(&[name, "from_row"]),
+            table: sql(name),
+            select: format!("SELECT {} FROM {}", columns.join(", "), sql(name)),
+        }
+    }
+}
+
+/// Model, request bodies, validation and SQL helpers of one entity.
+pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStream {
+    let names = EntityNames::of(entity);
+    let EntityNames {
+        model,
+        new,
+        patch,
+        from_row: from_row_fn,
+        ..
+    } = &names;
+    let columns = entity.columns();
+    let entity_name = &entity.name.value;
+    let model_doc = doc_opt(entity.description.as_ref(), &format!("A `{entity_name}`."));
+    let model_fields = columns.iter().map(|c| {
+        let ident = rust_ident(&c.name);
+        let ty = rust_field_type(&c.ty);
+        let text = match c.source {
+            ColumnSource::Id => "Identifier (UUIDv7, made by the service).".to_string(),
+            ColumnSource::Owner => "The user this row belongs to.".to_string(),
+            ColumnSource::Input => format!("`{}`: {}.", c.name, c.ty.spec_text()),
+            ColumnSource::CreatedAt => "When the row was created.".to_string(),
+            ColumnSource::UpdatedAt => "When the row was last changed.".to_string(),
+        };
+        let field_doc = doc(&text);
+        quote!(#field_doc pub #ident: #ty,)
+    });
+    let inputs: Vec<&Field> = entity.fields.iter().collect();
+    let new_fields = inputs.iter().map(|f| {
+        let ident = rust_ident(&f.name.value);
+        let ty = rust_field_type(&f.ty);
+        let field_doc = doc(&format!("`{}`: {}.", f.name.value, f.ty.spec_text()));
+        let default = matches!(f.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
+        quote!(#field_doc #default pub #ident: #ty,)
+    });
+    let patch_fields = inputs.iter().map(|f| {
+        let ident = rust_ident(&f.name.value);
+        let ty = rust_field_type(&f.ty);
+        let field_doc = doc(&format!("New `{}`, when sent.", f.name.value));
+        if matches!(f.ty, Type::Optional(_)) {
+            quote!(#field_doc #[serde(default, deserialize_with = "svcgen_runtime::validate::nullable")] pub #ident: Option<#ty>,)
+        } else {
+            quote!(#field_doc pub #ident: Option<#ty>,)
+        }
+    });
+    let new_checks = field_checks(inputs.iter().copied());
+    let patch_checks: Vec<TokenStream> = inputs
+        .iter()
+        .filter_map(|f| {
+            let ident = rust_ident(&f.name.value);
+            // A nullable field of a patch is `Option<Option<T>>`: only a sent value is checked.
+            let (pattern, ty) = match &f.ty {
+                Type::Optional(inner) => (quote!(Some(Some(value))), inner.as_ref()),
+                other => (quote!(Some(value)), other),
+            };
+            let inner = validation(&f.name.value, ty, quote!(value));
+            (!inner.is_empty()).then(|| quote!(if let #pattern = &self.#ident { #inner }))
+        })
+        .collect();
+    let checker = |checks: &[TokenStream]| {
+        if checks.is_empty() {
+            quote!(let check = Validator::new();)
+        } else {
+            quote!(let mut check = Validator::new();)
+        }
+    };
+    let (new_checker, patch_checker) = (checker(&new_checks), checker(&patch_checks));
+    let row_fields = columns.iter().map(|c| {
+        let ident = rust_ident(&c.name);
+        let column = lit(&c.name);
+        if is_json(&c.ty) {
+            quote!(#ident: row.get_json(#column)?,)
+        } else {
+            quote!(#ident: row.get(#column)?,)
+        }
+    });
+    let new_doc = doc(&format!(
+        "The body of a request that creates a `{entity_name}`."
+    ));
+    let patch_doc = doc(&format!(
+        "The body of a request that changes a `{entity_name}`: absent fields stay as they are."
+    ));
+    let from_row_doc = doc(&format!(
+        "Reads a `{entity_name}` from a row of `{}`.",
+        names.select
+    ));
+    let from_row = read_back.then(|| {
+        quote! {
+            #from_row_doc
+            fn #from_row_fn(row: &Row) -> Result<#model, DbError> {
+                Ok(#model { #(#row_fields)* })
+            }
+        }
+    });
+    let find = finds_one.then(|| {
+        let find_fn = rust_joined(&["find", entity_name]);
+        let not_found = lit(&format!("{entity_name} not found"));
+        let (owner_param, by_owner, owner_bind, whose) = match &entity.owner {
+            Some(owner) => (
+                quote!(, owner: uuid::Uuid),
+                format!(" AND {} = $2", sql(&owner.value)),
+                quote!(.bind(owner)),
+                " that belongs to `owner` (another user's is a 404 too, so ids leak nothing)",
+            ),
+            None => (TokenStream::new(), String::new(), TokenStream::new(), ""),
+        };
+        let sql_text = lit(&format!("{} WHERE \"id\" = $1{by_owner}", names.select));
+        let find_doc = doc(&format!(
+            "Reads the `{entity_name}` with this id{whose}; 404 when there is none."
+        ));
+        quote! {
+            #find_doc
+            async fn #find_fn(on: impl Into<db::Conn<'_>>, id: uuid::Uuid #owner_param) -> ApiResult<#model> {
+                let row = db::query(#sql_text)
+                    .bind(id)
+                    #owner_bind
+                    .fetch_optional(on)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(#not_found))?;
+                Ok(#from_row_fn(&row)?)
+            }
+        }
+    });
+    quote! {
+        #model_doc
+        #[derive(Debug, Clone, Serialize)]
+        pub struct #model { #(#model_fields)* }
+
+        #new_doc
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #new { #(#new_fields)* }
+
+        impl #new {
+            /// Checks the spec's constraints; a violation is a 400 naming every problem.
+            pub fn validate(&self) -> ApiResult<()> {
+                #new_checker
+                #(#new_checks)*
+                check.finish()
+            }
+        }
+
+        #patch_doc
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #patch { #(#patch_fields)* }
+
+        impl #patch {
+            /// Checks the spec's constraints on the fields sent.
+            pub fn validate(&self) -> ApiResult<()> {
+                #patch_checker
+                #(#patch_checks)*
+                check.finish()
+            }
+
+        }
+
+        #from_row
+
+        #find
+    }
+}
+
+/// The validation statements of `fields` of a struct (`&self.<field>` each), leaving out the
+/// fields that have nothing to check.
+pub(crate) fn field_checks<'f>(fields: impl IntoIterator<Item = &'f Field>) -> Vec<TokenStream> {
+    fields
+        .into_iter()
+        .map(|f| {
+            let ident = rust_ident(&f.name.value);
+            validation(&f.name.value, &f.ty, quote!(&self.#ident))
+        })
+        .filter(|checks| !checks.is_empty())
+        .collect()
+}
+
+/// Validation statements for one field, given an expression of type `&T`.
+pub(crate) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStream {
+    let field = lit(name);
+    let bound = |b: Option<u32>| match b {
+        Some(n) => {
+            let n = Literal::usize_unsuffixed(n as usize);
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    };
+    match ty {
+        Type::String { min, max } if min.is_some() || max.is_some() => {
+            let (min, max) = (bound(*min), bound(*max));
+            quote!(check.length(#field, #value, #min, #max);)
+        }
+        Type::Email => quote!(check.email(#field, #value);),
+        Type::Optional(inner) => {
+            let inner = validation(name, inner, quote!(value));
+            if inner.is_empty() {
+                inner
+            } else {
+                quote!(if let Some(value) = #value { #inner })
+            }
+        }
+        Type::List(inner) => {
+            let inner = validation(name, inner, quote!(value));
+            if inner.is_empty() {
+                inner
+            } else {
+                quote!(for value in #value { #inner })
+            }
+        }
+        Type::Message(_) => quote!(check = (#value).check(check);),
+        _ => TokenStream::new(),
+    }
+}
+
+/// A `.bind(..)` call for a column of a row held in `row`.
+pub(crate) fn bind(column: &Column) -> TokenStream {
+    let ident = rust_ident(&column.name);
+    if is_json(&column.ty) {
+        quote!(.bind_json(&row.#ident))
+    } else if is_copy(&column.ty) {
+        quote!(.bind(row.#ident))
+    } else {
+        quote!(.bind(row.#ident.clone()))
+    }
+}
+
+/// The statement of a PATCH: `$1` the id, `$2` the change time, then per declared field a flag
+/// (was it sent?) and its value, then the owner when rows are owned. A field not sent keeps the
+/// value the row has when the statement runs, never one read earlier.
+pub(crate) fn patch_sql(entity: &Entity) -> String {
+    let mut sets: Vec<String> = entity
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let column = sql(&field.name.value);
+            let (flag, value) = (3 + 2 * i, 4 + 2 * i);
+            format!("{column} = CASE WHEN ${flag} THEN ${value} ELSE {column} END")
+        })
+        .collect();
+    sets.push("\"updated_at\" = $2".into());
+    let mut statement = format!(
+        "UPDATE {} SET {} WHERE \"id\" = $1",
+        sql(&entity.name.value),
+        sets.join(", ")
+    );
+    if let Some(owner) = &entity.owner {
+        let position = 3 + 2 * entity.fields.len();
+        statement += &format!(" AND {} = ${position}", sql(&owner.value));
+    }
+    statement
+}
+
+/// The two arguments of one field in [`patch_sql`]: whether `input` has it, and its value
+/// (`NULL` when not sent, or sent as `null`).
+pub(crate) fn patch_binds(field: &Field) -> TokenStream {
+    let ident = rust_ident(&field.name.value);
+    let sent = quote!(.bind(input.#ident.is_some()));
+    let value = match &field.ty {
+        // A nullable field of a patch is `Option<Option<T>>`.
+        Type::Optional(inner) if is_json(inner) => {
+            quote!(.bind_json(&input.#ident.as_ref().and_then(Option::as_ref)))
+        }
+        Type::Optional(inner) if is_copy(inner) => quote!(.bind(input.#ident.flatten())),
+        Type::Optional(_) => quote!(.bind(input.#ident.clone().flatten())),
+        ty if is_json(ty) => quote!(.bind_json(&input.#ident)),
+        ty if is_copy(ty) => quote!(.bind(input.#ident)),
+        _ => quote!(.bind(input.#ident.clone())),
+    };
+    quote!(#sent #value)
+}
+
+/// The statement that inserts a row of `entity`, every column bound in table order.
+pub(crate) fn insert_sql(entity: &Entity) -> Literal {
+    let columns = entity.columns();
+    lit(&format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        sql(&entity.name.value),
+        columns
+            .iter()
+            .map(|c| sql(&c.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        placeholders_from(1, columns.len())
+    ))
+}
+
+/// `$1, $2, ...` from `first`.
+pub(crate) fn placeholders_from(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

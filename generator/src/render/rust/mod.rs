@@ -1,0 +1,119 @@
+//! Rust sources of the generated workspace, written with `quote!`, one file per artifact family:
+//! the contracts crate ([`contracts`]), entity models and their SQL ([`entities`]), the crates of
+//! services that own entities ([`handlers`]) or provide a capability ([`capabilities`]), and
+//! the system's binary ([`system`]). Generated code is thin: typed models, validated handlers
+//! and SQL; the machinery lives in `svcgen-runtime`. This file holds what they share.
+
+mod capabilities;
+mod contracts;
+mod entities;
+mod handlers;
+mod system;
+
+pub(crate) use capabilities::message_format;
+use capabilities::{auth_service, notify_service};
+pub(crate) use contracts::contracts;
+pub(crate) use entities::{
+    EntityNames, bind, entity_items, field_checks, insert_sql, patch_binds, patch_sql,
+};
+pub(crate) use handlers::{emit, entity_service, has_steps};
+pub(crate) use system::system_main;
+
+use crate::ident::{self, handler_name, rust_ident, rust_joined, rust_type, sql};
+use crate::lower::{RouteIr, ServiceIr};
+use crate::model::*;
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::BTreeMap;
+
+/// The Rust type of a field.
+pub(super) fn rust_field_type(ty: &Type) -> TokenStream {
+    match ty {
+        Type::String { .. } | Type::Text | Type::Email => quote!(String),
+        Type::Int => quote!(i64),
+        Type::Bool => quote!(bool),
+        Type::Uuid => quote!(uuid::Uuid),
+        Type::Timestamp => quote!(chrono::DateTime<chrono::Utc>),
+        Type::List(inner) => {
+            let inner = rust_field_type(inner);
+            quote!(Vec<#inner>)
+        }
+        Type::Optional(inner) => {
+            let inner = rust_field_type(inner);
+            quote!(Option<#inner>)
+        }
+        Type::Message(name) => {
+            let ty = rust_type(name);
+            quote!(#ty)
+        }
+    }
+}
+
+/// Whether a value of this type is `Copy` (bound without `.clone()`).
+pub(super) fn is_copy(ty: &Type) -> bool {
+    match ty {
+        Type::Int | Type::Bool | Type::Uuid | Type::Timestamp => true,
+        Type::Optional(inner) => is_copy(inner),
+        _ => false,
+    }
+}
+
+/// Whether a column is stored as JSON (lists).
+pub(super) fn is_json(ty: &Type) -> bool {
+    matches!(ty.required(), Type::List(_) | Type::Message(_))
+}
+
+pub(super) fn doc(text: &str) -> TokenStream {
+    let lines: Vec<String> = text.lines().map(|l| format!(" {}", l.trim_end())).collect();
+    quote!(#(#[doc = #lines])*)
+}
+
+/// Inner doc comments (`//!`) for a crate.
+fn inner_doc(text: &str) -> TokenStream {
+    let lines: Vec<String> = text
+        .trim()
+        .lines()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                format!(" {}", l.trim_end())
+            }
+        })
+        .collect();
+    quote!(#(#![doc = #lines])*)
+}
+
+fn doc_opt(text: Option<&String>, fallback: &str) -> TokenStream {
+    doc(text.map_or(fallback, String::as_str))
+}
+
+pub(super) fn lit(text: &str) -> Literal {
+    Literal::string(text)
+}
+
+/// A service crate's `lib.rs`.
+pub fn service(system: &System, lowered: &ServiceIr) -> TokenStream {
+    let service = lowered.model;
+    match service.uses {
+        Some(Capability::Auth) => auth_service(system, lowered),
+        Some(Capability::Notify) => notify_service(system, lowered),
+        None => entity_service(system, lowered),
+    }
+}
+
+fn service_doc(service: &Service) -> TokenStream {
+    inner_doc(&format!(
+        "The `{}` service. {}",
+        service.name.value,
+        service.description.as_deref().unwrap_or("")
+    ))
+}
+
+fn service_const(service: &Service) -> TokenStream {
+    let name = lit(&service.name.value);
+    quote! {
+        /// This service's name: its queue names, log field and internal-token audience.
+        pub const SERVICE: &str = #name;
+    }
+}
