@@ -10,7 +10,7 @@ mod routes;
 mod rpcs;
 
 pub use conversions::{Conversion, Direction, Pair};
-pub use routes::{CallIr, EmitIr, RouteIr, RouteRpc, StepActionIr, StepIr};
+pub use routes::{CallIr, EmitIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource};
 pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
 
 use crate::contract::{self, ProtoFile};

@@ -2,7 +2,7 @@
 //! with its column), its steps with the RPCs they call, and, for a service the gateway reaches
 //! over gRPC, the route as an RPC.
 
-use super::{event, resolved};
+use super::{event, record_of, resolved};
 use crate::model::{
     Call, Column, Entity, Event, Expr, Field, Name, Operation, Route, Rpc, Service, Step,
     StepAction, System, Transport, Type,
@@ -34,6 +34,8 @@ pub struct RouteIr<'m> {
     pub emit: Option<EmitIr<'m>>,
     /// Its steps, in order, with the RPCs they call.
     pub steps: Vec<StepIr<'m>>,
+    /// The values `set` gives columns of the created row.
+    pub set: Vec<(&'m Name, ValueIr<'m>)>,
 }
 
 /// A step of a route, with the RPCs it calls resolved.
@@ -55,9 +57,9 @@ pub enum StepActionIr<'m> {
     /// Takes a payment of `amount_cents` with `card` (through the demo provider).
     Pay {
         /// The amount, in cents.
-        amount_cents: &'m Expr,
-        /// The card number.
-        card: &'m Expr,
+        amount_cents: Box<ValueIr<'m>>,
+        /// The card number (none: the charge goes on account).
+        card: Option<Box<ValueIr<'m>>>,
     },
 }
 
@@ -70,6 +72,43 @@ pub struct CallIr<'m> {
     pub service: &'m Service,
     /// The RPC called.
     pub rpc: &'m Rpc,
+    /// Each request field given a value, with the value.
+    pub with: Vec<(&'m Field, ValueIr<'m>)>,
+}
+
+impl CallIr<'_> {
+    /// Whether every field of the request is given a value.
+    pub fn is_complete(&self) -> bool {
+        self.with.len() == self.rpc.request.len()
+    }
+}
+
+/// A value in a route's steps or `set`, typed, with where it is read from.
+#[derive(Debug)]
+pub struct ValueIr<'m> {
+    /// The value as the spec writes it.
+    pub expr: &'m Expr,
+    /// Its type (for a path, the type of what it reaches; optional when it crosses an optional
+    /// value).
+    pub ty: Type,
+    /// Where it is read from.
+    pub source: ValueSource,
+}
+
+/// Where a value of a route's steps is read from.
+#[derive(Debug)]
+pub enum ValueSource {
+    /// `$caller`, `$id` or a literal.
+    Direct,
+    /// A path into the request body: each field on the way with the type it is declared with.
+    Input(Vec<Field>),
+    /// A field of an earlier step's result (in protobuf form).
+    StepResult {
+        /// The step's name (`as:`).
+        step: String,
+        /// The field of the RPC's response.
+        field: Field,
+    },
 }
 
 /// An event a route emits, each payload field paired with the column it is read from.
@@ -168,30 +207,111 @@ pub(super) fn lower_route<'m>(
             .collect();
         EmitIr { event, sources }
     });
-    let call = |call: &'m Call| {
-        let (service, rpc) = resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
+    let value =
+        |before: &'m [Step], expr: &'m Expr| lower_value(system, service, route, before, expr);
+    let call = |before: &'m [Step], call: &'m Call| {
+        let (target, rpc) = resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
+        let with = rpc
+            .request
+            .iter()
+            .filter_map(|field| {
+                let (_, expr) = call
+                    .with
+                    .iter()
+                    .find(|(n, _)| n.value == field.name.value)?;
+                Some((field, value(before, expr)))
+            })
+            .collect();
         CallIr {
             model: call,
-            service,
+            service: target,
             rpc,
+            with,
         }
     };
     let steps = route
         .steps
         .iter()
-        .map(|step| StepIr {
-            model: step,
-            action: match &step.action {
-                StepAction::Call(target) => StepActionIr::Call(call(target)),
-                StepAction::Pay { amount_cents, card } => StepActionIr::Pay { amount_cents, card },
-            },
-            undo: step.undo.as_ref().map(call),
+        .enumerate()
+        .map(|(index, step)| {
+            let before = &route.steps[..index];
+            StepIr {
+                model: step,
+                action: match &step.action {
+                    StepAction::Call(target) => StepActionIr::Call(call(before, target)),
+                    StepAction::Pay { amount_cents, card } => StepActionIr::Pay {
+                        amount_cents: Box::new(value(before, amount_cents)),
+                        card: match card {
+                            Expr::Text(text) if text.is_empty() => None,
+                            card => Some(Box::new(value(before, card))),
+                        },
+                    },
+                },
+                undo: step.undo.as_ref().map(|undo| call(before, undo)),
+            }
         })
+        .collect();
+    let set = route
+        .set
+        .iter()
+        .map(|(column, expr)| (column, value(&route.steps, expr)))
         .collect();
     RouteIr {
         model: route,
         entity,
         emit,
         steps,
+        set,
+    }
+}
+
+/// `expr` of `route`, typed given the steps `before` it, with its source resolved.
+fn lower_value<'m>(
+    system: &'m System,
+    service: &'m Service,
+    route: &'m Route,
+    before: &'m [Step],
+    expr: &'m Expr,
+) -> ValueIr<'m> {
+    let typed = crate::rpc::expr_type(system, service, route, before, expr)
+        .unwrap_or_else(|problem| panic!("validation let through a value it rejects: {problem}"));
+    let source = match expr {
+        Expr::Path { root, fields } if root.value == "input" => {
+            let input = crate::rpc::route_input(service, route);
+            let mut segments: Vec<Field> = Vec::new();
+            for name in fields {
+                let found = match segments.last() {
+                    None => input.iter().find(|f| f.name.value == name.value).cloned(),
+                    Some(parent) => record_of(&parent.ty)
+                        .and_then(|record| service.record(record))
+                        .and_then(|fields| fields.into_iter().find(|f| f.name.value == name.value)),
+                };
+                segments.push(resolved(found, name));
+            }
+            ValueSource::Input(segments)
+        }
+        Expr::Path { root, fields } => {
+            let step = before
+                .iter()
+                .find(|s| s.name.as_ref().is_some_and(|n| n.value == root.value));
+            let call = step.and_then(|step| match &step.action {
+                StepAction::Call(call) => Some(call),
+                StepAction::Pay { .. } => None,
+            });
+            let call = resolved(call, root);
+            let (_, rpc) = resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
+            let first = &fields[0];
+            let field = rpc.response.iter().find(|f| f.name.value == first.value);
+            ValueSource::StepResult {
+                step: root.value.clone(),
+                field: resolved(field, first).clone(),
+            }
+        }
+        _ => ValueSource::Direct,
+    };
+    ValueIr {
+        expr,
+        ty: typed.ty,
+        source,
     }
 }

@@ -3,6 +3,7 @@
 //! recorded undos in one transaction.
 
 use super::*;
+use crate::lower::{ValueIr, ValueSource};
 
 impl Grpc<'_> {
     /// A `create` handler backed by steps: the calls and payments in order (each undone, newest
@@ -14,7 +15,7 @@ impl Grpc<'_> {
         let input = input_type(route);
         let mut steps = Vec::new();
         for (index, step) in lowered.steps.iter().enumerate() {
-            steps.push(self.step(route, &route.steps[..index], step, index));
+            steps.push(self.step(step, index));
         }
         let input_fields = route_input(self.service, route);
         let columns = entity.columns();
@@ -24,8 +25,8 @@ impl Grpc<'_> {
                 ColumnSource::Id => return quote!(#ident,),
                 ColumnSource::Owner => quote!(caller.user_id),
                 ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(now),
-                ColumnSource::Input => match route.set.iter().find(|(n, _)| n.value == c.name) {
-                    Some((_, expr)) => self.plain_value(route, expr, &c.ty),
+                ColumnSource::Input => match lowered.set.iter().find(|(n, _)| n.value == c.name) {
+                    Some((_, value)) => self.plain_value(value, &c.ty),
                     None => {
                         if input_fields.iter().any(|f| f.name.value == c.name) {
                             if is_copy(&c.ty) {
@@ -123,18 +124,13 @@ impl Grpc<'_> {
         }
     }
 
-    pub(super) fn step(
-        &self,
-        route: &Route,
-        before: &[Step],
-        lowered: &StepIr,
-        index: usize,
-    ) -> TokenStream {
+    /// One step: its undo recorded first, then its call (or payment).
+    pub(super) fn step(&self, lowered: &StepIr, index: usize) -> TokenStream {
         let step = lowered.model;
         let failed = quote!(return Err(saga.fail(rpc::api_error(&status)).await));
         match &lowered.action {
             StepActionIr::Call(call) => {
-                let invocation = self.invocation(route, before, call, quote!(calls));
+                let invocation = self.invocation(call, quote!(calls));
                 let result = match &step.name {
                     Some(name) => result_ident(&name.value),
                     None => format_ident!("step_{}", index + 1),
@@ -149,7 +145,7 @@ impl Grpc<'_> {
                 // even when its answer is lost.
                 let undo = lowered.undo.as_ref().map(|undo| {
                     let what = lit(&undo.model.target.text());
-                    let request = self.request(route, before, undo);
+                    let request = self.request(undo);
                     let (service, idempotent) = self.target(undo);
                     let path = lit(&format!(
                         "/{}.{}/{}",
@@ -166,14 +162,12 @@ impl Grpc<'_> {
                 quote! { #undo #bind }
             }
             StepActionIr::Pay { amount_cents, card } => {
-                let amount = self.plain_value(route, amount_cents, &Type::Int);
+                let amount = self.plain_value(amount_cents, &Type::Int);
                 let card = match card {
-                    Expr::Text(text) if text.is_empty() => quote!(None),
-                    expr => {
-                        let typed = expr_type(self.system, self.service, route, before, expr)
-                            .expect("validated");
-                        let value = self.plain_value(route, expr, &typed.ty);
-                        if matches!(typed.ty, Type::Optional(_)) {
+                    None => quote!(None),
+                    Some(card) => {
+                        let value = self.plain_value(card, &card.ty);
+                        if matches!(card.ty, Type::Optional(_)) {
                             quote!((#value).as_deref())
                         } else {
                             quote!(Some((#value).as_str()))
@@ -211,120 +205,90 @@ impl Grpc<'_> {
         quote!(|channel, request| async move { #proto::#module::#client::new(channel).#method(request).await })
     }
 
-    pub(super) fn invocation(
-        &self,
-        route: &Route,
-        before: &[Step],
-        call: &CallIr,
-        calls: TokenStream,
-    ) -> TokenStream {
-        let request = self.request(route, before, call);
+    /// The call of `call` through the outgoing calls `calls`.
+    pub(super) fn invocation(&self, call: &CallIr, calls: TokenStream) -> TokenStream {
+        let request = self.request(call);
         let send = self.send(call);
         let (service, idempotent) = self.target(call);
         quote!(#calls.call(#service, #idempotent, #request, #send).await)
     }
 
     /// The request message of a call, from its `with` values.
-    pub(super) fn request(&self, route: &Route, before: &[Step], call: &CallIr) -> TokenStream {
+    pub(super) fn request(&self, call: &CallIr) -> TokenStream {
         let (target, rpc) = (call.service, call.rpc);
         let proto = proto_module(self.system, &target.name.value);
         let ty = format_ident!("{}Request", rpc.name.value);
-        let mut complete = true;
-        let fields: Vec<TokenStream> = rpc
-            .request
-            .iter()
-            .filter_map(|field| {
-                let Some((_, expr)) = call
-                    .model
-                    .with
-                    .iter()
-                    .find(|(n, _)| n.value == field.name.value)
-                else {
-                    complete = false;
-                    return None;
-                };
-                let ident = rust_ident(&field.name.value);
-                let typed =
-                    expr_type(self.system, self.service, route, before, expr).expect("validated");
-                let value = if !expr.reads_step_result() {
-                    // A place is borrowed as it is; anything else is made, then borrowed.
-                    let plain = match self.plain_place(route, expr) {
+        let fields = call.with.iter().map(|(field, value)| {
+            let ident = rust_ident(&field.name.value);
+            let value = match &value.source {
+                // A value read from another call's result is already in protobuf form.
+                ValueSource::StepResult { .. } => self.proto_path(value),
+                // A place is borrowed as it is; anything else is made, then borrowed.
+                ValueSource::Direct | ValueSource::Input(_) => {
+                    let plain = match self.plain_place(value) {
                         Some(place) => quote!(&#place),
                         None => {
-                            let value = self.plain_value(route, expr, &typed.ty);
-                            quote!(&(#value))
+                            let made = self.plain_value(value, &value.ty);
+                            quote!(&(#made))
                         }
                     };
-                    self.plain_to_proto(&plain, &typed.ty, &field.ty)
-                } else {
-                    // A value read from another call's result is already in protobuf form.
-                    self.proto_path(expr, &typed)
-                };
-                Some(quote!(#ident: #value,))
-            })
-            .collect();
-        let rest = (!complete).then(|| quote!(..Default::default()));
+                    self.plain_to_proto(&plain, &value.ty, &field.ty)
+                }
+            };
+            quote!(#ident: #value,)
+        });
+        let rest = (!call.is_complete()).then(|| quote!(..Default::default()));
         quote!(#proto::#ty { #(#fields)* #rest })
     }
 
     /// A step result's field as it arrived (protobuf form).
-    pub(super) fn proto_path(&self, expr: &Expr, typed: &Typed) -> TokenStream {
-        let Expr::Path { root, fields } = expr else {
-            unreachable!("only paths read results")
+    pub(super) fn proto_path(&self, value: &ValueIr) -> TokenStream {
+        let ValueSource::StepResult { step, field } = &value.source else {
+            unreachable!("only step results are read in protobuf form")
         };
-        let root = result_ident(&root.value);
-        let field = rust_ident(&fields[0].value);
-        if proto_copy(&typed.ty) {
+        let root = result_ident(step);
+        let field = rust_ident(&field.name.value);
+        if proto_copy(&value.ty) {
             quote!(#root.#field)
         } else {
             quote!(#root.#field.clone())
         }
     }
 
-    /// The place that holds `expr`'s value, when there is one to borrow: `$caller`, `$id` and
-    /// input paths that cross no optional value.
-    pub(super) fn plain_place(&self, route: &Route, expr: &Expr) -> Option<TokenStream> {
-        match expr {
-            Expr::Caller => Some(quote!(caller.user_id)),
-            Expr::Id => Some(quote!(id)),
-            Expr::Path { root, fields } if root.value == "input" => {
-                let mut ty = route_input(self.service, route)
-                    .into_iter()
-                    .find(|f| f.name.value == fields[0].value)?
-                    .ty;
-                let first = rust_ident(&fields[0].value);
-                let mut place = quote!(input.#first);
-                for field in &fields[1..] {
-                    let Type::Message(record) = &ty else {
-                        return None;
-                    };
-                    ty = self
-                        .service
-                        .record(record)?
-                        .into_iter()
-                        .find(|f| f.name.value == field.value)?
-                        .ty;
-                    let ident = rust_ident(&field.value);
-                    place = quote!(#place.#ident);
+    /// The place that holds a value, when there is one to borrow: `$caller`, `$id` and input
+    /// paths that cross no optional value.
+    pub(super) fn plain_place(&self, value: &ValueIr) -> Option<TokenStream> {
+        match (&value.source, value.expr) {
+            (ValueSource::Direct, Expr::Caller) => Some(quote!(caller.user_id)),
+            (ValueSource::Direct, Expr::Id) => Some(quote!(id)),
+            (ValueSource::Input(segments), _) => {
+                let crosses_optional = segments[..segments.len() - 1]
+                    .iter()
+                    .any(|segment| !matches!(segment.ty, Type::Message(_)));
+                if crosses_optional {
+                    return None;
                 }
-                Some(place)
+                let path = segments
+                    .iter()
+                    .map(|segment| rust_ident(&segment.name.value));
+                Some(quote!(input #(.#path)*))
             }
             _ => None,
         }
     }
 
-    /// A plain (owned) value of type `ty` for `expr`: literals, `$caller`, `$id`, paths into the
-    /// input, and step results converted from their protobuf form.
-    pub(super) fn plain_value(&self, route: &Route, expr: &Expr, ty: &Type) -> TokenStream {
-        match expr {
-            Expr::Caller => quote!(caller.user_id),
-            Expr::Id => quote!(id),
-            Expr::Int(n) => {
+    /// A plain (owned) value of type `ty`: literals, `$caller`, `$id`, paths into the input,
+    /// and step results converted from their protobuf form.
+    pub(super) fn plain_value(&self, value: &ValueIr, ty: &Type) -> TokenStream {
+        match (&value.source, value.expr) {
+            (ValueSource::Direct, Expr::Caller) => quote!(caller.user_id),
+            (ValueSource::Direct, Expr::Id) => quote!(id),
+            (ValueSource::Direct, Expr::Int(n)) => {
                 let n = Literal::i64_unsuffixed(*n);
                 quote!(#n)
             }
-            Expr::Bool(b) => quote!(#b),
-            Expr::Text(text) => {
+            (ValueSource::Direct, Expr::Bool(b)) => quote!(#b),
+            (ValueSource::Direct, Expr::Text(text)) => {
                 let text = lit(text);
                 if matches!(ty, Type::Optional(_)) {
                     quote!(Some(#text.to_owned()))
@@ -332,85 +296,62 @@ impl Grpc<'_> {
                     quote!(#text.to_owned())
                 }
             }
-            Expr::Path { root, fields } if root.value == "input" => {
-                let input = route_input(self.service, route);
-                let mut current = input
-                    .iter()
-                    .find(|f| f.name.value == fields[0].value)
-                    .expect("validated")
-                    .ty
-                    .clone();
-                let first = rust_ident(&fields[0].value);
-                let mut value = quote!(input.#first);
-                let mut optional = matches!(current, Type::Optional(_));
-                let mut owned = false;
-                for field in &fields[1..] {
-                    let typed = Typed {
-                        ty: current.clone(),
-                        owner: self.service,
-                    }
-                    .field(&field.value)
-                    .expect("validated");
-                    let ident = rust_ident(&field.value);
-                    let inner_optional = matches!(typed.ty, Type::Optional(_));
-                    let inner_type = self
-                        .service
-                        .record(record_of(&current).expect("a message"))
-                        .expect("validated")
-                        .into_iter()
-                        .find(|f| f.name.value == field.value)
-                        .expect("validated")
-                        .ty;
-                    let take = if is_copy(&inner_type) {
-                        quote!(v.#ident)
-                    } else {
-                        quote!(v.#ident.clone())
-                    };
-                    value = if optional {
-                        owned = true;
-                        if matches!(inner_type, Type::Optional(_)) {
-                            quote!(#value.as_ref().and_then(|v| #take))
-                        } else {
-                            quote!(#value.as_ref().map(|v| #take))
-                        }
-                    } else {
-                        quote!(#value.#ident)
-                    };
-                    optional = optional || inner_optional;
-                    current = typed.ty;
-                }
-                if owned || is_copy(&current) {
-                    value
-                } else {
-                    quote!(#value.clone())
-                }
-            }
-            Expr::Path { root, fields } => {
+            (ValueSource::Direct, Expr::Path { .. }) => unreachable!("paths have a source"),
+            (ValueSource::Input(segments), _) => input_value(segments),
+            (ValueSource::StepResult { step, field }, _) => {
                 // A step's result, in protobuf form: converted to the plain type wanted.
-                let step = route
-                    .steps
-                    .iter()
-                    .find(|s| s.name.as_ref().is_some_and(|n| n.value == root.value))
-                    .expect("validated");
-                let StepAction::Call(call) = &step.action else {
-                    unreachable!("validated")
-                };
-                let (_, rpc) = find_rpc(self.system, &call.target).expect("validated");
-                let field = rpc
-                    .response
-                    .iter()
-                    .find(|f| f.name.value == fields[0].value)
-                    .expect("validated");
-                let root = result_ident(&root.value);
-                let ident = rust_ident(&fields[0].value);
+                let root = result_ident(step);
+                let ident = rust_ident(&field.name.value);
                 let source = if proto_copy(&field.ty) {
                     quote!(#root.#ident)
                 } else {
                     quote!(#root.#ident.clone())
                 };
-                proto_to_plain(&source, &field.ty, ty, &fields[0].value)
+                proto_to_plain(&source, &field.ty, ty, &field.name.value)
             }
         }
+    }
+}
+
+/// The owned plain value at a path into the request body, given each field on the way with its
+/// declared type: past an optional value the rest is read through `Option` (and owned).
+fn input_value(segments: &[Field]) -> TokenStream {
+    let (first, rest) = segments.split_first().expect("a path names a field");
+    let first_ident = rust_ident(&first.name.value);
+    let mut value = quote!(input.#first_ident);
+    let mut current = first.ty.clone();
+    let mut optional = matches!(current, Type::Optional(_));
+    let mut owned = false;
+    for segment in rest {
+        let ident = rust_ident(&segment.name.value);
+        let declared = &segment.ty;
+        let take = if is_copy(declared) {
+            quote!(v.#ident)
+        } else {
+            quote!(v.#ident.clone())
+        };
+        value = if optional {
+            owned = true;
+            if matches!(declared, Type::Optional(_)) {
+                quote!(#value.as_ref().and_then(|v| #take))
+            } else {
+                quote!(#value.as_ref().map(|v| #take))
+            }
+        } else {
+            quote!(#value.#ident)
+        };
+        current = if matches!(current, Type::Optional(_)) && !matches!(declared, Type::Optional(_))
+        {
+            Type::Optional(Box::new(declared.clone()))
+        } else {
+            declared.clone()
+        };
+        optional = optional || matches!(declared, Type::Optional(_));
+    }
+    if owned || is_copy(&current) {
+        value
+    } else {
+        quote!(#value.clone())
     }
 }
 
