@@ -302,6 +302,14 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// The signed-in caller, for an RPC that runs a route which needs one: `UNAUTHENTICATED`
+    /// when the call carries no user.
+    pub fn signed_in(&self) -> Result<Caller, Status> {
+        self.caller
+            .clone()
+            .ok_or_else(|| Status::unauthenticated("the route needs a signed-in caller"))
+    }
+
     /// The caller and deadline of a request the service's middleware has verified.
     pub fn of<T>(request: &tonic::Request<T>) -> Incoming {
         let caller = request

@@ -42,12 +42,7 @@ impl Grpc<'_> {
             route.path
         ));
         let caller = (!route.public).then(|| {
-            quote! {
-                let caller = incoming
-                    .caller
-                    .clone()
-                    .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
-            }
+            quote!(let caller = incoming.signed_in()?;)
         });
         let caller_arg = (!route.public).then(|| quote!(caller,));
         let field = rust_ident(&entity.name.value);

@@ -442,10 +442,7 @@ impl shop_contracts::proto::order::order_api_service_server::OrderApiService for
         tonic::Status,
     > {
         let incoming = rpc::Incoming::of(&request);
-        let caller = incoming
-            .caller
-            .clone()
-            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let caller = incoming.signed_in()?;
         let request = request.into_inner();
         let input = CreateOrderInput {
             items: FromProto::from_proto(request.items.clone())?,
@@ -480,10 +477,7 @@ impl shop_contracts::proto::order::order_api_service_server::OrderApiService for
         tonic::Status,
     > {
         let incoming = rpc::Incoming::of(&request);
-        let caller = incoming
-            .caller
-            .clone()
-            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let caller = incoming.signed_in()?;
         let request = request.into_inner();
         let page = svcgen_runtime::http::Page::with(request.limit, request.cursor.as_deref())
             .map_err(|error| rpc::status_of(&error))?;
@@ -512,10 +506,7 @@ impl shop_contracts::proto::order::order_api_service_server::OrderApiService for
         tonic::Status,
     > {
         let incoming = rpc::Incoming::of(&request);
-        let caller = incoming
-            .caller
-            .clone()
-            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let caller = incoming.signed_in()?;
         let request = request.into_inner();
         let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
         let answer = incoming

@@ -666,10 +666,7 @@ impl shop_contracts::proto::product::product_api_service_server::ProductApiServi
         tonic::Status,
     > {
         let incoming = rpc::Incoming::of(&request);
-        let caller = incoming
-            .caller
-            .clone()
-            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let caller = incoming.signed_in()?;
         let request = request.into_inner();
         let input = NewProduct {
             name: request.name.clone(),
@@ -759,10 +756,7 @@ impl shop_contracts::proto::product::product_api_service_server::ProductApiServi
         tonic::Status,
     > {
         let incoming = rpc::Incoming::of(&request);
-        let caller = incoming
-            .caller
-            .clone()
-            .ok_or_else(|| tonic::Status::unauthenticated("the route needs a signed-in caller"))?;
+        let caller = incoming.signed_in()?;
         let request = request.into_inner();
         let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
         let patch = ProductPatch {
