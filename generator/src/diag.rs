@@ -120,9 +120,80 @@ impl Diagnostic {
     }
 }
 
+/// The lines of a text, found in one pass so that a position is looked up without rescanning
+/// the text: loading a spec asks for one per YAML value.
+///
+/// Lines are those of [`str::lines`]: split at `\n`, a `\r` before it dropped, no empty line
+/// after a final `\n`.
+#[derive(Debug, Clone)]
+pub(crate) struct LineIndex<'a> {
+    source: &'a str,
+    /// Byte offset where each line starts.
+    starts: Vec<usize>,
+    /// Whether each line is ASCII only, where a column (in characters) is also a byte offset.
+    ascii: Vec<bool>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Indexes the lines of `source`.
+    pub(crate) fn new(source: &'a str) -> Self {
+        let after_newlines = source
+            .bytes()
+            .enumerate()
+            .filter(|&(i, b)| b == b'\n' && i + 1 < source.len())
+            .map(|(i, _)| i + 1);
+        let starts: Vec<usize> = if source.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(0).chain(after_newlines).collect()
+        };
+        let ends = starts.iter().skip(1).copied().chain([source.len()]);
+        let ascii = starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| source[start..end].is_ascii())
+            .collect();
+        Self {
+            source,
+            starts,
+            ascii,
+        }
+    }
+
+    /// How many lines there are (as `source.lines().count()`).
+    pub(crate) fn line_count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Line `line` (1-based) without its line ending (as `source.lines().nth(line - 1)`).
+    pub(crate) fn line(&self, line: usize) -> Option<&'a str> {
+        let i = line.checked_sub(1)?;
+        let start = *self.starts.get(i)?;
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.source.len());
+        let text = &self.source[start..end];
+        Some(match text.strip_suffix('\n') {
+            Some(text) => text.strip_suffix('\r').unwrap_or(text),
+            None => text,
+        })
+    }
+
+    /// The rest of line `line` from column `col` (both 1-based, the column in characters), or
+    /// `None` when the line has no such column.
+    pub(crate) fn rest_of_line(&self, line: usize, col: usize) -> Option<&'a str> {
+        let text = self.line(line)?;
+        let skip = col.checked_sub(1)?;
+        let start = if self.ascii[line - 1] {
+            (skip < text.len()).then_some(skip)?
+        } else {
+            text.char_indices().nth(skip).map(|(i, _)| i)?
+        };
+        Some(&text[start..])
+    }
+}
+
 /// Renders diagnostics for a terminal or a file: one block per problem and a summary line.
 pub fn render(path: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
-    let lines: Vec<&str> = source.lines().collect();
+    let lines = LineIndex::new(source);
     let mut out = String::new();
     for d in diagnostics {
         let label = match d.severity {
@@ -134,7 +205,7 @@ pub fn render(path: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
             "{path}:{}:{}: {label}: {}",
             d.span.line, d.span.col, d.message
         );
-        if let Some(text) = d.span.line.checked_sub(1).and_then(|i| lines.get(i)) {
+        if let Some(text) = lines.line(d.span.line) {
             let number = d.span.line.to_string();
             let pad = " ".repeat(number.len());
             let _ = writeln!(out, "{pad} |");
@@ -235,6 +306,43 @@ mod tests {
             Some("did you mean `services`?".into())
         );
         assert_eq!(did_you_mean("banana", ["store", "routes"]), None);
+    }
+
+    #[test]
+    fn line_index_agrees_with_str_lines() {
+        for source in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\n\nb\n",
+            "a\r\nb\r\n",
+            "a\r",
+            "\n\n\n",
+            "é: ü\nx: 1",
+        ] {
+            let index = LineIndex::new(source);
+            let lines: Vec<&str> = source.lines().collect();
+            assert_eq!(index.line_count(), lines.len(), "{source:?}");
+            for n in 0..=lines.len() + 1 {
+                let expected = n.checked_sub(1).and_then(|i| lines.get(i).copied());
+                assert_eq!(index.line(n), expected, "{source:?} line {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn line_index_finds_columns_in_characters() {
+        let index = LineIndex::new("key: value\nnämé: \"x\"\r\n");
+        assert_eq!(index.rest_of_line(1, 1), Some("key: value"));
+        assert_eq!(index.rest_of_line(1, 6), Some("value"));
+        assert_eq!(index.rest_of_line(1, 10), Some("e"));
+        assert_eq!(index.rest_of_line(1, 11), None);
+        assert_eq!(index.rest_of_line(1, 0), None);
+        assert_eq!(index.rest_of_line(2, 7), Some("\"x\""));
+        assert_eq!(index.rest_of_line(2, 10), None);
+        assert_eq!(index.rest_of_line(3, 1), None);
     }
 
     #[test]

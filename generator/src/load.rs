@@ -3,9 +3,10 @@
 //! The tree is deliberately untyped: the resolve stage reads it key by key so that it can report
 //! every unknown key, wrong type and bad reference in one run instead of stopping at the first.
 
-use crate::diag::{Diagnostic, Span};
+use crate::diag::{Diagnostic, LineIndex, Span};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::{Options, Spanned};
 
 /// A YAML value with its position.
 #[derive(Debug, Clone)]
@@ -49,18 +50,59 @@ impl Node {
     }
 }
 
+/// Most YAML values (mappings, lists and scalars) a spec may have. A spec of 2,000 services
+/// has about 200,000; the bound stops a runaway document before it takes all memory.
+const MAX_NODES: usize = 4_000_000;
+/// Most values that aliases (`*name`) may add by repeating what an anchor (`&name`) marked: as
+/// many as the parser allows a whole document by default. This is what stops an alias bomb, a
+/// few lines that repeat each other into billions of values.
+const MAX_ALIAS_EXPANSION: usize = 250_000;
+/// Deepest nesting of mappings and lists; a spec nests about ten deep.
+const MAX_DEPTH: usize = 32;
+
 /// Parses `source` into a node tree, or returns the syntax error with its position.
 pub fn load(source: &str) -> Result<Node, Diagnostic> {
-    let raw: Spanned<RawNode> =
-        serde_saphyr::from_str(source).map_err(|e| syntax_error(source, &e))?;
-    Ok(convert(source, raw))
+    let lines = LineIndex::new(source);
+    let raw: Spanned<RawNode> = serde_saphyr::from_str_with_options(source, yaml_options())
+        .map_err(|e| syntax_error(&lines, &e))?;
+    Ok(convert(&lines, raw))
 }
 
-fn syntax_error(source: &str, error: &serde_saphyr::Error) -> Diagnostic {
+/// Limits of what a spec may make the parser do: generous for honest specs of any size, tight
+/// for the ones aliases blow up.
+fn yaml_options() -> Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_NODES,
+            // Every node is an event, collections have an end event and comments count too.
+            max_events: 3 * MAX_NODES,
+            max_depth: MAX_DEPTH,
+            // The ratio heuristic refuses an anchor reused by many services, which is honest;
+            // the expansion limits below bound what aliases can do however often they are used.
+            enforce_alias_anchor_ratio: false,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_ALIAS_EXPANSION,
+            // An alias inside what another alias repeats: no deeper than the document nests.
+            max_replay_stack_depth: MAX_DEPTH,
+        },
+    }
+}
+
+fn syntax_error(lines: &LineIndex, error: &serde_saphyr::Error) -> Diagnostic {
     let (line, col) = error
         .location()
         .map(|l| (l.line() as usize, l.column() as usize))
         .unwrap_or((1, 1));
+    let line = line.clamp(1, lines.line_count().max(1));
+    let at = |len: usize| Span {
+        line,
+        col: col.max(1),
+        len,
+    };
+    if let Some((message, hint)) = limit_exceeded(error) {
+        return Diagnostic::error(at(1), message).with_hint(hint);
+    }
     // The library's Display carries its own snippet; keep only the sentence.
     let text = error.to_string();
     let first = text.lines().next().unwrap_or("invalid YAML");
@@ -70,27 +112,64 @@ fn syntax_error(source: &str, error: &serde_saphyr::Error) -> Diagnostic {
         .filter(|(position, _)| position.starts_with("line "))
         .map_or(first, |(_, rest)| rest)
         .to_string();
-    let line = line.clamp(1, source.lines().count().max(1));
     if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
         let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
         return Diagnostic::error(
-            Span {
-                line,
-                col: col.max(1),
-                len: key.chars().count().max(1),
-            },
+            at(key.chars().count().max(1)),
             format!("duplicate key `{key}`"),
         )
         .with_hint("a key appears once in a mapping; merge the two entries or rename one");
     }
-    Diagnostic::error(
-        Span {
-            line,
-            col: col.max(1),
-            len: 1,
+    Diagnostic::error(at(1), format!("invalid YAML: {message}"))
+}
+
+/// The hint for a spec refused for its size.
+const TOO_LARGE: &str = "split the system, or look for generated text that repeats without end";
+
+/// The message and hint for a document refused by one of the limits of [`yaml_options`].
+fn limit_exceeded(error: &serde_saphyr::Error) -> Option<(String, &'static str)> {
+    use serde_saphyr::Error;
+    let mut error = error;
+    while let Error::WithSnippet { error: inner, .. } | Error::AliasError { error: inner, .. } =
+        error
+    {
+        error = inner;
+    }
+    let aliases = || {
+        Some((
+            format!(
+                "the spec's aliases expand to more than {MAX_ALIAS_EXPANSION} YAML values: \
+                 svcgen refuses such a document (an alias bomb)"
+            ),
+            "write the repeated parts out, or alias them fewer times",
+        ))
+    };
+    match error {
+        Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. }
+        | Error::AliasReplayCounterOverflow { .. } => aliases(),
+        Error::Budget { breach, .. } => match breach {
+            BudgetBreach::Aliases { .. }
+            | BudgetBreach::Anchors { .. }
+            | BudgetBreach::AliasAnchorRatio { .. }
+            | BudgetBreach::RecordedAnchorEvents { .. }
+            | BudgetBreach::RecordedAnchorBytes { .. } => aliases(),
+            BudgetBreach::Depth { .. } => Some((
+                format!("the spec nests mappings and lists more than {MAX_DEPTH} deep"),
+                "a spec nests about ten deep; look for a runaway indentation or bracket",
+            )),
+            BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => Some((
+                format!("the spec has more than {MAX_NODES} YAML values, more than svcgen reads"),
+                TOO_LARGE,
+            )),
+            other => Some((
+                format!("the spec is larger than svcgen reads ({other:?})"),
+                TOO_LARGE,
+            )),
         },
-        format!("invalid YAML: {message}"),
-    )
+        _ => None,
+    }
 }
 
 /// What serde-saphyr gives us: values with spans, scalars typed by YAML's rules.
@@ -103,7 +182,7 @@ enum RawNode {
     Null,
 }
 
-fn convert(source: &str, raw: Spanned<RawNode>) -> Node {
+fn convert(lines: &LineIndex, raw: Spanned<RawNode>) -> Node {
     let line = raw.referenced.line() as usize;
     let col = raw.referenced.column() as usize;
     let (kind, len) = match raw.value {
@@ -111,22 +190,25 @@ fn convert(source: &str, raw: Spanned<RawNode>) -> Node {
             Kind::Map(
                 entries
                     .into_iter()
-                    .map(|(k, v)| (convert(source, k), convert(source, v)))
+                    .map(|(k, v)| (convert(lines, k), convert(lines, v)))
                     .collect(),
             ),
             1,
         ),
         RawNode::Seq(items) => (
-            Kind::Seq(items.into_iter().map(|i| convert(source, i)).collect()),
+            Kind::Seq(items.into_iter().map(|i| convert(lines, i)).collect()),
             1,
         ),
         RawNode::Text(text) => {
-            let quoted = source_at(source, line, col).is_some_and(|s| s.starts_with(['"', '\'']));
+            let quoted = lines
+                .rest_of_line(line, col)
+                .is_some_and(|s| s.starts_with(['"', '\'']));
             let width = text.chars().count() + if quoted { 2 } else { 0 };
             (Kind::Scalar(text), width)
         }
         RawNode::Typed(fallback) => {
-            let written = source_at(source, line, col)
+            let written = lines
+                .rest_of_line(line, col)
                 .map(plain_token)
                 .filter(|t| !t.is_empty());
             let text = written.map_or(fallback, str::to_string);
@@ -143,16 +225,6 @@ fn convert(source: &str, raw: Spanned<RawNode>) -> Node {
         },
         kind,
     }
-}
-
-/// The rest of line `line` from column `col` (1-based, in characters).
-fn source_at(source: &str, line: usize, col: usize) -> Option<&str> {
-    let text = source.lines().nth(line.checked_sub(1)?)?;
-    let start = text
-        .char_indices()
-        .nth(col.checked_sub(1)?)
-        .map(|(i, _)| i)?;
-    Some(&text[start..])
 }
 
 /// A plain (unquoted) scalar as written: up to a flow indicator, a `: ` or a comment.
@@ -263,6 +335,100 @@ mod tests {
                 len: 4
             }
         );
+    }
+
+    /// How many YAML values (mappings, lists, scalars) a tree holds.
+    fn count_nodes(node: &Node) -> usize {
+        1 + match &node.kind {
+            Kind::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum(),
+            Kind::Seq(items) => items.iter().map(count_nodes).sum(),
+            Kind::Scalar(_) | Kind::Null => 0,
+        }
+    }
+
+    /// A document of `lines` lines of five values each (the key, a list and its three items).
+    fn honest_document(lines: usize) -> String {
+        let mut source = String::with_capacity(lines * 32);
+        source.push_str("items:\n");
+        for i in 0..lines {
+            source.push_str(&format!("  key_{i}: [text, {i}, true]\n"));
+        }
+        source
+    }
+
+    fn assert_loads_every_line(lines: usize, more_values_than: usize) {
+        let root = load(&honest_document(lines)).unwrap_or_else(|d| panic!("{}", d.message));
+        let values = count_nodes(&root);
+        assert!(values > more_values_than, "{values}");
+        let Kind::Map(top) = &root.kind else {
+            panic!("map expected")
+        };
+        let Kind::Map(items) = &top[0].1.kind else {
+            panic!("map expected")
+        };
+        let (key, value) = items.last().unwrap();
+        assert_eq!(key.span.line, lines + 1);
+        let Kind::Seq(values) = &value.kind else {
+            panic!("list expected")
+        };
+        assert_eq!(values[1].as_str(), Some((lines - 1).to_string().as_str()));
+    }
+
+    #[test]
+    fn loads_more_values_than_the_parser_allows_by_default() {
+        assert_loads_every_line(52_000, 260_000);
+    }
+
+    // The workspace builds the parser optimized even in tests (Cargo.toml), or this would take
+    // about 40 s.
+    #[test]
+    fn loads_honest_documents_of_millions_of_values() {
+        assert_loads_every_line(2_000_000 / 5 + 1_000, 2_000_000);
+    }
+
+    #[test]
+    fn loads_an_anchor_reused_by_many_entries() {
+        let mut source = String::from("first: &fields { title: string, body: text }\n");
+        for i in 0..2_000 {
+            source.push_str(&format!("copy_{i}: *fields\n"));
+        }
+        let root = load(&source).unwrap_or_else(|d| panic!("{}", d.message));
+        assert_eq!(count_nodes(&root), 1 + 2 * 2_001 + 4 * 2_001);
+    }
+
+    #[test]
+    fn refuses_an_alias_bomb() {
+        // Nine levels of ten aliases each: a billion values from ten lines.
+        let mut source =
+            String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..=9 {
+            let previous = format!("*l{}", level - 1);
+            let items = [previous.as_str(); 10].join(", ");
+            source.push_str(&format!("l{level}: &l{level} [{items}]\n"));
+        }
+        let error = load(&source).unwrap_err();
+        assert!(
+            error
+                .message
+                .starts_with("the spec's aliases expand to more than"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.contains("alias bomb"), "{}", error.message);
+        assert!(error.hint.is_some());
+        assert!((1..=10).contains(&error.span.line), "{:?}", error.span);
+    }
+
+    #[test]
+    fn refuses_runaway_nesting() {
+        let depth = MAX_DEPTH + 8;
+        let source = format!("a: {}x{}\n", "[".repeat(depth), "]".repeat(depth));
+        let error = load(&source).unwrap_err();
+        assert!(error.message.contains("nests"), "{}", error.message);
+        assert_eq!(error.span.line, 1);
     }
 
     #[test]

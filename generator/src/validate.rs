@@ -211,13 +211,35 @@ pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
 
 /// Checks the whole model.
 pub fn validate(system: &System, d: &mut Diagnostics) {
+    let declared = Declared::new(system);
     check_services(system, d);
     check_single_notify_service(system, d);
-    check_stores(system, d);
-    check_auth(system, d);
-    check_routes(system, d);
-    check_events(system, d);
+    check_stores(system, &declared, d);
+    check_auth(system, &declared, d);
+    check_routes(system, &declared, d);
+    check_events(system, &declared, d);
     crate::rpc::check(system, d);
+}
+
+/// The stores and events of the system by name: every service and route refers to them, and a
+/// large system has thousands of each, too many to search the lists for every reference.
+struct Declared<'a> {
+    stores: BTreeSet<&'a str>,
+    /// The first event of each name, as a search of the list would find.
+    events: BTreeMap<&'a str, &'a Event>,
+}
+
+impl<'a> Declared<'a> {
+    fn new(system: &'a System) -> Self {
+        let mut events = BTreeMap::new();
+        for event in &system.events {
+            events.entry(event.name.as_str()).or_insert(event);
+        }
+        Self {
+            stores: system.stores.iter().map(|s| s.name.as_str()).collect(),
+            events,
+        }
+    }
 }
 
 fn check_services(system: &System, d: &mut Diagnostics) {
@@ -283,7 +305,7 @@ fn check_single_notify_service(system: &System, d: &mut Diagnostics) {
     }
 }
 
-fn check_stores(system: &System, d: &mut Diagnostics) {
+fn check_stores(system: &System, declared: &Declared, d: &mut Diagnostics) {
     let mut owner_of: BTreeMap<&str, &Service> = BTreeMap::new();
     for service in &system.services {
         let needs_store = service.uses.is_some() || !service.entities.is_empty();
@@ -300,7 +322,7 @@ fn check_stores(system: &System, d: &mut Diagnostics) {
             }
             continue;
         };
-        if !system.stores.iter().any(|s| s.name.value == store.value) {
+        if !declared.stores.contains(store.as_str()) {
             d.error(store.span, format!("unknown store `{}`", store.value))
                 .hint(
                     did_you_mean(&store.value, system.stores.iter().map(|s| s.name.as_str()))
@@ -330,7 +352,7 @@ fn check_stores(system: &System, d: &mut Diagnostics) {
     }
 }
 
-fn check_auth(system: &System, d: &mut Diagnostics) {
+fn check_auth(system: &System, declared: &Declared, d: &mut Diagnostics) {
     let issuers: Vec<&Service> = system
         .services
         .iter()
@@ -396,7 +418,7 @@ fn check_auth(system: &System, d: &mut Diagnostics) {
     for service in &issuers {
         for (moment, event_name) in service.auth_emit.events() {
             let provided = auth_event_fields(moment);
-            let Some(event) = find_event(system, event_name, d) else {
+            let Some(event) = find_event(system, declared, event_name, d) else {
                 continue;
             };
             for field in &event.fields {
@@ -415,7 +437,7 @@ fn check_auth(system: &System, d: &mut Diagnostics) {
     }
 }
 
-fn check_routes(system: &System, d: &mut Diagnostics) {
+fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
     // Same method and path (any parameter name) served twice: the gateway could not tell them apart.
     let mut seen: BTreeMap<(Method, String), String> = BTreeMap::new();
     let shape = |path: &str| {
@@ -497,7 +519,7 @@ fn check_routes(system: &System, d: &mut Diagnostics) {
                     );
                     continue;
                 }
-                let Some(event) = find_event(system, emit, d) else {
+                let Some(event) = find_event(system, declared, emit, d) else {
                     continue;
                 };
                 check_emit_contract(entity, event, emit, d);
@@ -581,7 +603,7 @@ pub fn emit_source(entity: &Entity, field: &str) -> Option<Column> {
     })
 }
 
-fn check_events(system: &System, d: &mut Diagnostics) {
+fn check_events(system: &System, declared: &Declared, d: &mut Diagnostics) {
     let mut produced: BTreeSet<&str> = BTreeSet::new();
     let mut consumed: BTreeSet<&str> = BTreeSet::new();
     for service in &system.services {
@@ -590,7 +612,7 @@ fn check_events(system: &System, d: &mut Diagnostics) {
     }
     for service in &system.services {
         for consumer in &service.consumers {
-            let Some(event) = find_event(system, &consumer.event, d) else {
+            let Some(event) = find_event(system, declared, &consumer.event, d) else {
                 continue;
             };
             if !produced.contains(event.name.as_str()) {
@@ -702,8 +724,13 @@ pub fn placeholders(message: &str) -> Vec<&str> {
         .collect()
 }
 
-fn find_event<'a>(system: &'a System, name: &Name, d: &mut Diagnostics) -> Option<&'a Event> {
-    let found = system.events.iter().find(|e| e.name.value == name.value);
+fn find_event<'a>(
+    system: &System,
+    declared: &Declared<'a>,
+    name: &Name,
+    d: &mut Diagnostics,
+) -> Option<&'a Event> {
+    let found = declared.events.get(name.as_str()).copied();
     if found.is_none() {
         d.error(name.span, format!("unknown event `{}`", name.value))
             .hint(did_you_mean(&name.value, system.events.iter().map(|e| e.name.as_str()))
