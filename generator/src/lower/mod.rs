@@ -24,6 +24,17 @@ pub struct Ir<'m> {
     pub system: &'m System,
     /// One per service, in spec order.
     pub services: Vec<ServiceIr<'m>>,
+    /// Per event, the services that produce it and those that consume it, in spec order.
+    pub parties: BTreeMap<&'m str, Parties<'m>>,
+}
+
+/// The services that produce an event and those that consume it.
+#[derive(Debug, Default)]
+pub struct Parties<'m> {
+    /// Producers, in spec order.
+    pub producers: Vec<&'m str>,
+    /// Consumers, in spec order.
+    pub consumers: Vec<&'m str>,
 }
 
 /// One service, with what is derived from it.
@@ -61,6 +72,13 @@ pub struct ConsumerIr<'m> {
 }
 
 impl Ir<'_> {
+    /// The producers and consumers of `event` (none when nobody produces or consumes it).
+    pub fn parties(&self, event: &str) -> (&[&str], &[&str]) {
+        self.parties
+            .get(event)
+            .map_or((&[], &[]), |p| (p.producers.as_slice(), p.consumers.as_slice()))
+    }
+
     /// Whether any service has a gRPC contract.
     pub fn has_contracts(&self) -> bool {
         self.services.iter().any(|s| s.contract.is_some())
@@ -110,7 +128,29 @@ pub fn lower(system: &System) -> Ir<'_> {
             }
         })
         .collect();
-    Ir { system, services }
+    let mut parties: BTreeMap<&str, Parties> = BTreeMap::new();
+    for service in &system.services {
+        let name = service.name.as_str();
+        let mut produced: Vec<&str> = service.emitted_events().map(Name::as_str).collect();
+        produced.dedup();
+        for event in produced {
+            let producers = &mut parties.entry(event).or_default().producers;
+            if !producers.contains(&name) {
+                producers.push(name);
+            }
+        }
+        for consumer in &service.consumers {
+            let consumers = &mut parties.entry(consumer.event.as_str()).or_default().consumers;
+            if !consumers.contains(&name) {
+                consumers.push(name);
+            }
+        }
+    }
+    Ir {
+        system,
+        services,
+        parties,
+    }
 }
 
 pub(super) fn event<'m>(system: &'m System, name: &Name) -> Option<&'m Event> {

@@ -3,6 +3,7 @@
 //! its CloudEvents envelope. Built as data and written as YAML.
 
 use crate::ident::to_pascal;
+use crate::lower::Ir;
 use crate::model::*;
 use serde_json::{Map, Value, json};
 
@@ -75,7 +76,8 @@ fn envelope_schema(event: &Event, data: Value) -> Value {
 }
 
 /// The document, as YAML after `header`.
-pub fn document(system: &System, header: &str) -> String {
+pub fn document(ir: &Ir, header: &str) -> String {
+    let system = ir.system;
     let name = &system.name.value;
     let exchange = format!("{name}.events");
     let mut channels = Map::new();
@@ -111,7 +113,7 @@ pub fn document(system: &System, header: &str) -> String {
                 } },
             }),
         );
-        let (producers, consumers) = system.parties(&event.name.value);
+        let (producers, consumers) = ir.parties(&event.name.value);
         let reference = json!([{ "$ref": format!("#/channels/{key}/messages/{key}") }]);
         for producer in producers {
             operations.insert(

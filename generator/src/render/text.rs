@@ -373,7 +373,7 @@ pub fn readme(ir: &Ir, header: &str) -> String {
         .events
         .iter()
         .map(|event| {
-            let (producers, consumers) = system.parties(&event.name.value);
+            let (producers, consumers) = ir.parties(&event.name.value);
             EventView {
                 name: event.name.value.clone(),
                 description: event.description.clone().unwrap_or_default(),
@@ -383,8 +383,8 @@ pub fn readme(ir: &Ir, header: &str) -> String {
                     .map(|f| format!("`{}`: {}", f.name.value, f.ty.spec_text()))
                     .collect::<Vec<_>>()
                     .join(", "),
-                producers,
-                consumers,
+                producers: producers.to_vec(),
+                consumers: consumers.to_vec(),
             }
         })
         .collect();

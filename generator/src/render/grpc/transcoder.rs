@@ -41,9 +41,7 @@ impl Grpc<'_> {
             route.method.as_str(),
             route.path
         ));
-        let caller = (!route.public).then(|| {
-            quote!(let caller = incoming.signed_in()?;)
-        });
+        let caller = (!route.public).then(|| quote!(let caller = incoming.signed_in()?;));
         let caller_arg = (!route.public).then(|| quote!(caller,));
         let field = rust_ident(&entity.name.value);
         let (prepare, args, answer, response) = match route.operation {
