@@ -9,6 +9,7 @@
 //! 6. [`render`]: each planned file's bytes (`quote!` for Rust, templates for the rest);
 //! 7. [`write`]: the files into place, all or nothing, rewriting only what changed.
 
+pub mod capability;
 pub mod contract;
 pub mod diag;
 pub mod ident;

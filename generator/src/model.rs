@@ -701,6 +701,16 @@ impl Entity {
     pub fn column(&self, name: &str) -> Option<Column> {
         self.columns().into_iter().find(|c| c.name == name)
     }
+
+    /// The column an event field of this name is filled from: the column of that name, or the
+    /// id for `<entity>_id` (a `note.created` event's `note_id` is the note's `id`).
+    pub fn event_source(&self, field: &str) -> Option<Column> {
+        self.column(field).or_else(|| {
+            (field == format!("{}_id", self.name.value))
+                .then(|| self.column("id"))
+                .flatten()
+        })
+    }
 }
 
 /// An HTTP method a route can use.
@@ -845,4 +855,13 @@ pub fn auth_event_fields(moment: &str) -> Vec<(&'static str, Type)> {
         fields.extend([("token", text), ("expires_at", Type::Timestamp)]);
     }
     fields
+}
+
+/// The `{field}` placeholders of a message (a notification's text, an SQL failure's message).
+pub fn placeholders(message: &str) -> Vec<&str> {
+    message
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.trim()))
+        .collect()
 }

@@ -563,7 +563,7 @@ fn check_statement(
                     }),
             );
         }
-        for placeholder in crate::validate::placeholders(&expect.message) {
+        for placeholder in crate::model::placeholders(&expect.message) {
             if !scope.contains_key(placeholder) {
                 d.error(statement.span, format!("the `expect` message uses `{{{placeholder}}}`, which is not a parameter here"));
             }

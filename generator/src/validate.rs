@@ -8,207 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Names a service cannot take because the generated workspace uses them for its own crates.
 const RESERVED_SERVICE_NAMES: &[&str] = &["contracts", "system", "gateway", "runtime"];
 
-/// A route served by a capability.
-pub struct CapabilityRoute {
-    /// HTTP method.
-    pub method: Method,
-    /// Path below the prefix.
-    pub path: &'static str,
-    /// Whether it needs no token.
-    pub public: bool,
-    /// Roles of which the caller needs one (empty: any signed-in user, or anyone when public).
-    pub roles: &'static [&'static str],
-    /// What it does, for docs.
-    pub summary: &'static str,
-}
-
-const fn route(
-    method: Method,
-    path: &'static str,
-    public: bool,
-    roles: &'static [&'static str],
-    summary: &'static str,
-) -> CapabilityRoute {
-    CapabilityRoute {
-        method,
-        path,
-        public,
-        roles,
-        summary,
-    }
-}
-
-/// The routes a service's capability adds to it.
-pub fn capability_routes(service: &Service) -> Vec<CapabilityRoute> {
-    match service.uses {
-        Some(Capability::Auth) => {
-            let mut routes = vec![
-                route(
-                    Method::Post,
-                    "/auth/register",
-                    true,
-                    &[],
-                    "creates an account; answers tokens",
-                ),
-                route(
-                    Method::Post,
-                    "/auth/login",
-                    true,
-                    &[],
-                    "exchanges e-mail and password for tokens",
-                ),
-                route(
-                    Method::Post,
-                    "/auth/refresh",
-                    true,
-                    &[],
-                    "rotates a refresh token; a reused one revokes its session",
-                ),
-                route(
-                    Method::Post,
-                    "/auth/logout",
-                    false,
-                    &[],
-                    "ends the session of a refresh token",
-                ),
-                route(Method::Get, "/auth/me", false, &[], "the caller's account"),
-                route(
-                    Method::Get,
-                    "/auth/users",
-                    false,
-                    &["admin"],
-                    "every account, paginated (admin)",
-                ),
-            ];
-            if service.auth_emit.password_reset.is_some() {
-                routes.push(route(
-                    Method::Post,
-                    "/auth/password-reset",
-                    true,
-                    &[],
-                    "sends a single-use reset token; always 202",
-                ));
-                routes.push(route(
-                    Method::Post,
-                    "/auth/password-reset/confirm",
-                    true,
-                    &[],
-                    "sets a new password and ends every session",
-                ));
-            }
-            routes
-        }
-        Some(Capability::Notify) => vec![route(
-            Method::Get,
-            "/notifications",
-            false,
-            &[],
-            "the caller's notifications, newest first",
-        )],
-        None => Vec::new(),
-    }
-}
-
-/// A route of the gateway's table: every route of every service, capabilities included.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayRoute {
-    /// HTTP method.
-    pub method: Method,
-    /// Path below the prefix.
-    pub path: String,
-    /// The service serving it.
-    pub service: String,
-    /// Whether it needs no token.
-    pub public: bool,
-    /// Roles of which the caller needs one.
-    pub roles: Vec<String>,
-    /// Limits of its own (rate limits, body limit, timeout); all default for capability routes.
-    pub limits: RouteLimits,
-    /// What it does, for docs.
-    pub summary: String,
-}
-
-/// What a route changes of the gateway's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RouteLimits {
-    /// Per client IP.
-    pub per_ip: Limit,
-    /// Per user.
-    pub per_user: Limit,
-    /// Largest body, bytes.
-    pub body_limit: Option<u64>,
-    /// Timeout, milliseconds.
-    pub timeout_ms: Option<u64>,
-}
-
-/// The gateway's whole route table, ordered by path then method.
-pub fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
-    let mut routes = Vec::new();
-    for service in &system.services {
-        let name = service.name.value.clone();
-        for route in capability_routes(service) {
-            routes.push(GatewayRoute {
-                method: route.method,
-                path: route.path.into(),
-                service: name.clone(),
-                public: route.public,
-                roles: route.roles.iter().map(|r| (*r).to_string()).collect(),
-                limits: RouteLimits::default(),
-                summary: route.summary.into(),
-            });
-        }
-        for route in &service.routes {
-            let owned = service
-                .entity(&route.entity.value)
-                .is_some_and(|e| e.owner.is_some());
-            let mut summary = format!("{} `{}`", route.operation.keyword(), route.entity.value);
-            if owned && route.operation != Operation::Create {
-                summary += " (the caller's own)";
-            }
-            if let Some(emit) = &route.emit {
-                summary += &format!(", emits `{}`", emit.value);
-            }
-            routes.push(GatewayRoute {
-                method: route.method,
-                path: route.path.clone(),
-                service: name.clone(),
-                public: route.public,
-                roles: route.roles.iter().map(|r| r.value.clone()).collect(),
-                limits: RouteLimits {
-                    per_ip: route.per_ip,
-                    per_user: route.per_user,
-                    body_limit: route.body_limit,
-                    timeout_ms: route.timeout_ms,
-                },
-                summary,
-            });
-        }
-        if !service.consumers.is_empty() {
-            let dead_letters = format!("/admin/{name}/dead-letters");
-            routes.push(GatewayRoute {
-                method: Method::Get,
-                path: dead_letters.clone(),
-                service: name.clone(),
-                public: false,
-                roles: vec!["admin".into()],
-                limits: RouteLimits::default(),
-                summary: "events this service gave up on (admin)".into(),
-            });
-            routes.push(GatewayRoute {
-                method: Method::Post,
-                path: format!("{dead_letters}/{{id}}/replay"),
-                service: name.clone(),
-                public: false,
-                roles: vec!["admin".into()],
-                limits: RouteLimits::default(),
-                summary: "applies a dead letter again, at most once (admin)".into(),
-            });
-        }
-    }
-    routes.sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
-    routes
-}
-
 /// Checks the whole model.
 pub fn validate(system: &System, d: &mut Diagnostics) {
     let declared = Declared::new(system);
@@ -406,7 +205,7 @@ fn check_auth(system: &System, declared: &Declared, d: &mut Diagnostics) {
         }
     }
     let needs_tokens = system.services.iter().any(|s| {
-        s.routes.iter().any(|r| !r.public) || capability_routes(s).iter().any(|r| !r.public)
+        s.routes.iter().any(|r| !r.public) || crate::capability::routes(s).iter().any(|r| !r.public)
     });
     if needs_tokens && issuers.is_empty() {
         d.error(
@@ -448,7 +247,7 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
     };
     for service in &system.services {
         if let Some(capability) = service.uses {
-            for route in capability_routes(service) {
+            for route in crate::capability::routes(service) {
                 seen.insert(
                     (route.method, shape(route.path)),
                     format!(
@@ -569,7 +368,7 @@ fn check_route_roles(system: &System, route: &Route, d: &mut Diagnostics) {
 /// from `id`, with a type that fits.
 fn check_emit_contract(entity: &Entity, event: &Event, emit: &Name, d: &mut Diagnostics) {
     for field in &event.fields {
-        match emit_source(entity, &field.name.value) {
+        match entity.event_source(&field.name.value) {
             Some(column) if column.ty.fits(&field.ty) => {}
             Some(column) => {
                 d.error(
@@ -592,15 +391,6 @@ fn check_emit_contract(entity: &Entity, event: &Event, emit: &Name, d: &mut Diag
             }
         }
     }
-}
-
-/// The entity column an event field is filled from.
-pub fn emit_source(entity: &Entity, field: &str) -> Option<Column> {
-    entity.column(field).or_else(|| {
-        (field == format!("{}_id", entity.name.value))
-            .then(|| entity.column("id"))
-            .flatten()
-    })
 }
 
 fn check_events(system: &System, declared: &Declared, d: &mut Diagnostics) {
@@ -700,7 +490,7 @@ fn check_events(system: &System, declared: &Declared, d: &mut Diagnostics) {
 
 /// Every `{field}` of a notification's message is a single, required field of the event.
 fn check_message_placeholders(event: &Event, message: &Name, d: &mut Diagnostics) {
-    for placeholder in placeholders(&message.value) {
+    for placeholder in crate::model::placeholders(&message.value) {
         if let Some(field) = event
             .field(placeholder)
             .filter(|f| matches!(f.ty, Type::Optional(_) | Type::List(_)))
@@ -713,15 +503,6 @@ fn check_message_placeholders(event: &Event, message: &Name, d: &mut Diagnostics
                             .unwrap_or_else(|| format!("fields of `{}`: {}", event.name.value, event.fields.iter().map(|f| format!("`{}`", f.name.value)).collect::<Vec<_>>().join(", "))));
         }
     }
-}
-
-/// The `{field}` placeholders of a message.
-pub fn placeholders(message: &str) -> Vec<&str> {
-    message
-        .split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.trim()))
-        .collect()
 }
 
 fn find_event<'a>(

@@ -6,10 +6,12 @@
 //! take these as handles and do not look them up by name.
 
 mod conversions;
+mod gateway;
 mod routes;
 mod rpcs;
 
 pub use conversions::{Conversion, Direction, Pair};
+pub use gateway::{GatewayRoute, RouteLimits};
 pub use routes::{CallIr, EmitIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource};
 pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
 
@@ -26,6 +28,8 @@ pub struct Ir<'m> {
     pub services: Vec<ServiceIr<'m>>,
     /// Per event, the services that produce it and those that consume it, in spec order.
     pub parties: BTreeMap<&'m str, Parties<'m>>,
+    /// The gateway's route table, ordered by path then method.
+    pub gateway_routes: Vec<GatewayRoute>,
 }
 
 /// The services that produce an event and those that consume it.
@@ -74,9 +78,9 @@ pub struct ConsumerIr<'m> {
 impl Ir<'_> {
     /// The producers and consumers of `event` (none when nobody produces or consumes it).
     pub fn parties(&self, event: &str) -> (&[&str], &[&str]) {
-        self.parties
-            .get(event)
-            .map_or((&[], &[]), |p| (p.producers.as_slice(), p.consumers.as_slice()))
+        self.parties.get(event).map_or((&[], &[]), |p| {
+            (p.producers.as_slice(), p.consumers.as_slice())
+        })
     }
 
     /// Whether any service has a gRPC contract.
@@ -140,7 +144,10 @@ pub fn lower(system: &System) -> Ir<'_> {
             }
         }
         for consumer in &service.consumers {
-            let consumers = &mut parties.entry(consumer.event.as_str()).or_default().consumers;
+            let consumers = &mut parties
+                .entry(consumer.event.as_str())
+                .or_default()
+                .consumers;
             if !consumers.contains(&name) {
                 consumers.push(name);
             }
@@ -150,6 +157,7 @@ pub fn lower(system: &System) -> Ir<'_> {
         system,
         services,
         parties,
+        gateway_routes: gateway::gateway_routes(system),
     }
 }
 

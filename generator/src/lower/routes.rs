@@ -201,7 +201,7 @@ pub(super) fn lower_route<'m>(
             .fields
             .iter()
             .map(|field| {
-                let column = crate::validate::emit_source(entity, &field.name.value);
+                let column = entity.event_source(&field.name.value);
                 (field, resolved(column, &field.name))
             })
             .collect();

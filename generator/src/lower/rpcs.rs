@@ -124,7 +124,7 @@ pub(super) fn declared_params<'m>(
 ) -> Vec<Param<'m>> {
     let mut names = params.to_vec();
     if let Some(expect) = &statement.expect {
-        for placeholder in crate::validate::placeholders(&expect.message) {
+        for placeholder in crate::model::placeholders(&expect.message) {
             if !names.iter().any(|n| n == placeholder) {
                 names.push(placeholder.to_owned());
             }

@@ -125,7 +125,7 @@ fn render(
         Producer::ServiceLib(service) => {
             return Rendered::Rust(format::pretty(rust::service(system, service)));
         }
-        Producer::SystemMain => return Rendered::Rust(format::pretty(rust::system_main(system))),
+        Producer::SystemMain => return Rendered::Rust(format::pretty(rust::system_main(ir))),
         Producer::ProtoRust(contract) => return Rendered::Rust(proto::rust_code(contract)),
         Producer::Readme => text::readme(ir, &header("<!--").replace('\n', " -->\n")),
         Producer::AsyncApi => asyncapi::document(ir, &header("#")),

@@ -313,14 +313,15 @@ struct EventView<'a> {
 pub fn readme(ir: &Ir, header: &str) -> String {
     let system = ir.system;
     let name = &system.name.value;
-    let routes: Vec<RouteView> = crate::validate::gateway_routes(system)
-        .into_iter()
+    let routes: Vec<RouteView> = ir
+        .gateway_routes
+        .iter()
         .map(|route| RouteView {
             method: route.method.as_str(),
-            path: route.path,
-            service: route.service,
+            path: route.path.clone(),
+            service: route.service.clone(),
             auth: if route.public { "public" } else { "user" },
-            summary: route.summary,
+            summary: route.summary.clone(),
         })
         .collect();
     let services: Vec<ServiceView> = ir

@@ -41,8 +41,8 @@ pub(crate) fn optional_u64(value: Option<u64>) -> TokenStream {
 }
 
 /// A route's policy; `RoutePolicy::DEFAULT` when it changes nothing.
-pub(crate) fn route_policy(limits: &crate::validate::RouteLimits) -> TokenStream {
-    if *limits == crate::validate::RouteLimits::default() {
+pub(crate) fn route_policy(limits: &crate::lower::RouteLimits) -> TokenStream {
+    if *limits == crate::lower::RouteLimits::default() {
         return quote!(RoutePolicy::DEFAULT);
     }
     let limit = |limit: Limit| match limit {
@@ -110,7 +110,8 @@ pub(crate) fn gateway_policy(gateway: &Gateway) -> TokenStream {
     quote!(GatewayPolicy { cors: #cors, body_limit_bytes: #body, timeout_ms: #timeout, per_ip: #per_ip, per_user: #per_user, credential_per_ip: #credentials })
 }
 
-pub(crate) fn system_main(system: &System) -> TokenStream {
+pub(crate) fn system_main(ir: &crate::lower::Ir) -> TokenStream {
+    let system = ir.system;
     let gateway = gateway_policy(&system.gateway);
     let name = lit(&system.name.value);
     let port = Literal::u16_unsuffixed(system.gateway.port);
@@ -122,7 +123,7 @@ pub(crate) fn system_main(system: &System) -> TokenStream {
         Literal::i64_unsuffixed(access),
         Literal::i64_unsuffixed(refresh),
     );
-    let routes = crate::validate::gateway_routes(system).into_iter().map(|route| {
+    let routes = ir.gateway_routes.iter().map(|route| {
         let auth = if route.public { quote!(RouteAuth::Public) } else { quote!(RouteAuth::User) };
         let (method, path, service) = (lit(route.method.as_str()), lit(&route.path), lit(&route.service));
         let roles = route.roles.iter().map(|r| lit(r));
