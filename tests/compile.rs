@@ -21,6 +21,10 @@ fn every_valid_spec_generates_code_that_passes_clippy() {
             })
             .collect();
     specs.push(("tests/systems/courier.yaml".into(), "check-courier".into()));
+    specs.push((
+        "tests/systems/stockroom.yaml".into(),
+        "check-stockroom".into(),
+    ));
     specs.sort();
     for (spec, name) in specs {
         let system = System::generate(&spec, &name);

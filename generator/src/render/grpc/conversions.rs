@@ -2,7 +2,6 @@
 //! contract (`ToProto`, `FromProto`), field by field.
 
 use super::*;
-use crate::lower::{Conversion, Direction, Pair};
 
 impl Grpc<'_> {
     /// The protobuf form of `value` (a reference to a plain value of type `from`) for a field
@@ -103,27 +102,67 @@ pub(super) fn proto_to_plain(
     to: &Type,
     name: &str,
 ) -> TokenStream {
-    // An optional list is a plain repeated field in protobuf: its value is the list.
-    let from = match from {
-        Type::Optional(inner) if matches!(inner.as_ref(), Type::List(_)) => inner.as_ref(),
-        other => other,
-    };
-    if same_in_both_forms(from) && same_in_both_forms(to) && from.required() == to.required() {
-        return match (from, to) {
-            (Type::Optional(_), _) | (_, Type::Optional(_)) if from != to => quote!(Some(#value)),
-            _ => value.clone(),
-        };
-    }
     let name = lit(name);
-    match (from, to) {
-        (f, Type::Optional(_)) if boxed_in_option(f) => quote!(FromProto::from_proto(#value)?),
-        (f, _) if boxed_in_option(f) => {
+    match FromProtoShape::of(from, to) {
+        FromProtoShape::Same => value.clone(),
+        FromProtoShape::SomeSame => quote!(Some(#value)),
+        FromProtoShape::Converted => quote!(FromProto::from_proto(#value)?),
+        FromProtoShape::SomeConverted => quote!(Some(FromProto::from_proto(#value)?)),
+        FromProtoShape::Required => {
             quote!(FromProto::from_proto(rpc::required(#name, #value)?)?)
         }
-        (Type::List(_), Type::Optional(_)) => quote!(Some(FromProto::from_proto(#value)?)),
-        (Type::Optional(_), _) => quote!(FromProto::from_proto(#value)?),
-        (_, Type::Optional(_)) => quote!(Some(FromProto::from_proto(#value)?)),
-        _ => quote!(FromProto::from_proto(#value)?),
+    }
+}
+
+/// How a protobuf value becomes a plain one (see [`proto_to_plain`]); also what the code needs
+/// in scope for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FromProtoShape {
+    /// The value as it is.
+    Same,
+    /// The value, wrapped in `Some`.
+    SomeSame,
+    /// `FromProto::from_proto(value)?`.
+    Converted,
+    /// `Some(FromProto::from_proto(value)?)`.
+    SomeConverted,
+    /// A message or timestamp that must be present (`rpc::required`), converted.
+    Required,
+}
+
+impl FromProtoShape {
+    /// The shape for a protobuf value of spec type `from` wanted as plain type `to`.
+    pub(super) fn of(from: &Type, to: &Type) -> FromProtoShape {
+        // An optional list is a plain repeated field in protobuf: its value is the list.
+        let from = match from {
+            Type::Optional(inner) if matches!(inner.as_ref(), Type::List(_)) => inner.as_ref(),
+            other => other,
+        };
+        if same_in_both_forms(from) && same_in_both_forms(to) && from.required() == to.required() {
+            return match (from, to) {
+                (Type::Optional(_), _) | (_, Type::Optional(_)) if from != to => {
+                    FromProtoShape::SomeSame
+                }
+                _ => FromProtoShape::Same,
+            };
+        }
+        match (from, to) {
+            (f, Type::Optional(_)) if boxed_in_option(f) => FromProtoShape::Converted,
+            (f, _) if boxed_in_option(f) => FromProtoShape::Required,
+            (Type::List(_), Type::Optional(_)) => FromProtoShape::SomeConverted,
+            (Type::Optional(_), _) => FromProtoShape::Converted,
+            (_, Type::Optional(_)) => FromProtoShape::SomeConverted,
+            _ => FromProtoShape::Converted,
+        }
+    }
+
+    /// What the code of this shape names from the runtime's `rpc` module.
+    pub(super) fn uses(self) -> RpcUses {
+        match self {
+            FromProtoShape::Same | FromProtoShape::SomeSame => RpcUses::default(),
+            FromProtoShape::Converted | FromProtoShape::SomeConverted => RpcUses::FROM_PROTO,
+            FromProtoShape::Required => RpcUses::FROM_PROTO | RpcUses::MODULE,
+        }
     }
 }
 

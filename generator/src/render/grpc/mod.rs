@@ -9,12 +9,15 @@ mod messages;
 mod saga;
 mod server;
 mod transcoder;
+mod uses;
+
+pub use uses::RpcUses;
 
 use crate::lower::{
     CallIr, ParamSource, RouteIr, RpcBacking, RpcIr, ServiceIr, StatementIr, StepActionIr, StepIr,
 };
-use crate::lower::{Conversion, Pair};
-use conversions::proto_to_plain;
+use crate::lower::{Conversion, Direction, Pair};
+use conversions::{FromProtoShape, proto_to_plain};
 use std::collections::BTreeMap;
 
 use super::rust::{bind, doc, emit, field_checks, is_copy, is_json, lit, rust_field_type};

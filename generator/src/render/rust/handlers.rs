@@ -61,19 +61,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     }
     server_items.extend(grpc.gateway_adapter());
     let conversions = grpc.conversions();
-    let generated = quote!(#(#handlers)* #server_items #conversions).to_string();
-    let rpc_imports = {
-        let mut names = vec![quote!(self)];
-        if generated.contains("FromProto") {
-            names.push(quote!(FromProto));
-        }
-        if generated.contains("ToProto") {
-            names.push(quote!(ToProto));
-        }
-        generated
-            .contains("rpc ::")
-            .then(|| quote!(use svcgen_runtime::rpc::{#(#names),*};))
-    };
+    let rpc_imports = rpc_imports(grpc.uses());
     let mut by_path: BTreeMap<&str, Vec<TokenStream>> = BTreeMap::new();
     for route in &service.routes {
         let method = format_ident!("{}", route.method.as_str().to_ascii_lowercase());
@@ -415,4 +403,17 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
         #handler_doc
         #body
     }
+}
+
+/// The `use` of the runtime's `rpc` items the code names (nothing when it names none).
+pub(crate) fn rpc_imports(uses: crate::render::grpc::RpcUses) -> Option<TokenStream> {
+    let names: Vec<TokenStream> = [
+        (uses.module, quote!(self)),
+        (uses.from_proto, quote!(FromProto)),
+        (uses.to_proto, quote!(ToProto)),
+    ]
+    .into_iter()
+    .filter_map(|(used, name)| used.then_some(name))
+    .collect();
+    (!names.is_empty()).then(|| quote!(use svcgen_runtime::rpc::{#(#names),*};))
 }
