@@ -169,6 +169,7 @@ fn plural(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Method;
 
     #[test]
     fn names_are_checked_and_converted() {
@@ -189,5 +190,49 @@ mod tests {
             crate_name("my_shop", "order_history"),
             "my-shop-order-history"
         );
+    }
+
+    fn route(method: Method, path: &str, operation: Operation, entity: &str) -> Route {
+        let span = crate::diag::Span {
+            line: 1,
+            col: 1,
+            len: 1,
+        };
+        Route {
+            method,
+            path: path.into(),
+            span,
+            operation,
+            entity: crate::model::Name {
+                value: entity.into(),
+                span,
+            },
+            emit: None,
+            public: false,
+            roles: Vec::new(),
+            per_ip: crate::model::Limit::Default,
+            per_user: crate::model::Limit::Default,
+            body_limit: None,
+            timeout_ms: None,
+            input: None,
+            steps: Vec::new(),
+            set: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn handlers_are_named_after_the_operation_and_the_entity() {
+        let name = |operation, entity| {
+            handler_name(&route(Method::Get, "/x", operation, entity)).to_string()
+        };
+        assert_eq!(name(Operation::Create, "note"), "create_note");
+        assert_eq!(name(Operation::List, "note"), "list_notes");
+        assert_eq!(name(Operation::List, "box"), "list_boxes");
+        assert_eq!(name(Operation::List, "category"), "list_categories");
+        assert_eq!(name(Operation::List, "day"), "list_days");
+        assert_eq!(name(Operation::List, "match"), "list_matches");
+        assert_eq!(name(Operation::Get, "type"), "get_type");
+        assert_eq!(name(Operation::Update, "order"), "update_order");
+        assert_eq!(name(Operation::Delete, "self"), "delete_self");
     }
 }

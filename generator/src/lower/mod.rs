@@ -250,4 +250,85 @@ services:
             ]
         );
     }
+
+    #[test]
+    fn a_saga_route_is_lowered_with_its_calls_and_the_source_of_every_value() {
+        let checked = crate::check(include_str!("../../../examples/shop.yaml"))
+            .unwrap_or_else(|problems| panic!("{problems:?}"));
+        let ir = lower(&checked.system);
+        let order = ir
+            .services
+            .iter()
+            .find(|s| s.model.name.value == "order")
+            .expect("the shop has an order service");
+        let create = &order.routes[0];
+        assert_eq!(create.entity.name.value, "order");
+        assert_eq!(
+            create.emit.as_ref().map(|e| e.event.name.as_str()),
+            Some("order.created")
+        );
+        let source = |value: &ValueIr| match &value.source {
+            ValueSource::Direct => "direct".to_string(),
+            ValueSource::Input(path) => {
+                let names: Vec<&str> = path.iter().map(|f| f.name.as_str()).collect();
+                format!("input.{}", names.join("."))
+            }
+            ValueSource::StepResult { step, field } => format!("{step}.{}", field.name.value),
+        };
+        let calls: Vec<String> = create
+            .steps
+            .iter()
+            .map(|step| match &step.action {
+                StepActionIr::Call(call) => {
+                    let with: Vec<String> = call
+                        .with
+                        .iter()
+                        .map(|(field, value)| format!("{}={}", field.name.value, source(value)))
+                        .collect();
+                    format!(
+                        "{}.{}({}) undo: {}",
+                        call.service.name.value,
+                        call.rpc.name.value,
+                        with.join(", "),
+                        step.undo.as_ref().map_or("-", |u| u.rpc.name.as_str())
+                    )
+                }
+                StepActionIr::Pay { amount_cents, card } => format!(
+                    "pay({}, {})",
+                    source(amount_cents),
+                    card.as_ref().map_or("-".into(), |c| source(c))
+                ),
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "user.GetUser(id=direct) undo: -",
+                "product.ReserveStock(order_id=direct, items=input.items) undo: ReleaseStock",
+                "pay(reserved.total_cents, input.payment.card)",
+                "product.CommitStock(order_id=direct) undo: ReleaseStock",
+            ]
+        );
+        let set: Vec<String> = create
+            .set
+            .iter()
+            .map(|(column, value)| format!("{}={}", column.value, source(value)))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                "status=direct",
+                "total_cents=reserved.total_cents",
+                "items=reserved.items"
+            ]
+        );
+        // The card crosses an optional `payment`: its type says so.
+        let StepActionIr::Pay {
+            card: Some(card), ..
+        } = &create.steps[2].action
+        else {
+            panic!("the third step pays with a card")
+        };
+        assert!(matches!(card.ty, Type::Optional(_)), "{:?}", card.ty);
+    }
 }

@@ -15,6 +15,8 @@ pub struct RouteRpc<'s> {
     pub route: &'s Route,
     /// The entity the route works on.
     pub entity: &'s Entity,
+    /// The fields of the route's body.
+    pub input: Vec<Field>,
     /// The RPC's name: the route's handler in PascalCase (`CreateProduct`, `ListProducts`).
     pub name: String,
     /// The request's fields.
@@ -30,6 +32,8 @@ pub struct RouteIr<'m> {
     pub model: &'m Route,
     /// The entity it works on.
     pub entity: &'m Entity,
+    /// The fields of its body: its own `input`, or the entity's fields.
+    pub input: Vec<Field>,
     /// The event it emits after its change, with where each field comes from.
     pub emit: Option<EmitIr<'m>>,
     /// Its steps, in order, with the RPCs they call.
@@ -181,6 +185,7 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
             RouteRpc {
                 route,
                 entity: resolved(service.entity(&route.entity.value), &route.entity),
+                input: crate::rpc::route_input(service, route),
                 name,
                 request,
                 response,
@@ -259,6 +264,7 @@ pub(super) fn lower_route<'m>(
     RouteIr {
         model: route,
         entity,
+        input: crate::rpc::route_input(service, route),
         emit,
         steps,
         set,

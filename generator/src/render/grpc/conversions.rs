@@ -174,3 +174,71 @@ pub(super) fn same_in_both_forms(ty: &Type) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn optional(ty: Type) -> Type {
+        Type::Optional(Box::new(ty))
+    }
+
+    fn list(ty: Type) -> Type {
+        Type::List(Box::new(ty))
+    }
+
+    #[test]
+    fn protobuf_values_become_plain_ones_in_the_fewest_steps() {
+        let text = Type::Text;
+        let message = Type::Message("line".into());
+        for (from, to, shape) in [
+            (Type::Int, Type::Int, FromProtoShape::Same),
+            (
+                text.clone(),
+                optional(text.clone()),
+                FromProtoShape::SomeSame,
+            ),
+            // An optional list is a plain repeated field.
+            (
+                optional(list(Type::Int)),
+                list(Type::Int),
+                FromProtoShape::Same,
+            ),
+            (Type::Uuid, Type::Uuid, FromProtoShape::Converted),
+            (
+                Type::Uuid,
+                optional(Type::Uuid),
+                FromProtoShape::SomeConverted,
+            ),
+            (message.clone(), message.clone(), FromProtoShape::Required),
+            (
+                message.clone(),
+                optional(message.clone()),
+                FromProtoShape::Converted,
+            ),
+            (Type::Timestamp, Type::Timestamp, FromProtoShape::Required),
+            (
+                list(message.clone()),
+                optional(list(message)),
+                FromProtoShape::SomeConverted,
+            ),
+        ] {
+            assert_eq!(FromProtoShape::of(&from, &to), shape, "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn each_shape_names_what_its_code_uses() {
+        assert_eq!(FromProtoShape::Same.uses(), RpcUses::default());
+        assert_eq!(FromProtoShape::Converted.uses(), RpcUses::FROM_PROTO);
+        assert_eq!(
+            FromProtoShape::Required.uses(),
+            RpcUses::FROM_PROTO | RpcUses::MODULE
+        );
+        let code = proto_to_plain(&quote!(v), &Type::Timestamp, &Type::Timestamp, "at");
+        assert_eq!(
+            code.to_string(),
+            "FromProto :: from_proto (rpc :: required (\"at\" , v) ?) ?"
+        );
+    }
+}

@@ -38,11 +38,12 @@ impl Grpc<'_> {
     }
 
     /// The body of a `create` route with its own `input`.
-    pub fn input_struct(&self, route: &Route) -> TokenStream {
+    pub fn input_struct(&self, lowered: &RouteIr) -> TokenStream {
+        let route = lowered.model;
         let ty = input_type(route);
-        let fields = route_input(self.service, route);
+        let fields = &lowered.input;
         let decls = fields.iter().map(field_decl);
-        let checks = field_checks(&fields);
+        let checks = field_checks(fields);
         let checker = if checks.is_empty() {
             quote!(let check = Validator::new();)
         } else {

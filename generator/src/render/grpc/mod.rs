@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use super::rust::{bind, doc, emit, field_checks, is_copy, is_json, lit, rust_field_type};
 use crate::ident::{self, rust_ident, rust_type, sql};
 use crate::model::*;
-use crate::rpc::route_input;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 

@@ -17,7 +17,7 @@ impl Grpc<'_> {
         for (index, step) in lowered.steps.iter().enumerate() {
             steps.push(self.step(step, index));
         }
-        let input_fields = route_input(self.service, route);
+        let input_fields = &lowered.input;
         let columns = entity.columns();
         let inits = columns.iter().map(|c| {
             let ident = rust_ident(&c.name);

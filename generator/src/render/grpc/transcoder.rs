@@ -80,7 +80,7 @@ impl Grpc<'_> {
             ),
             Operation::Update => {
                 let patch_ty = format_ident!("{}Patch", rust_type(&entity.name.value));
-                let fields = route_input(self.service, route).into_iter().map(|f| {
+                let fields = rpc.input.iter().map(|f| {
                     let ident = rust_ident(&f.name.value);
                     let name = lit(&f.name.value);
                     let carried = f.ty.required().clone();
@@ -204,7 +204,7 @@ impl Grpc<'_> {
                     let patch_ty = format_ident!("{}Patch", rust_type(&entity.name.value));
                     let mut values = Vec::new();
                     let mut fields = Vec::new();
-                    let inputs = route_input(self.service, route);
+                    let inputs = &rpc.input;
                     let nullable = inputs.iter().any(|f| matches!(f.ty, Type::Optional(_)));
                     let nulled_binding = if nullable {
                         quote!(let mut nulled_fields: Vec<String> = Vec::new();)

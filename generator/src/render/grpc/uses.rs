@@ -144,10 +144,7 @@ impl Grpc<'_> {
                 }
                 Operation::List => RpcUses::TO_PROTO,
                 Operation::Get => RpcUses::FROM_PROTO | RpcUses::TO_PROTO,
-                Operation::Update => {
-                    let inputs = route_input(self.service, rpc.route);
-                    fields(&inputs) | RpcUses::FROM_PROTO | RpcUses::TO_PROTO
-                }
+                Operation::Update => fields(&rpc.input) | RpcUses::FROM_PROTO | RpcUses::TO_PROTO,
                 Operation::Delete => RpcUses::FROM_PROTO,
             }
         });

@@ -327,3 +327,100 @@ pub(crate) fn placeholders_from(first: usize, count: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(value: &str) -> Name {
+        Name {
+            value: value.into(),
+            span: crate::diag::Span {
+                line: 1,
+                col: 1,
+                len: 1,
+            },
+        }
+    }
+
+    fn entity(fields: &[(&str, Type)], owned: bool) -> Entity {
+        Entity {
+            name: name("item"),
+            description: None,
+            owner: owned.then(|| name("user_id")),
+            fields: fields
+                .iter()
+                .map(|(field, ty)| Field {
+                    name: name(field),
+                    ty: ty.clone(),
+                })
+                .collect(),
+            indexes: Vec::new(),
+        }
+    }
+
+    fn string() -> Type {
+        Type::String {
+            min: None,
+            max: None,
+        }
+    }
+
+    fn optional(ty: Type) -> Type {
+        Type::Optional(Box::new(ty))
+    }
+
+    #[test]
+    fn a_patch_sets_each_field_only_when_sent_and_keeps_the_row_otherwise() {
+        let sql = patch_sql(&entity(&[("name", string()), ("units", Type::Int)], false));
+        assert_eq!(
+            sql,
+            "UPDATE \"item\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \
+             \"units\" = CASE WHEN $5 THEN $6 ELSE \"units\" END, \"updated_at\" = $2 \
+             WHERE \"id\" = $1"
+        );
+    }
+
+    #[test]
+    fn a_patch_of_an_owned_row_binds_the_owner_last() {
+        let sql = patch_sql(&entity(&[("name", string())], true));
+        assert!(
+            sql.ends_with("WHERE \"id\" = $1 AND \"user_id\" = $5"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_patch_binds_a_flag_then_the_value_of_each_field() {
+        let item = entity(
+            &[
+                ("name", string()),
+                ("tags", optional(Type::List(Box::new(string())))),
+                ("seen", optional(Type::Timestamp)),
+            ],
+            false,
+        );
+        let binds: Vec<String> = item
+            .fields
+            .iter()
+            .map(|f| patch_binds(f).to_string())
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                ". bind (input . name . is_some ()) . bind (input . name . clone ())",
+                ". bind (input . tags . is_some ()) . bind_json (& input . tags . as_ref () . and_then (Option :: as_ref))",
+                ". bind (input . seen . is_some ()) . bind (input . seen . flatten ())",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_insert_binds_every_column_in_table_order() {
+        let sql = insert_sql(&entity(&[("name", string())], true)).to_string();
+        assert_eq!(
+            sql,
+            "\"INSERT INTO \\\"item\\\" (\\\"id\\\", \\\"user_id\\\", \\\"name\\\", \\\"created_at\\\", \\\"updated_at\\\") VALUES ($1, $2, $3, $4, $5)\""
+        );
+    }
+}

@@ -45,7 +45,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         .iter()
         .map(|route| {
             if has_steps(route.model) {
-                let input = grpc.input_struct(route.model);
+                let input = grpc.input_struct(route);
                 let handler = grpc.create_handler(route);
                 quote!(#input #handler)
             } else {

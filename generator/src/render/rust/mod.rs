@@ -117,3 +117,36 @@ fn service_const(service: &Service) -> TokenStream {
         pub const SERVICE: &str = #name;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_types_map_to_rust_types() {
+        let string = Type::String {
+            min: Some(1),
+            max: Some(9),
+        };
+        for (ty, rust) in [
+            (string.clone(), "String"),
+            (Type::Text, "String"),
+            (Type::Email, "String"),
+            (Type::Int, "i64"),
+            (Type::Bool, "bool"),
+            (Type::Uuid, "uuid :: Uuid"),
+            (Type::Timestamp, "chrono :: DateTime < chrono :: Utc >"),
+            (Type::List(Box::new(string.clone())), "Vec < String >"),
+            (Type::Optional(Box::new(Type::Int)), "Option < i64 >"),
+            (Type::Message("order_line".into()), "OrderLine"),
+        ] {
+            assert_eq!(rust_field_type(&ty).to_string(), rust, "{ty:?}");
+        }
+        assert!(is_copy(&Type::Optional(Box::new(Type::Uuid))));
+        assert!(!is_copy(&string));
+        assert!(is_json(&Type::Optional(Box::new(Type::List(Box::new(
+            Type::Int
+        ))))));
+        assert!(!is_json(&Type::Text));
+    }
+}
