@@ -23,6 +23,16 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Command;
 
+/// The rushes run one at a time: each measures how a system copes with its own load, not with
+/// another test's build or rush on the same two cores.
+static ONE_RUSH_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_rush_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUSH_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The stockroom with its shelf service's store on `engine` (`postgres` or `mysql`), generated
 /// under a system name of its own so that both variants can be built side by side.
 fn stockroom(engine: &str) -> System {
@@ -214,6 +224,7 @@ const REMOVED: &str = "SELECT COUNT(*) FROM svcgen_outbox WHERE event_type = 'sh
 
 #[test]
 fn embedded_sqlite_answers_every_rush_without_a_server_error() {
+    let _alone = one_rush_at_a_time();
     let system = stockroom("postgres");
     let data = tempfile::tempdir().unwrap();
     let running = Running::start(
@@ -266,6 +277,7 @@ fn distributed_postgres_answers_every_rush_without_a_server_error() {
     ) {
         return;
     }
+    let _alone = one_rush_at_a_time();
     let system = stockroom("postgres");
     let run = harness::run_id("stockroom");
     let running = Distributed::start(
@@ -297,6 +309,7 @@ fn distributed_mariadb_answers_every_rush_without_a_server_error() {
     ) {
         return;
     }
+    let _alone = one_rush_at_a_time();
     let system = stockroom("mysql");
     let run = harness::run_id("stockroom_my");
     let shelves = harness::MariaDbDatabase(format!("{run}_shelf"));

@@ -72,7 +72,7 @@ impl Attempts {
 /// Runs `attempt` (one whole transaction, from begin to commit) until it succeeds, fails for
 /// a reason that is not [`Transient`], or has been tried [`MAX_ATTEMPTS`] times.
 ///
-/// ```ignore
+/// ```text
 /// let row = db::retrying(|| attempt(&ctx, id, &input)).await?;
 /// ```
 pub async fn retrying<T, E, Fut>(mut attempt: impl FnMut() -> Fut) -> Result<T, E>
