@@ -22,6 +22,8 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
+mod memory;
+
 use crate::bus::Bus;
 use crate::capability::auth::PasswordHashing;
 use crate::db::{Db, Migrations};
@@ -140,6 +142,7 @@ pub fn main(system: &'static SystemDef) -> ExitCode {
         }
     };
     telemetry::init_tracing();
+    memory::return_large_blocks();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -942,9 +942,25 @@ impl Default for PasswordHashing {
     }
 }
 
+/// A slot to hash or check a password in. Hashes run at most one per core at a time: more
+/// would not finish sooner (each is CPU-bound) but each would hold its own block of memory
+/// (19 MiB with the default parameters), which the allocator keeps once it has grown to it.
+async fn hashing_slot() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            tokio::sync::Semaphore::new(cores)
+        })
+        .acquire()
+        .await
+        .map_err(|error| ApiError::internal(format!("password hashing is closed: {error}")))
+}
+
 /// Argon2id with `hashing`'s parameters, off the async threads because one hash takes tens
 /// of milliseconds of CPU.
 async fn hash_password(hashing: PasswordHashing, password: String) -> ApiResult<String> {
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || hash_password_blocking(hashing, password.as_bytes()))
         .await
         .map_err(|error| ApiError::internal(format!("password hashing task failed: {error}")))?
@@ -970,6 +986,7 @@ async fn verify_password(
 ) -> ApiResult<bool> {
     use argon2::password_hash::PasswordVerifier as _;
     use argon2::password_hash::phc::PasswordHash;
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         let stored = match stored {
             Some(stored) => stored,
