@@ -32,8 +32,11 @@ const PREFETCH: u16 = 16;
 pub(super) struct RabbitMq {
     url: String,
     exchange: String,
-    /// The publisher's connection and confirm-mode channel, made on first use.
-    publisher: Mutex<Option<(Connection, Channel)>>,
+    /// The publisher's connection and confirm-mode channel, made on first use, with the number
+    /// of the connection (so that a failed publish drops only the connection it used).
+    publisher: Mutex<Option<Publisher>>,
+    /// The number the next publisher connection gets.
+    next_generation: std::sync::atomic::AtomicU64,
     /// Flips to true at shutdown; supervisors watch it.
     stopping: watch::Sender<bool>,
     supervisors: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -45,6 +48,7 @@ impl RabbitMq {
             url: url.to_owned(),
             exchange: exchange.to_owned(),
             publisher: Mutex::new(None),
+            next_generation: std::sync::atomic::AtomicU64::new(0),
             stopping: watch::channel(false).0,
             supervisors: std::sync::Mutex::new(Vec::new()),
         }
@@ -52,19 +56,44 @@ impl RabbitMq {
 
     /// Connects the publisher once, to report a broker that is not there.
     pub(super) async fn check(&self) -> Result<(), BusError> {
+        self.channel().await.map(|_| ())
+    }
+
+    /// The publisher's channel (connecting it first when there is none) and its connection's
+    /// number. The lock is held only to find or make it: publishes share the channel, and
+    /// their confirms are awaited in parallel (lapin pairs each confirm with its publish).
+    async fn channel(&self) -> Result<(Channel, u64), BusError> {
         let mut publisher = self.publisher.lock().await;
-        if publisher.is_none() {
-            *publisher = Some(open_publisher(&self.url, &self.exchange).await?);
+        if let Some(current) = publisher.as_ref() {
+            return Ok((current.channel.clone(), current.generation));
         }
-        Ok(())
+        let (connection, channel) = open_publisher(&self.url, &self.exchange).await?;
+        let generation = self
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *publisher = Some(Publisher {
+            connection,
+            channel: channel.clone(),
+            generation,
+        });
+        Ok((channel, generation))
+    }
+
+    /// Closes the publisher's connection after a failed publish, unless another publish has
+    /// already replaced it: the next publish makes a new one.
+    async fn forget_publisher(&self, generation: u64) {
+        let mut publisher = self.publisher.lock().await;
+        if publisher
+            .as_ref()
+            .is_some_and(|current| current.generation == generation)
+            && let Some(broken) = publisher.take()
+        {
+            let _ = broken.connection.close(0, "publish failed".into()).await;
+        }
     }
 
     async fn publish_confirmed(&self, envelope: &Envelope, payload: &[u8]) -> Result<(), BusError> {
-        let mut publisher = self.publisher.lock().await;
-        if publisher.is_none() {
-            *publisher = Some(open_publisher(&self.url, &self.exchange).await?);
-        }
-        let (_, channel) = publisher.as_ref().expect("just connected");
+        let (channel, generation) = self.channel().await?;
         let properties = BasicProperties::default()
             .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(PERSISTENT)
@@ -94,13 +123,18 @@ impl RabbitMq {
             }),
             Err(error) => {
                 // A broken connection is not reused: the next publish makes a new one.
-                if let Some((connection, _)) = publisher.take() {
-                    let _ = connection.close(0, "publish failed".into()).await;
-                }
+                self.forget_publisher(generation).await;
                 Err(error.into())
             }
         }
     }
+}
+
+/// The publisher's connection and its confirm-mode channel.
+struct Publisher {
+    connection: Connection,
+    channel: Channel,
+    generation: u64,
 }
 
 async fn open_publisher(url: &str, exchange: &str) -> Result<(Connection, Channel), BusError> {
@@ -322,8 +356,8 @@ impl Backend for RabbitMq {
             for supervisor in supervisors {
                 let _ = tokio::time::timeout(Duration::from_secs(5), supervisor).await;
             }
-            if let Some((connection, _)) = self.publisher.lock().await.take() {
-                let _ = connection.close(200, "shutting down".into()).await;
+            if let Some(publisher) = self.publisher.lock().await.take() {
+                let _ = publisher.connection.close(200, "shutting down".into()).await;
             }
         }
         .boxed()
