@@ -39,6 +39,15 @@ impl Node {
         }
     }
 
+    /// How many YAML values (mappings, lists, scalars) this tree holds, itself included.
+    pub fn count(&self) -> usize {
+        1 + match &self.kind {
+            Kind::Map(entries) => entries.iter().map(|(k, v)| k.count() + v.count()).sum(),
+            Kind::Seq(items) => items.iter().map(Node::count).sum(),
+            Kind::Scalar(_) | Kind::Null => 0,
+        }
+    }
+
     /// A word for the node's shape, for messages.
     pub fn shape(&self) -> &'static str {
         match self.kind {
@@ -337,18 +346,6 @@ mod tests {
         );
     }
 
-    /// How many YAML values (mappings, lists, scalars) a tree holds.
-    fn count_nodes(node: &Node) -> usize {
-        1 + match &node.kind {
-            Kind::Map(entries) => entries
-                .iter()
-                .map(|(k, v)| count_nodes(k) + count_nodes(v))
-                .sum(),
-            Kind::Seq(items) => items.iter().map(count_nodes).sum(),
-            Kind::Scalar(_) | Kind::Null => 0,
-        }
-    }
-
     /// A document of `lines` lines of five values each (the key, a list and its three items).
     fn honest_document(lines: usize) -> String {
         let mut source = String::with_capacity(lines * 32);
@@ -361,7 +358,7 @@ mod tests {
 
     fn assert_loads_every_line(lines: usize, more_values_than: usize) {
         let root = load(&honest_document(lines)).unwrap_or_else(|d| panic!("{}", d.message));
-        let values = count_nodes(&root);
+        let values = root.count();
         assert!(values > more_values_than, "{values}");
         let Kind::Map(top) = &root.kind else {
             panic!("map expected")
@@ -396,7 +393,7 @@ mod tests {
             source.push_str(&format!("copy_{i}: *fields\n"));
         }
         let root = load(&source).unwrap_or_else(|d| panic!("{}", d.message));
-        assert_eq!(count_nodes(&root), 1 + 2 * 2_001 + 4 * 2_001);
+        assert_eq!(root.count(), 1 + 2 * 2_001 + 4 * 2_001);
     }
 
     #[test]
