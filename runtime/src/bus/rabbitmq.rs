@@ -147,10 +147,20 @@ async fn open_publisher(url: &str, exchange: &str) -> Result<(Connection, Channe
     Ok((connection, channel))
 }
 
+/// The largest AMQP frame a connection asks for, unless its URL sets `frame_max`. lapin keeps
+/// 32 frames of receive and of send buffer per connection, zeroed up front: at RabbitMQ's
+/// default of 128 KiB that is 8 MiB resident per connection, and a service opens one per
+/// (consumer, event). Events are a few hundred bytes; a larger one spans several frames.
+const FRAME_MAX: u32 = 16 * 1024;
+
 async fn connect(url: &str, role: &str) -> Result<Connection, BusError> {
     let properties =
         ConnectionProperties::default().with_connection_name(format!("svcgen {role}").into());
-    Ok(Connection::connect(url, properties).await?)
+    let mut uri: lapin::uri::AMQPUri = url
+        .parse()
+        .map_err(|error| BusError::BrokerUrl(format!("malformed AMQP URL: {error}")))?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX.into());
+    Ok(Connection::connect_uri(uri, properties).await?)
 }
 
 /// The events exchange and its dead-letter exchange (`<exchange>.dead-letter`).

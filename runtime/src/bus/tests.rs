@@ -342,6 +342,30 @@ fn test_queues(exchange: &str, consumers: &[&str]) -> Vec<String> {
 
 #[cfg(feature = "rabbitmq")]
 #[tokio::test]
+async fn rabbitmq_carries_an_event_many_frames_long() {
+    if !infra_available(5672, "RabbitMQ", "rabbitmq_carries_an_event_many_frames_long") {
+        return;
+    }
+    let exchange = format!("svcgen-test-{}", Uuid::new_v4().simple());
+    let bus = Bus::rabbitmq(AMQP_URL, &exchange)
+        .await
+        .expect("connect to RabbitMQ");
+    let (subscription, mut probe) = make_probe("notification", 3, &[], false);
+    bus.subscribe(subscription).await.unwrap();
+    // Far larger than the frames the connections ask for: the body travels in many frames.
+    let padding = "x".repeat(200_000);
+    let mut envelope = Envelope::of("notes", &Pinged { n: 9 }).unwrap();
+    envelope.data["padding"] = serde_json::Value::String(padding.clone());
+    bus.publish_envelope(envelope).await.expect("confirmed");
+    let handled = next(&mut probe.handled).await;
+    assert_eq!(handled.data["n"], 9);
+    assert_eq!(handled.data["padding"].as_str(), Some(padding.as_str()));
+    bus.close().await;
+    delete_rabbitmq_topology(&exchange, &test_queues(&exchange, &["notification"])).await;
+}
+
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
 async fn rabbitmq_round_trip_dead_letters_and_a_consumer_that_was_down() {
     if !infra_available(
         5672,
