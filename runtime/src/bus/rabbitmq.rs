@@ -159,7 +159,7 @@ async fn connect(url: &str, role: &str) -> Result<Connection, BusError> {
     let mut uri: lapin::uri::AMQPUri = url
         .parse()
         .map_err(|error| BusError::BrokerUrl(format!("malformed AMQP URL: {error}")))?;
-    uri.query.frame_max.get_or_insert(FRAME_MAX.into());
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
     Ok(Connection::connect_uri(uri, properties).await?)
 }
 
@@ -367,7 +367,10 @@ impl Backend for RabbitMq {
                 let _ = tokio::time::timeout(Duration::from_secs(5), supervisor).await;
             }
             if let Some(publisher) = self.publisher.lock().await.take() {
-                let _ = publisher.connection.close(200, "shutting down".into()).await;
+                let _ = publisher
+                    .connection
+                    .close(200, "shutting down".into())
+                    .await;
             }
         }
         .boxed()

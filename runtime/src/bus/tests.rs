@@ -343,7 +343,11 @@ fn test_queues(exchange: &str, consumers: &[&str]) -> Vec<String> {
 #[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn rabbitmq_carries_an_event_many_frames_long() {
-    if !infra_available(5672, "RabbitMQ", "rabbitmq_carries_an_event_many_frames_long") {
+    if !infra_available(
+        5672,
+        "RabbitMQ",
+        "rabbitmq_carries_an_event_many_frames_long",
+    ) {
         return;
     }
     let exchange = format!("svcgen-test-{}", Uuid::new_v4().simple());
