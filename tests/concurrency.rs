@@ -48,7 +48,10 @@ fn stockroom(engine: &str) -> System {
             "shelf_db: { engine: postgres }",
             &format!("shelf_db: {{ engine: {engine} }}"),
         );
-    assert_ne!(variant, spec, "the spec names its system and shelf store as expected");
+    assert_ne!(
+        variant, spec,
+        "the spec names its system and shelf store as expected"
+    );
     System::generate_text(&variant, &name)
 }
 
@@ -121,7 +124,10 @@ async fn rush(gateway: &str, tag: &str, removed_events: impl Fn() -> usize) {
     });
     let started = std::time::Instant::now();
     let answers = join_all(holds).await;
-    eprintln!("{tag}: 50 crossed holds answered in {:?}", started.elapsed());
+    eprintln!(
+        "{tag}: 50 crossed holds answered in {:?}",
+        started.elapsed()
+    );
     for (status, body) in &answers {
         assert!(
             *status == StatusCode::CREATED || *status == StatusCode::CONFLICT,
@@ -153,7 +159,10 @@ async fn rush(gateway: &str, tag: &str, removed_events: impl Fn() -> usize) {
     });
     let started = std::time::Instant::now();
     let (edits, takes) = tokio::join!(join_all(edits), join_all(takes));
-    eprintln!("{tag}: 200 edits and 200 holds answered in {:?}", started.elapsed());
+    eprintln!(
+        "{tag}: 200 edits and 200 holds answered in {:?}",
+        started.elapsed()
+    );
     for (status, body) in edits.iter().chain(&takes) {
         assert!(
             *status == StatusCode::OK || *status == StatusCode::CREATED,
@@ -188,7 +197,12 @@ async fn rush(gateway: &str, tag: &str, removed_events: impl Fn() -> usize) {
             .await
         }
     });
-    let counts = tally(join_all(deletes).await.into_iter().map(|(status, _)| status));
+    let counts = tally(
+        join_all(deletes)
+            .await
+            .into_iter()
+            .map(|(status, _)| status),
+    );
     assert_eq!(
         counts,
         BTreeMap::from([(204, 1), (404, 19)]),
@@ -290,8 +304,17 @@ fn distributed_postgres_answers_every_rush_without_a_server_error() {
     let database = format!("{run}_shelf");
     runtime().block_on(rush(&running.gateway.url, &run, || {
         let mut psql = Command::new("psql");
-        psql.args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-d", &database, "-c"])
-            .arg(REMOVED);
+        psql.args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-At",
+            "-d",
+            &database,
+            "-c",
+        ])
+        .arg(REMOVED);
         count_from(psql)
     }));
     running.stop();
@@ -327,7 +350,16 @@ fn distributed_mariadb_answers_every_rush_without_a_server_error() {
     runtime().block_on(rush(&running.gateway.url, &run, || {
         let mut mariadb = Command::new("mariadb");
         mariadb
-            .args(["-h", "127.0.0.1", "-u", "root", "-N", "-D", &shelves.0, "-e"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "root",
+                "-N",
+                "-D",
+                &shelves.0,
+                "-e",
+            ])
             .arg(REMOVED);
         count_from(mariadb)
     }));

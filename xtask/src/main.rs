@@ -172,7 +172,10 @@ mod tests {
     fn the_summary_counts_and_lists_the_skips() {
         assert_eq!(skip_summary(&[], false), "no test skipped\n");
         assert_eq!(
-            skip_summary(&["[e2e] distributed: PostgreSQL not reachable".into()], false),
+            skip_summary(
+                &["[e2e] distributed: PostgreSQL not reachable".into()],
+                false
+            ),
             "1 test skipped for missing infrastructure:\n  [e2e] distributed: PostgreSQL not reachable\n"
         );
         assert!(skip_summary(&["a".into(), "b".into()], false).starts_with("2 tests skipped"));

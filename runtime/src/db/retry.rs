@@ -37,9 +37,14 @@ impl Transient for DbError {
             // serialization_failure, deadlock_detected (PostgreSQL; MySQL's deadlock too).
             Some("40001" | "40P01") => true,
             // SQLITE_BUSY and SQLITE_LOCKED with any extended code (busy snapshot, timeout, ...).
-            Some(code) if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => code
-                .parse::<i32>()
-                .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+            Some(code)
+                if error
+                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                    .is_some() =>
+            {
+                code.parse::<i32>()
+                    .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+            }
             _ => false,
         }
     }
@@ -124,7 +129,11 @@ mod tests {
         let mut made = 0;
         let result = retrying(|| {
             made += 1;
-            let outcome = if made < 3 { Err(Refused(true)) } else { Ok(made) };
+            let outcome = if made < 3 {
+                Err(Refused(true))
+            } else {
+                Ok(made)
+            };
             async move { outcome }
         })
         .await;
@@ -155,11 +164,13 @@ mod tests {
 
     #[test]
     fn only_database_refusals_are_transient() {
-        assert!(!DbError::Encode {
-            sql: "SELECT 1",
-            message: "no".into()
-        }
-        .is_transient());
+        assert!(
+            !DbError::Encode {
+                sql: "SELECT 1",
+                message: "no".into()
+            }
+            .is_transient()
+        );
         assert!(!DbError::Sqlx(sqlx::Error::RowNotFound).is_transient());
     }
 }

@@ -476,13 +476,15 @@ async fn sqlite_transactions_that_read_then_write_neither_fail_nor_lose_updates(
     let (db, _dir) = sqlite_db().await;
     db.migrate(&THINGS).await.unwrap();
     let id = Uuid::now_v7();
-    query("INSERT INTO things (id, name, count, flag, created_at) VALUES ($1, 'counter', 0, $2, $3)")
-        .bind(id)
-        .bind(false)
-        .bind(Utc::now())
-        .execute(&db)
-        .await
-        .unwrap();
+    query(
+        "INSERT INTO things (id, name, count, flag, created_at) VALUES ($1, 'counter', 0, $2, $3)",
+    )
+    .bind(id)
+    .bind(false)
+    .bind(Utc::now())
+    .execute(&db)
+    .await
+    .unwrap();
     // A deferred transaction would read under a shared lock and then fail to upgrade it
     // ("database is locked"): taking the write lock up front queues them instead, with no
     // retry needed.
