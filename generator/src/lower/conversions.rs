@@ -2,11 +2,8 @@
 //! anything is rendered: what its gRPC servers, its transcoder and its steps convert, and then
 //! what the fields of those conversions convert in turn.
 
-use super::{RouteRpc, record_of};
-use crate::model::{
-    Capability, Expr, Field, Operation, RpcKind, Service, StepAction, System, Type,
-};
-use crate::rpc::{expr_type, find_rpc, route_input};
+use super::{RouteIr, RouteRpc, RpcBacking, RpcIr, StepActionIr, ValueSource, record_of};
+use crate::model::{Field, Operation, Service, System, Type};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Which way a conversion goes between a plain type of this crate and a protobuf message.
@@ -33,11 +30,14 @@ pub struct Pair {
 }
 
 /// Every conversion the crate of `service` needs, known before anything is rendered: what its
-/// gRPC servers, its transcoder and its steps convert, and then what the fields of those
-/// conversions convert in turn.
+/// gRPC servers, its transcoder and its steps convert (read from the service lowered so far:
+/// its routes, RPCs and routes as RPCs), and then what the fields of those conversions convert
+/// in turn.
 pub(super) fn needed(
     system: &System,
     service: &Service,
+    routes: &[RouteIr],
+    rpcs: &[RpcIr],
     route_rpcs: &[RouteRpc],
 ) -> BTreeMap<Pair, Conversion> {
     let mut pairs = BTreeSet::new();
@@ -53,16 +53,12 @@ pub(super) fn needed(
     // The routes as RPCs: the transcoder sends inputs and reads rows, the server reads inputs
     // and sends rows.
     for rpc in route_rpcs {
-        let route = rpc.route;
-        let entity = &route.entity.value;
+        let entity = &rpc.entity.name.value;
         need(Direction::ToProto, entity, own, entity);
         need(Direction::FromProto, entity, own, entity);
-        let carried: Vec<Type> = match route.operation {
+        let carried: Vec<Type> = match rpc.route.operation {
             Operation::Create => rpc.request.iter().map(|f| f.ty.clone()).collect(),
-            Operation::Update => route_input(service, route)
-                .iter()
-                .map(|f| f.ty.required().clone())
-                .collect(),
+            Operation::Update => rpc.input.iter().map(|f| f.ty.required().clone()).collect(),
             Operation::List | Operation::Get | Operation::Delete => Vec::new(),
         };
         for record in carried.iter().filter_map(record_of) {
@@ -71,78 +67,53 @@ pub(super) fn needed(
         }
     }
     // The service's own RPCs: rows of a `get`, and response fields filled by SQL.
-    for rpc in &service.rpcs {
-        match &rpc.kind {
-            RpcKind::Get { record } if service.uses != Some(Capability::Auth) => {
-                need(Direction::ToProto, &record.value, own, &record.value);
+    for rpc in rpcs {
+        match &rpc.backing {
+            RpcBacking::Row(entity) => {
+                need(
+                    Direction::ToProto,
+                    &entity.name.value,
+                    own,
+                    &entity.name.value,
+                );
             }
-            RpcKind::Get { .. } => {}
-            RpcKind::Sql(statements) => {
-                let filled = statements
+            RpcBacking::Account(_) => {}
+            RpcBacking::Statements(statements) => {
+                let rows = statements
                     .iter()
-                    .filter_map(|s| s.into.as_ref())
-                    .filter_map(|into| rpc.response.iter().find(|f| f.name.value == into.value));
-                for field in filled {
-                    let row_record = match field.ty.required() {
-                        Type::List(inner) => record_of(inner),
-                        Type::Message(name) => Some(name.as_str()),
-                        _ => None,
-                    };
-                    let columns = row_record.and_then(|record| service.record(record));
-                    for column in columns.iter().flatten() {
-                        if let Some(record) = record_of(&column.ty) {
-                            need(Direction::ToProto, record, own, record);
-                        }
+                    .filter_map(|s| s.into.as_ref()?.1.as_ref());
+                for column in rows.flatten() {
+                    if let Some(record) = record_of(&column.ty) {
+                        need(Direction::ToProto, record, own, record);
                     }
                 }
             }
         }
     }
     // Steps: requests built from plain values, and step results set on the row.
-    for route in &service.routes {
-        for (index, step) in route.steps.iter().enumerate() {
-            let before = &route.steps[..index];
-            let calls = match &step.action {
-                StepAction::Call(call) => vec![call],
-                StepAction::Pay { .. } => Vec::new(),
+    for route in routes {
+        let calls = route.steps.iter().flat_map(|step| {
+            let call = match &step.action {
+                StepActionIr::Call(call) => Some(call),
+                StepActionIr::Pay { .. } => None,
             };
-            for call in calls.into_iter().chain(step.undo.as_ref()) {
-                let Some((target, rpc)) = find_rpc(system, &call.target) else {
-                    continue;
-                };
-                for (name, expr) in &call.with {
-                    let field = rpc.request.iter().find(|f| f.name.value == name.value);
-                    let typed = expr_type(system, service, route, before, expr);
-                    if let (Some(field), Ok(typed), true) =
-                        (field, typed, !expr.reads_step_result())
-                        && let (Some(a), Some(b)) = (record_of(&typed.ty), record_of(&field.ty))
-                    {
-                        need(Direction::ToProto, a, &target.name.value, b);
-                    }
+            call.into_iter().chain(step.undo.as_ref())
+        });
+        for call in calls {
+            for (field, value) in &call.with {
+                if !matches!(value.source, ValueSource::StepResult { .. })
+                    && let (Some(a), Some(b)) = (record_of(&value.ty), record_of(&field.ty))
+                {
+                    need(Direction::ToProto, a, &call.service.name.value, b);
                 }
             }
         }
-        for (column, expr) in &route.set {
-            let Expr::Path { root, fields } = expr else {
-                continue;
-            };
-            let call = route.steps.iter().find_map(|step| match &step.action {
-                StepAction::Call(call)
-                    if step.name.as_ref().is_some_and(|n| n.value == root.value) =>
-                {
-                    Some(call)
-                }
-                _ => None,
-            });
-            let entity = service.entity(&route.entity.value);
-            let column = entity.and_then(|e| e.column(&column.value));
-            let target = call.and_then(|call| find_rpc(system, &call.target));
-            if let (Some(column), Some((target, rpc)), Some(first)) =
-                (column, target, fields.first())
-                && let Some(field) = rpc.response.iter().find(|f| f.name.value == first.value)
+        for (column, value) in &route.set {
+            if let ValueSource::StepResult { service, field, .. } = &value.source
+                && let Some(column) = route.entity.column(&column.value)
                 && let (Some(a), Some(b)) = (record_of(&column.ty), record_of(&field.ty))
             {
-                need(Direction::FromProto, a, &target.name.value, b);
+                need(Direction::FromProto, a, service, b);
             }
         }
     }

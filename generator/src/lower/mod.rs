@@ -103,20 +103,22 @@ pub fn lower(system: &System) -> Ir<'_> {
                 (true, distributed) => vec![Engine::Sqlite, distributed],
             };
             let route_rpcs = routes::route_rpcs(service);
-            let rpcs = service
+            let rpcs: Vec<RpcIr> = service
                 .rpcs
                 .iter()
                 .map(|rpc| rpcs::lower_rpc(system, service, rpc))
                 .collect();
+            let routes: Vec<RouteIr> = service
+                .routes
+                .iter()
+                .map(|route| routes::lower_route(system, service, route))
+                .collect();
+            let conversions = conversions::needed(system, service, &routes, &rpcs, &route_rpcs);
             ServiceIr {
                 model: service,
                 engine,
                 migration_engines,
-                routes: service
-                    .routes
-                    .iter()
-                    .map(|route| routes::lower_route(system, service, route))
-                    .collect(),
+                routes,
                 consumers: service
                     .consumers
                     .iter()
@@ -127,7 +129,7 @@ pub fn lower(system: &System) -> Ir<'_> {
                     .collect(),
                 rpcs,
                 contract: contract::proto_file(system, service, &route_rpcs),
-                conversions: conversions::needed(system, service, &route_rpcs),
+                conversions,
                 route_rpcs,
             }
         })
@@ -273,7 +275,7 @@ services:
                 let names: Vec<&str> = path.iter().map(|f| f.name.as_str()).collect();
                 format!("input.{}", names.join("."))
             }
-            ValueSource::StepResult { step, field } => format!("{step}.{}", field.name.value),
+            ValueSource::StepResult { step, field, .. } => format!("{step}.{}", field.name.value),
         };
         let calls: Vec<String> = create
             .steps

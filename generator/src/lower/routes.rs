@@ -110,6 +110,8 @@ pub enum ValueSource {
     StepResult {
         /// The step's name (`as:`).
         step: String,
+        /// The service the step calls (whose contract the result belongs to).
+        service: String,
         /// The field of the RPC's response.
         field: Field,
     },
@@ -305,11 +307,13 @@ fn lower_value<'m>(
                 StepAction::Pay { .. } => None,
             });
             let call = resolved(call, root);
-            let (_, rpc) = resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
+            let (target, rpc) =
+                resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
             let first = &fields[0];
             let field = rpc.response.iter().find(|f| f.name.value == first.value);
             ValueSource::StepResult {
                 step: root.value.clone(),
+                service: target.name.value.clone(),
                 field: resolved(field, first).clone(),
             }
         }

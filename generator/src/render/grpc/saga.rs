@@ -243,7 +243,7 @@ impl Grpc<'_> {
 
     /// A step result's field as it arrived (protobuf form).
     pub(super) fn proto_path(&self, value: &ValueIr) -> TokenStream {
-        let ValueSource::StepResult { step, field } = &value.source else {
+        let ValueSource::StepResult { step, field, .. } = &value.source else {
             unreachable!("only step results are read in protobuf form")
         };
         let root = result_ident(step);
@@ -298,7 +298,7 @@ impl Grpc<'_> {
             }
             (ValueSource::Direct, Expr::Path { .. }) => unreachable!("paths have a source"),
             (ValueSource::Input(segments), _) => input_value(segments),
-            (ValueSource::StepResult { step, field }, _) => {
+            (ValueSource::StepResult { step, field, .. }, _) => {
                 // A step's result, in protobuf form: converted to the plain type wanted.
                 let root = result_ident(step);
                 let ident = rust_ident(&field.name.value);
