@@ -40,11 +40,9 @@ use crate::http::{ApiError, ApiResult, Json};
 use crate::identity::Caller;
 use crate::service::ServiceContext;
 
-/// Rows the relay publishes per round.
-const RELAY_BATCH: i64 = 256;
-/// Events of one round published at the same time: all of them, their confirms awaited
+/// Rows the relay publishes per round, all at the same time: their confirms are awaited
 /// together (the broker confirms in the order it stored them, so waiting costs one round trip).
-const RELAY_CONCURRENCY: usize = 256;
+const RELAY_BATCH: i64 = 256;
 /// How long the relay sleeps when nothing wakes it (rows written by another replica, or left
 /// by a previous run).
 const RELAY_IDLE: Duration = Duration::from_secs(1);
@@ -449,7 +447,7 @@ async fn relay_round(db: &Db, bus: &Bus) -> Result<RoundOutcome, DbError> {
     }
     let results: Vec<(String, Result<(), BusError>)> = futures_util::stream::iter(pending)
         .map(|(id, envelope)| async move { (id, bus.publish_envelope(envelope).await) })
-        .buffer_unordered(RELAY_CONCURRENCY)
+        .buffer_unordered(RELAY_BATCH as usize)
         .collect()
         .await;
     let mut outcome = RoundOutcome {

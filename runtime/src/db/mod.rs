@@ -22,7 +22,7 @@ use sqlx::{ConnectOptions, Connection, SqlSafeStr};
 
 pub(crate) use query::sqlite_timestamp;
 pub use query::{Bind, FromColumn, Query, Row, query};
-pub use retry::{Attempts, MAX_ATTEMPTS, Transient, retrying};
+pub use retry::{MAX_ATTEMPTS, Transient, retrying};
 
 /// How long a request waits for a pooled connection before giving up with an error (a 503),
 /// rather than hanging while the database is down. As long as the gateway's default timeout:

@@ -50,30 +50,6 @@ impl Transient for DbError {
     }
 }
 
-/// The attempts of one transaction: counts them and waits between them.
-#[derive(Debug, Default)]
-pub struct Attempts {
-    made: u32,
-}
-
-impl Attempts {
-    /// No attempt made yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// After a failed attempt: true (having waited a little) when the transaction should run
-    /// again, false when `error` is final or the attempts are used up.
-    pub async fn again<E: Transient>(&mut self, error: &E) -> bool {
-        self.made += 1;
-        if !error.is_transient() || self.made >= MAX_ATTEMPTS {
-            return false;
-        }
-        tokio::time::sleep(backoff(self.made)).await;
-        true
-    }
-}
-
 /// Runs `attempt` (one whole transaction, from begin to commit) until it succeeds, fails for
 /// a reason that is not [`Transient`], or has been tried [`MAX_ATTEMPTS`] times.
 ///
@@ -85,10 +61,13 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Transient,
 {
-    let mut attempts = Attempts::new();
+    let mut made = 0;
     loop {
+        made += 1;
         match attempt().await {
-            Err(error) if attempts.again(&error).await => continue,
+            Err(error) if error.is_transient() && made < MAX_ATTEMPTS => {
+                tokio::time::sleep(backoff(made)).await;
+            }
             settled => return settled,
         }
     }
