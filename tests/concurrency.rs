@@ -263,21 +263,11 @@ fn embedded_sqlite_answers_every_rush_without_a_server_error() {
 }
 
 fn distributed_env(run: &str) -> Vec<(String, String)> {
-    vec![
-        (
-            "SVCGEN_JWT_SECRET".into(),
-            "stockroom-access-secret-0123456789abcdef01".into(),
-        ),
-        (
-            "SVCGEN_INTERNAL_SECRET".into(),
-            "stockroom-internal-secret-0123456789abcdef".into(),
-        ),
-        (
-            "SVCGEN_AMQP_URL".into(),
-            "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-        ),
-        ("SVCGEN_AMQP_EXCHANGE".into(), format!("{run}.events")),
-    ]
+    harness::rabbitmq_env(
+        run,
+        "stockroom-access-secret-0123456789abcdef01",
+        "stockroom-internal-secret-0123456789abcdef",
+    )
 }
 
 #[test]

@@ -523,21 +523,11 @@ fn distributed_mode_serves_the_whole_api_over_postgres_and_rabbitmq() {
         return;
     }
     let run = harness::run_id("e2e");
-    let env = vec![
-        (
-            "SVCGEN_JWT_SECRET".to_string(),
-            "e2e-access-secret-0123456789abcdef0123456789".to_string(),
-        ),
-        (
-            "SVCGEN_INTERNAL_SECRET".to_string(),
-            "e2e-internal-secret-0123456789abcdef012345".to_string(),
-        ),
-        (
-            "SVCGEN_AMQP_URL".to_string(),
-            "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
-        ),
-        ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
-    ];
+    let env = harness::rabbitmq_env(
+        &run,
+        "e2e-access-secret-0123456789abcdef0123456789",
+        "e2e-internal-secret-0123456789abcdef012345",
+    );
     let system = Distributed::start(
         &notes(),
         run.clone(),

@@ -319,6 +319,21 @@ pub fn run_id(prefix: &str) -> String {
     format!("{prefix}_{}_{millis}", std::process::id())
 }
 
+/// The environment every distributed run shares: its two secrets (each at least 32 bytes, as
+/// the services require) and a RabbitMQ exchange of the run's own, so parallel runs never
+/// receive each other's events.
+pub fn rabbitmq_env(run: &str, jwt_secret: &str, internal_secret: &str) -> Vec<(String, String)> {
+    vec![
+        ("SVCGEN_JWT_SECRET".into(), jwt_secret.into()),
+        ("SVCGEN_INTERNAL_SECRET".into(), internal_secret.into()),
+        (
+            "SVCGEN_AMQP_URL".into(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        ),
+        ("SVCGEN_AMQP_EXCHANGE".into(), format!("{run}.events")),
+    ]
+}
+
 /// Drops the PostgreSQL databases a run created (also when its processes are still connected).
 pub fn drop_databases(databases: &[String]) {
     for database in databases {

@@ -1876,18 +1876,7 @@ fn distributed_mode_withstands_the_attacks() {
     // Production-grade secrets: 32+ bytes, no development words.
     let jwt_secret = format!("Jq7vX2mR9kL4pT8wZ3nB6cF1hY5sD0gA-{run}");
     let internal_secret = format!("Wm4tK8qP2xV7bN3rH9jC5fL1yG6dS0zE-{run}");
-    let env = vec![
-        ("SVCGEN_JWT_SECRET".to_string(), jwt_secret.clone()),
-        (
-            "SVCGEN_INTERNAL_SECRET".to_string(),
-            internal_secret.clone(),
-        ),
-        (
-            "SVCGEN_AMQP_URL".to_string(),
-            "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
-        ),
-        ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
-    ];
+    let env = harness::rabbitmq_env(&run, &jwt_secret, &internal_secret);
     let system = Distributed::start(
         &notes(),
         run.clone(),

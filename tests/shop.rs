@@ -418,21 +418,11 @@ fn distributed_mode_runs_the_shop_over_postgres_mariadb_and_rabbitmq() {
     let run = harness::run_id("shop");
     let internal_secret = "shop-internal-secret-0123456789abcdef0123456";
     let mut env = admin_env();
-    env.extend([
-        (
-            "SVCGEN_JWT_SECRET".to_string(),
-            "shop-access-secret-0123456789abcdef012345".to_string(),
-        ),
-        (
-            "SVCGEN_INTERNAL_SECRET".to_string(),
-            internal_secret.to_string(),
-        ),
-        (
-            "SVCGEN_AMQP_URL".to_string(),
-            "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
-        ),
-        ("SVCGEN_AMQP_EXCHANGE".to_string(), format!("{run}.events")),
-    ]);
+    env.extend(harness::rabbitmq_env(
+        &run,
+        "shop-access-secret-0123456789abcdef012345",
+        internal_secret,
+    ));
     let users = harness::MariaDbDatabase(format!("{run}_user"));
     let mysql_url = format!("mysql://root@127.0.0.1:3306/{}", users.0);
     let system = Distributed::start(
