@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::bus::BusError;
-use crate::db::{DbError, Transient, sqlite_timestamp};
+use crate::db::{DbError, Transient, Violation, sqlite_timestamp};
 
 /// An error answer: a status and a message for the client, rendered as `{"error": message}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,16 @@ impl ApiError {
     /// The answer for a database error: 409 for a duplicate, 503 for a transient refusal, else
     /// a 500 (logged, never shown).
     pub(crate) fn of_db(error: &DbError) -> Self {
-        if error.is_unique_violation() {
+        if let DbError::Violation(violation) = error {
+            match violation {
+                Violation::Duplicate(message) | Violation::StillReferenced(message) => {
+                    ApiError::conflict(message.clone())
+                }
+                Violation::MissingReference(message) | Violation::Check(message) => {
+                    ApiError::bad_request(message.clone())
+                }
+            }
+        } else if error.is_unique_violation() {
             ApiError::conflict("already exists")
         } else if error.is_transient() {
             // Retried by `db::retrying`; a client sees this only once the retries are used up,

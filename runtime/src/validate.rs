@@ -67,6 +67,14 @@ impl Validator {
         self.problems.push(format!("{field} must be {rule}"));
     }
 
+    /// One of the allowed words (an `enum` field).
+    pub fn one_of(&mut self, field: &str, value: &str, allowed: &[&str]) {
+        if !allowed.contains(&value) {
+            self.problems
+                .push(format!("{field} must be one of {}", allowed.join(", ")));
+        }
+    }
+
     /// A custom rule: records `message` when `ok` is false.
     pub fn check(&mut self, ok: bool, message: impl Into<String>) {
         if !ok {

@@ -6,6 +6,7 @@
 //! same semantics on every engine (see [`Bind`] for the storage rules) and, on MySQL, rewrites
 //! the statement into MySQL's dialect (see [`query()`]). Each service owns exactly one [`Db`].
 
+mod constraints;
 mod mysql;
 mod query;
 mod retry;
@@ -20,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqlSafeStr};
 
+pub use constraints::{Constraint, ConstraintKind, Violation};
 pub(crate) use query::sqlite_timestamp;
 pub use query::{Bind, FromColumn, Query, Row, query};
 pub use retry::{MAX_ATTEMPTS, Transient, retrying};
@@ -170,6 +172,11 @@ pub enum DbError {
         /// What went wrong.
         message: String,
     },
+    /// The statement broke a rule of the schema it was told about
+    /// ([`Query::constraints`]): a taken unique key, a reference to nothing, a delete that
+    /// rows still depend on.
+    #[error("{0}")]
+    Violation(Violation),
     /// A column value could not be turned into the requested Rust type.
     #[error("cannot decode column `{column}`: {message}")]
     Decode {
@@ -185,6 +192,7 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             DbError::Sqlx(sqlx::Error::Database(error)) => error.is_unique_violation(),
+            DbError::Violation(Violation::Duplicate(_)) => true,
             _ => false,
         }
     }

@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
 use uuid::Uuid;
 
+use super::constraints::{Constraint, explain};
 use super::{Conn, Db, DbError, SQLITE_TIMESTAMP_FORMAT, Tx};
 
 /// Starts a statement. The SQL is the same for every engine and uses `$1, $2, ...`
@@ -23,6 +24,7 @@ pub fn query(sql: &'static str) -> Query {
         sql,
         args: Vec::new(),
         encode_error: None,
+        constraints: &[],
     }
 }
 
@@ -35,6 +37,8 @@ pub struct Query {
     /// A `bind_json` serialization failure, reported when the query runs so that binding
     /// stays chainable.
     encode_error: Option<String>,
+    /// The rules of the schema this statement can break, to tell which one it broke.
+    constraints: &'static [Constraint],
 }
 
 impl Query {
@@ -59,9 +63,23 @@ impl Query {
         self
     }
 
+    /// The unique keys and references this statement can break: a violation of one of them
+    /// is reported as [`DbError::Violation`], in words naming its fields.
+    pub fn constraints(mut self, constraints: &'static [Constraint]) -> Self {
+        self.constraints = constraints;
+        self
+    }
+
     /// Runs the statement on a pool or inside a transaction, and returns the number of rows it
     /// affected.
     pub async fn execute<'c>(self, on: impl Into<Conn<'c>>) -> Result<u64, DbError> {
+        let constraints = self.constraints;
+        self.execute_unexplained(on)
+            .await
+            .map_err(|error| explain(error, constraints))
+    }
+
+    async fn execute_unexplained<'c>(self, on: impl Into<Conn<'c>>) -> Result<u64, DbError> {
         let result = match on.into() {
             Conn::Db(Db::Sqlite(pool)) => self.into_sqlite()?.execute(pool).await?,
             Conn::Db(Db::Postgres(pool)) => {
@@ -89,6 +107,16 @@ impl Query {
 
     /// Runs the statement and returns its first row, if any.
     pub async fn fetch_optional<'c>(self, on: impl Into<Conn<'c>>) -> Result<Option<Row>, DbError> {
+        let constraints = self.constraints;
+        self.fetch_optional_unexplained(on)
+            .await
+            .map_err(|error| explain(error, constraints))
+    }
+
+    async fn fetch_optional_unexplained<'c>(
+        self,
+        on: impl Into<Conn<'c>>,
+    ) -> Result<Option<Row>, DbError> {
         let row = match on.into() {
             Conn::Db(Db::Sqlite(pool)) => self
                 .into_sqlite()?
@@ -126,6 +154,13 @@ impl Query {
 
     /// Runs the statement and returns every row.
     pub async fn fetch_all<'c>(self, on: impl Into<Conn<'c>>) -> Result<Vec<Row>, DbError> {
+        let constraints = self.constraints;
+        self.fetch_all_unexplained(on)
+            .await
+            .map_err(|error| explain(error, constraints))
+    }
+
+    async fn fetch_all_unexplained<'c>(self, on: impl Into<Conn<'c>>) -> Result<Vec<Row>, DbError> {
         let rows = match on.into() {
             Conn::Db(Db::Sqlite(pool)) => self
                 .into_sqlite()?
