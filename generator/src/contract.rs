@@ -266,8 +266,10 @@ fn field_shape(ty: &Type) -> (&'static str, String) {
 
 fn scalar_name(ty: &Type) -> String {
     match ty {
-        Type::String { .. } | Type::Text | Type::Email | Type::Uuid => "string".into(),
-        Type::Int => "int64".into(),
+        Type::String { .. } | Type::Text | Type::Email | Type::Enum(_) | Type::Uuid => {
+            "string".into()
+        }
+        Type::Int { .. } => "int64".into(),
         Type::Bool => "bool".into(),
         Type::Timestamp => "google.protobuf.Timestamp".into(),
         Type::Message(name) => ident::to_pascal(name),

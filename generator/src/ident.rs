@@ -116,6 +116,26 @@ pub fn sql(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// The longest constraint name every engine keeps whole (PostgreSQL cuts names at 63 bytes).
+const MAX_CONSTRAINT_NAME: usize = 63;
+
+/// The name of a table's unique key (`suffix` `key`) or reference (`fkey`) on `fields`, as the
+/// migration declares it and the generated code looks it up: `profile_handle_key`. A longer
+/// name keeps its first 54 characters and gets a hash of the whole name, so that two long names
+/// sharing a beginning stay distinct.
+pub fn constraint_name(table: &str, fields: &[&str], suffix: &str) -> String {
+    let name = format!("{table}_{}_{suffix}", fields.join("_"));
+    if name.len() <= MAX_CONSTRAINT_NAME {
+        return name;
+    }
+    // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    let head: String = name.chars().take(MAX_CONSTRAINT_NAME - 9).collect();
+    format!("{head}_{hash:08x}")
+}
+
 /// The package name of a crate of the generated workspace: `notes-notification`.
 pub fn crate_name(system: &str, part: &str) -> String {
     format!("{system}-{part}").replace('_', "-")

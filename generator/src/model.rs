@@ -207,13 +207,97 @@ impl Event {
     }
 }
 
-/// A typed field of an entity or event.
+/// A typed field of an entity, event or message.
 #[derive(Debug, Clone)]
 pub struct Field {
     /// Field name.
     pub name: Name,
     /// Its type.
     pub ty: Type,
+    /// What an entity's field promises beyond its type (none elsewhere).
+    pub rules: Rules,
+}
+
+impl Field {
+    /// A field with no rules beyond its type.
+    pub fn plain(name: Name, ty: Type) -> Field {
+        Field {
+            name,
+            ty,
+            rules: Rules::default(),
+        }
+    }
+}
+
+/// The rules of an entity's field beyond its type, written in the field's long form
+/// (`{ type: ..., unique: true, default: ..., references: ... }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// What the field holds.
+    pub description: Option<String>,
+    /// No two rows have the same value (`unique: true`).
+    pub unique: bool,
+    /// The value a row gets when a create leaves the field out.
+    pub default: Option<FieldDefault>,
+    /// The row of another entity of the same store the value names.
+    pub references: Option<Reference>,
+}
+
+/// A field's default value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDefault {
+    /// The value.
+    pub value: DefaultValue,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// What a default is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// A text or enum word.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `$now`, or `$now + <duration>`: the time of the create, plus this many seconds.
+    Now {
+        /// Seconds added to the current time.
+        plus_secs: i64,
+    },
+}
+
+/// A field that names a row of another entity (a foreign key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The entity whose `id` the field holds.
+    pub entity: Name,
+    /// What deleting that row does to rows that name it.
+    pub on_delete: OnDelete,
+}
+
+/// What deleting a referenced row does to the rows that name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDelete {
+    /// The delete is refused (409) while rows name it.
+    #[default]
+    Restrict,
+    /// The rows that name it are deleted with it.
+    Cascade,
+    /// The field of the rows that name it is cleared (the field must be optional).
+    SetNull,
+}
+
+impl OnDelete {
+    /// The spec keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            OnDelete::Restrict => "restrict",
+            OnDelete::Cascade => "cascade",
+            OnDelete::SetNull => "set_null",
+        }
+    }
 }
 
 /// A field type.
@@ -228,8 +312,15 @@ pub enum Type {
     },
     /// Long text.
     Text,
-    /// 64-bit integer.
-    Int,
+    /// 64-bit integer, with optional inclusive bounds.
+    Int {
+        /// Smallest value allowed.
+        min: Option<i64>,
+        /// Largest value allowed.
+        max: Option<i64>,
+    },
+    /// One of a fixed list of words (`enum(draft|published)`), carried as text.
+    Enum(Vec<String>),
     /// Boolean.
     Bool,
     /// UUID.
@@ -247,6 +338,12 @@ pub enum Type {
 }
 
 impl Type {
+    /// `int`: any 64-bit integer.
+    pub const INT: Type = Type::Int {
+        min: None,
+        max: None,
+    };
+
     /// The type without its optional wrapper.
     pub fn required(&self) -> &Type {
         match self {
@@ -262,9 +359,11 @@ impl Type {
             (a, Type::Optional(b)) => a.fits(b),
             (Type::Optional(_), _) => false,
             (Type::List(a), Type::List(b)) => a.fits(b),
-            (Type::String { .. } | Type::Text | Type::Email, Type::String { .. } | Type::Text) => {
-                true
-            }
+            (
+                Type::String { .. } | Type::Text | Type::Email | Type::Enum(_),
+                Type::String { .. } | Type::Text,
+            ) => true,
+            (Type::Enum(words), Type::Enum(allowed)) => words.iter().all(|w| allowed.contains(w)),
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
@@ -282,7 +381,16 @@ impl Type {
                 max.map(|m| m.to_string()).unwrap_or_default()
             ),
             Type::Text => "text".into(),
-            Type::Int => "int".into(),
+            Type::Int {
+                min: None,
+                max: None,
+            } => "int".into(),
+            Type::Int { min, max } => format!(
+                "int({}..{})",
+                min.map(|m| m.to_string()).unwrap_or_default(),
+                max.map(|m| m.to_string()).unwrap_or_default()
+            ),
+            Type::Enum(words) => format!("enum({})", words.join("|")),
             Type::Bool => "bool".into(),
             Type::Uuid => "uuid".into(),
             Type::Email => "email".into(),
@@ -356,6 +464,47 @@ impl Service {
         self.entities.iter().find(|e| e.name.value == name)
     }
 
+    /// The entities with every referenced entity before the entities that reference it (spec
+    /// order otherwise), or the entities on a cycle of references.
+    pub fn entities_in_reference_order(&self) -> Result<Vec<&Entity>, Vec<&Entity>> {
+        let mut placed: Vec<&Entity> = Vec::new();
+        let mut waiting: Vec<&Entity> = self.entities.iter().collect();
+        while !waiting.is_empty() {
+            let ready = waiting.iter().position(|entity| {
+                entity.references().all(|(_, r)| {
+                    r.entity.value == entity.name.value
+                        || self.entity(r.entity.as_str()).is_none()
+                        || placed.iter().any(|p| p.name.value == r.entity.value)
+                })
+            });
+            match ready {
+                Some(at) => placed.push(waiting.remove(at)),
+                None => break,
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(placed);
+        }
+        // What is left references a cycle or is on one; those that nothing left references
+        // are not on one.
+        loop {
+            let referenced = |entity: &Entity, among: &[&Entity]| {
+                among.iter().any(|other| {
+                    other.name.value != entity.name.value
+                        && other
+                            .references()
+                            .any(|(_, r)| r.entity.value == entity.name.value)
+                })
+            };
+            let before = waiting.len();
+            let among = waiting.clone();
+            waiting.retain(|entity| referenced(entity, &among));
+            if waiting.len() == before {
+                return Err(waiting);
+            }
+        }
+    }
+
     /// An RPC by name.
     pub fn rpc(&self, name: &str) -> Option<&Rpc> {
         self.rpcs.iter().find(|r| r.name.value == name)
@@ -379,6 +528,7 @@ impl Service {
                             span,
                         },
                         ty: c.ty,
+                        rules: c.rules,
                     })
                     .collect(),
             );
@@ -394,6 +544,7 @@ impl Service {
                             span,
                         },
                         ty,
+                        rules: Rules::default(),
                     })
                     .collect(),
             );
@@ -636,6 +787,9 @@ pub struct Entity {
     pub fields: Vec<Field>,
     /// Indexes, each a list of field names.
     pub indexes: Vec<Vec<Name>>,
+    /// Keys no two rows share, each a list of field names (`unique:`; a field's own
+    /// `unique: true` is a key of one field, listed by [`Entity::unique_keys`]).
+    pub unique: Vec<Vec<Name>>,
 }
 
 /// A column of an entity's table, implicit or declared.
@@ -647,6 +801,8 @@ pub struct Column {
     pub ty: Type,
     /// What sets it.
     pub source: ColumnSource,
+    /// Its rules (a declared field's; none for the implicit columns).
+    pub rules: Rules,
 }
 
 /// Who sets a column's value.
@@ -667,34 +823,70 @@ pub enum ColumnSource {
 impl Entity {
     /// Every column in table order: id, owner, declared fields, created_at, updated_at.
     pub fn columns(&self) -> Vec<Column> {
-        let mut columns = vec![Column {
-            name: "id".into(),
-            ty: Type::Uuid,
-            source: ColumnSource::Id,
-        }];
+        let implicit = |name: &str, ty: Type, source: ColumnSource| Column {
+            name: name.into(),
+            ty,
+            source,
+            rules: Rules::default(),
+        };
+        let mut columns = vec![implicit("id", Type::Uuid, ColumnSource::Id)];
         if let Some(owner) = &self.owner {
-            columns.push(Column {
-                name: owner.value.clone(),
-                ty: Type::Uuid,
-                source: ColumnSource::Owner,
-            });
+            columns.push(implicit(&owner.value, Type::Uuid, ColumnSource::Owner));
         }
         columns.extend(self.fields.iter().map(|f| Column {
             name: f.name.value.clone(),
             ty: f.ty.clone(),
             source: ColumnSource::Input,
+            rules: f.rules.clone(),
         }));
-        columns.push(Column {
-            name: "created_at".into(),
-            ty: Type::Timestamp,
-            source: ColumnSource::CreatedAt,
-        });
-        columns.push(Column {
-            name: "updated_at".into(),
-            ty: Type::Timestamp,
-            source: ColumnSource::UpdatedAt,
-        });
+        columns.push(implicit(
+            "created_at",
+            Type::Timestamp,
+            ColumnSource::CreatedAt,
+        ));
+        columns.push(implicit(
+            "updated_at",
+            Type::Timestamp,
+            ColumnSource::UpdatedAt,
+        ));
         columns
+    }
+
+    /// The fields of the body that creates a row: the declared fields, those with a default
+    /// made optional (left out, they take the default).
+    pub fn create_fields(&self) -> Vec<Field> {
+        self.fields
+            .iter()
+            .map(|f| match (&f.rules.default, &f.ty) {
+                (Some(_), ty) if !matches!(ty, Type::Optional(_)) => Field {
+                    ty: Type::Optional(Box::new(ty.clone())),
+                    ..f.clone()
+                },
+                _ => f.clone(),
+            })
+            .collect()
+    }
+
+    /// Every key no two rows share, in declaration order: each field's own `unique: true`,
+    /// then the entity's `unique:` lists.
+    pub fn unique_keys(&self) -> Vec<Vec<&str>> {
+        let single = self
+            .fields
+            .iter()
+            .filter(|f| f.rules.unique)
+            .map(|f| vec![f.name.as_str()]);
+        let listed = self
+            .unique
+            .iter()
+            .map(|key| key.iter().map(Name::as_str).collect());
+        single.chain(listed).collect()
+    }
+
+    /// The fields that name rows of other entities, with what they reference.
+    pub fn references(&self) -> impl Iterator<Item = (&Field, &Reference)> {
+        self.fields
+            .iter()
+            .filter_map(|f| f.rules.references.as_ref().map(|r| (f, r)))
     }
 
     /// A column by name.

@@ -82,7 +82,8 @@ pub fn find_rpc<'s>(system: &'s System, target: &RpcRef) -> Option<(&'s Service,
     Some((service, service.rpc(&target.rpc.value)?))
 }
 
-/// The fields of a create route's body: its `input`, else the entity's input columns.
+/// The fields of a route's body: its `input`, else the entity's declared fields (on a create,
+/// those with a default optional).
 pub fn route_input(service: &Service, route: &Route) -> Vec<Field> {
     if let Some(input) = &route.input {
         return input.clone();
@@ -90,16 +91,20 @@ pub fn route_input(service: &Service, route: &Route) -> Vec<Field> {
     let Some(entity) = service.entity(&route.entity.value) else {
         return Vec::new();
     };
-    entity
-        .columns()
+    // A create may leave out a field with a default; a patch leaves out any field.
+    let fields = if route.operation == Operation::Create {
+        entity.create_fields()
+    } else {
+        entity.fields.clone()
+    };
+    fields
         .into_iter()
-        .filter(|c| c.source == ColumnSource::Input)
-        .map(|c| Field {
+        .map(|f| Field {
             name: Name {
-                value: c.name,
+                value: f.name.value,
                 span: route.span,
             },
-            ty: c.ty,
+            ..f
         })
         .collect()
 }
@@ -132,7 +137,7 @@ pub fn expr_type<'s>(
     match expr {
         Expr::Caller if route.public => Err("`$caller` is not known on a public route".into()),
         Expr::Caller | Expr::Id => Ok(plain(Type::Uuid)),
-        Expr::Int(_) => Ok(plain(Type::Int)),
+        Expr::Int(_) => Ok(plain(Type::INT)),
         Expr::Bool(_) => Ok(plain(Type::Bool)),
         Expr::Text(_) => Ok(plain(Type::String {
             min: None,
@@ -292,7 +297,7 @@ pub fn statement_scope(
     scope.insert("now".to_owned(), Type::Timestamp);
     scope.insert("new_id".to_owned(), Type::Uuid);
     for (name, _) in &service.constants {
-        scope.insert(name.value.clone(), Type::Int);
+        scope.insert(name.value.clone(), Type::INT);
     }
     for field in &rpc.request {
         if !matches!(field.ty.required(), Type::List(_) | Type::Message(_)) {
@@ -644,7 +649,7 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
             }
             StepAction::Pay { amount_cents, card } => {
                 let int = Typed {
-                    ty: Type::Int,
+                    ty: Type::INT,
                     owner: service,
                 };
                 let text = Typed {
@@ -718,14 +723,16 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
             },
             None => {
                 let from_input = input.iter().find(|f| f.name.value == column.name);
+                // A field with a default may come as optional: left out, it takes the default.
+                let defaulted = column.rules.default.is_some();
                 let fits = from_input.is_some_and(|f| {
-                    Typed {
-                        ty: f.ty.clone(),
-                        owner: service,
-                    }
-                    .fits(&target)
+                    let ty = match &f.ty {
+                        Type::Optional(inner) if defaulted => inner.as_ref().clone(),
+                        other => other.clone(),
+                    };
+                    Typed { ty, owner: service }.fits(&target)
                 });
-                if !fits && !matches!(column.ty, Type::Optional(_)) {
+                if !fits && !defaulted && !matches!(column.ty, Type::Optional(_)) {
                     d.error(
                         route.span,
                         format!(

@@ -112,8 +112,8 @@ pub enum ValueSource {
         step: String,
         /// The service the step calls (whose contract the result belongs to).
         service: String,
-        /// The field of the RPC's response.
-        field: Field,
+        /// The field of the RPC's response (boxed: a field is large beside the other sources).
+        field: Box<Field>,
     },
 }
 
@@ -135,12 +135,14 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
         .routes
         .iter()
         .map(|route| {
-            let field = |name: &str, ty: Type| Field {
-                name: Name {
-                    value: name.to_owned(),
-                    span: route.span,
-                },
-                ty,
+            let field = |name: &str, ty: Type| {
+                Field::plain(
+                    Name {
+                        value: name.to_owned(),
+                        span: route.span,
+                    },
+                    ty,
+                )
             };
             let text = || Type::String {
                 min: None,
@@ -153,7 +155,7 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
                     Operation::Create => (crate::rpc::route_input(service, route), vec![row()]),
                     Operation::List => (
                         vec![
-                            field("limit", Type::Optional(Box::new(Type::Int))),
+                            field("limit", Type::Optional(Box::new(Type::INT))),
                             field("cursor", Type::Optional(Box::new(text()))),
                         ],
                         vec![
@@ -314,7 +316,7 @@ fn lower_value<'m>(
             ValueSource::StepResult {
                 step: root.value.clone(),
                 service: target.name.value.clone(),
-                field: resolved(field, first).clone(),
+                field: Box::new(resolved(field, first).clone()),
             }
         }
         _ => ValueSource::Direct,

@@ -66,8 +66,9 @@ pub enum ParamSource<'m> {
     NewId,
     /// A constant of the service.
     Constant(i64),
-    /// A field of the request list element the statement runs for.
-    Element(Field),
+    /// A field of the request list element the statement runs for (boxed: a field is large
+    /// beside the other sources).
+    Element(Box<Field>),
     /// A field of the request.
     Request(&'m Field),
 }
@@ -145,14 +146,14 @@ pub(super) fn declared_params<'m>(
                 ("now", _, _) => ParamSource::Now,
                 ("new_id", _, _) => ParamSource::NewId,
                 (_, Some((_, value)), _) => ParamSource::Constant(*value),
-                (_, None, Some(field)) => ParamSource::Element(field.clone()),
+                (_, None, Some(field)) => ParamSource::Element(Box::new(field.clone())),
                 (_, None, None) => {
                     let field = rpc.request.iter().find(|f| f.name.value == name);
                     ParamSource::Request(resolved_text(field, &name, statement))
                 }
             };
             Param {
-                ty: scope.get(&name).cloned().unwrap_or(Type::Int),
+                ty: scope.get(&name).cloned().unwrap_or(Type::INT),
                 name,
                 source,
             }

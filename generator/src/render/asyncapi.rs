@@ -32,7 +32,17 @@ fn schema(ty: &Type) -> Value {
         }
         Type::Text => json!({ "type": "string" }),
         Type::Email => json!({ "type": "string", "format": "email" }),
-        Type::Int => json!({ "type": "integer", "format": "int64" }),
+        Type::Int { min, max } => {
+            let mut schema = json!({ "type": "integer", "format": "int64" });
+            if let Some(min) = min {
+                schema["minimum"] = json!(min);
+            }
+            if let Some(max) = max {
+                schema["maximum"] = json!(max);
+            }
+            schema
+        }
+        Type::Enum(words) => json!({ "type": "string", "enum": words }),
         Type::Bool => json!({ "type": "boolean" }),
         Type::Uuid => json!({ "type": "string", "format": "uuid" }),
         Type::Timestamp => json!({ "type": "string", "format": "date-time" }),

@@ -4,6 +4,7 @@
 mod asyncapi;
 mod cargo;
 mod grpc;
+mod migration;
 pub mod proto;
 mod rust;
 
@@ -133,7 +134,7 @@ fn render(
         Producer::Proto(contract) => header("//") + &proto::render_text(contract),
         Producer::BufConfig => header("#") + BUF_CONFIG,
         Producer::InitialMigration(service, engine) => {
-            header("--") + &text::initial_migration(system, service.model, engine.keyword())
+            header("--") + &migration::initial_migration(system, service.model, engine.keyword())
         }
     };
     Rendered::Text(text)

@@ -169,7 +169,7 @@ impl FromProtoShape {
 /// Whether plain and protobuf values of a type are the same Rust type (numbers, flags, text).
 pub(super) fn same_in_both_forms(ty: &Type) -> bool {
     match ty {
-        Type::Int | Type::Bool | Type::Text | Type::Email | Type::String { .. } => true,
+        Type::Int { .. } | Type::Bool | Type::Text | Type::Email | Type::String { .. } => true,
         Type::List(inner) | Type::Optional(inner) => same_in_both_forms(inner),
         _ => false,
     }
@@ -192,7 +192,7 @@ mod tests {
         let text = Type::Text;
         let message = Type::Message("line".into());
         for (from, to, shape) in [
-            (Type::Int, Type::Int, FromProtoShape::Same),
+            (Type::INT, Type::INT, FromProtoShape::Same),
             (
                 text.clone(),
                 optional(text.clone()),
@@ -200,8 +200,8 @@ mod tests {
             ),
             // An optional list is a plain repeated field.
             (
-                optional(list(Type::Int)),
-                list(Type::Int),
+                optional(list(Type::INT)),
+                list(Type::INT),
                 FromProtoShape::Same,
             ),
             (Type::Uuid, Type::Uuid, FromProtoShape::Converted),

@@ -65,8 +65,11 @@ fn boxed_in_option(ty: &Type) -> bool {
 fn proto_copy(ty: &Type) -> bool {
     // `prost_types::Timestamp` is `Copy` too.
     match ty {
-        Type::Int | Type::Bool | Type::Timestamp => true,
-        Type::Optional(inner) => matches!(inner.as_ref(), Type::Int | Type::Bool | Type::Timestamp),
+        Type::Int { .. } | Type::Bool | Type::Timestamp => true,
+        Type::Optional(inner) => matches!(
+            inner.as_ref(),
+            Type::Int { .. } | Type::Bool | Type::Timestamp
+        ),
         _ => false,
     }
 }

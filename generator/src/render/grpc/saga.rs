@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::lower::{ValueIr, ValueSource};
+use crate::render::rust::{create_value, default_value};
 
 impl Grpc<'_> {
     /// A `create` handler backed by steps: the calls and payments in order (each undone, newest
@@ -27,22 +28,31 @@ impl Grpc<'_> {
                 ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(now),
                 ColumnSource::Input => match lowered.set.iter().find(|(n, _)| n.value == c.name) {
                     Some((_, value)) => self.plain_value(value, &c.ty),
-                    None => {
-                        if input_fields.iter().any(|f| f.name.value == c.name) {
-                            if is_copy(&c.ty) {
+                    None => match input_fields.iter().find(|f| f.name.value == c.name) {
+                        Some(field) => {
+                            let value = if is_copy(&c.ty) {
                                 quote!(input.#ident)
                             } else {
                                 quote!(input.#ident.clone())
+                            };
+                            // Optional in the body, required in the row: the default fills in.
+                            if matches!(field.ty, Type::Optional(_)) {
+                                create_value(c, value)
+                            } else {
+                                value
                             }
-                        } else {
-                            quote!(None)
                         }
-                    }
+                        None => match &c.rules.default {
+                            Some(default) => default_value(&default.value),
+                            None => quote!(None),
+                        },
+                    },
                 },
             };
             quote!(#ident: #value,)
         });
         let insert = crate::render::rust::insert_sql(entity);
+        let writes = crate::render::rust::write_constraints(entity);
         let binds = columns.iter().map(bind);
         let emit = emit(self.system, lowered);
         let summary = format!(
@@ -98,7 +108,7 @@ impl Grpc<'_> {
                 /// recorded undos in one transaction.
                 async fn attempt(ctx: &ServiceContext, row: &#model, saga: &rpc::Saga) -> Result<(), tonic::Status> {
                     let mut tx = ctx.begin().await?;
-                    db::query(#insert) #(#binds)* .execute(&mut tx).await?;
+                    db::query(#insert) #(#binds)* #writes .execute(&mut tx).await?;
                     #emit
                     saga.succeed(&mut tx).await?;
                     ctx.commit(tx).await?;
@@ -162,7 +172,7 @@ impl Grpc<'_> {
                 quote! { #undo #bind }
             }
             StepActionIr::Pay { amount_cents, card } => {
-                let amount = self.plain_value(amount_cents, &Type::Int);
+                let amount = self.plain_value(amount_cents, &Type::INT);
                 let card = match card {
                     None => quote!(None),
                     Some(card) => {

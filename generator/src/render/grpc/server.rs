@@ -152,7 +152,7 @@ impl Grpc<'_> {
                 .declared
                 .iter()
                 .find(|p| p.name == name)
-                .map_or(Type::Int, |p| p.ty.clone())
+                .map_or(Type::INT, |p| p.ty.clone())
         };
         let params = lowered.declared.iter().map(|param| {
             let ident = format_ident!("param_{}", param.name);

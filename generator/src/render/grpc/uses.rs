@@ -202,7 +202,7 @@ impl Grpc<'_> {
                     .iter()
                     .map(|step| match &step.action {
                         StepActionIr::Pay { amount_cents, card } => {
-                            from_result(amount_cents, &Type::Int)
+                            from_result(amount_cents, &Type::INT)
                                 | card
                                     .as_ref()
                                     .map_or(RpcUses::default(), |c| from_result(c, &c.ty))

@@ -2,6 +2,7 @@
 //! reading it from a row, and the SQL that writes it.
 
 use super::*;
+use crate::ident::constraint_name;
 
 /// Names used for one entity's generated items.
 pub(crate) struct EntityNames {
@@ -54,7 +55,7 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
         let text = match c.source {
             ColumnSource::Id => "Identifier (UUIDv7, made by the service).".to_string(),
             ColumnSource::Owner => "The user this row belongs to.".to_string(),
-            ColumnSource::Input => format!("`{}`: {}.", c.name, c.ty.spec_text()),
+            ColumnSource::Input => column_doc_text(&c.name, &c.ty, &c.rules),
             ColumnSource::CreatedAt => "When the row was created.".to_string(),
             ColumnSource::UpdatedAt => "When the row was last changed.".to_string(),
         };
@@ -62,10 +63,11 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
         quote!(#field_doc pub #ident: #ty,)
     });
     let inputs: Vec<&Field> = entity.fields.iter().collect();
-    let new_fields = inputs.iter().map(|f| {
+    let create_fields = entity.create_fields();
+    let new_fields = create_fields.iter().map(|f| {
         let ident = rust_ident(&f.name.value);
         let ty = rust_field_type(&f.ty);
-        let field_doc = doc(&format!("`{}`: {}.", f.name.value, f.ty.spec_text()));
+        let field_doc = doc(&field_doc_text(f));
         let default = matches!(f.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
         quote!(#field_doc #default pub #ident: #ty,)
     });
@@ -79,7 +81,7 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
             quote!(#field_doc pub #ident: Option<#ty>,)
         }
     });
-    let new_checks = field_checks(inputs.iter().copied());
+    let new_checks = field_checks(&create_fields);
     let patch_checks: Vec<TokenStream> = inputs
         .iter()
         .filter_map(|f| {
@@ -197,6 +199,164 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
     }
 }
 
+/// `NOTE_CONSTRAINTS`: the unique keys and references a write of `entity` can break.
+fn constraints_const(entity: &Entity) -> proc_macro2::Ident {
+    format_ident!("{}_CONSTRAINTS", entity.name.value.to_uppercase())
+}
+
+/// `NOTE_RESTRICTED_BY`: the references that refuse a delete of an `entity` row still named.
+fn restricted_const(entity: &Entity) -> proc_macro2::Ident {
+    format_ident!("{}_RESTRICTED_BY", entity.name.value.to_uppercase())
+}
+
+/// The references of other entities of `service` to `entity` that refuse its delete.
+fn restrictions<'s>(service: &'s Service, entity: &Entity) -> Vec<(&'s Entity, &'s Field)> {
+    service
+        .entities
+        .iter()
+        .flat_map(|other| other.references().map(move |(field, r)| (other, field, r)))
+        .filter(|(_, _, r)| {
+            r.entity.value == entity.name.value && r.on_delete == OnDelete::Restrict
+        })
+        .map(|(other, field, _)| (other, field))
+        .collect()
+}
+
+/// The constants that describe `entity`'s unique keys and references to the runtime, so that a
+/// write that breaks one is answered naming its fields (none when it has neither).
+pub(crate) fn constraint_items(service: &Service, entity: &Entity) -> TokenStream {
+    let table = &entity.name.value;
+    let unique = entity.unique_keys().into_iter().map(|key| {
+        let name = constraint_name(table, &key, "key");
+        quote!(db::Constraint::unique(#name, #table, &[#(#key),*]),)
+    });
+    let references = entity.references().map(|(field, reference)| {
+        let column = field.name.as_str();
+        let name = constraint_name(table, &[column], "fkey");
+        let target = reference.entity.as_str();
+        quote!(db::Constraint::references(#name, #table, &[#column], #target),)
+    });
+    let writes: Vec<TokenStream> = unique.chain(references).collect();
+    let mut items = TokenStream::new();
+    if !writes.is_empty() {
+        let name = constraints_const(entity);
+        let text = doc(&format!(
+            "The unique keys and references of `{table}` a write can break, as its migration names them."
+        ));
+        items.extend(quote!(#text pub const #name: &[db::Constraint] = &[#(#writes)*];));
+    }
+    let restricting = restrictions(service, entity);
+    if !restricting.is_empty() {
+        let name = restricted_const(entity);
+        let text = doc(&format!(
+            "The references to `{table}` that refuse to delete a row still named (`on_delete: restrict`)."
+        ));
+        let each = restricting.iter().map(|(other, field)| {
+            let (child, column) = (other.name.as_str(), field.name.as_str());
+            let constraint = constraint_name(child, &[column], "fkey");
+            quote!(db::Constraint::restricts(#constraint, #child, &[#column], #table),)
+        });
+        items.extend(quote!(#text pub const #name: &[db::Constraint] = &[#(#each)*];));
+    }
+    items
+}
+
+/// `.constraints(NOTE_CONSTRAINTS)` for a statement that writes an `entity` row, when it has
+/// unique keys or references.
+pub(crate) fn write_constraints(entity: &Entity) -> TokenStream {
+    if entity.unique_keys().is_empty() && entity.references().next().is_none() {
+        return TokenStream::new();
+    }
+    let name = constraints_const(entity);
+    quote!(.constraints(#name))
+}
+
+/// `.constraints(NOTE_RESTRICTED_BY)` for a statement that deletes an `entity` row, when a
+/// reference can refuse it.
+pub(crate) fn delete_constraints(service: &Service, entity: &Entity) -> TokenStream {
+    if restrictions(service, entity).is_empty() {
+        return TokenStream::new();
+    }
+    let name = restricted_const(entity);
+    quote!(.constraints(#name))
+}
+
+/// The documentation of a field: its description, its type and its rules.
+fn field_doc_text(field: &Field) -> String {
+    column_doc_text(&field.name.value, &field.ty, &field.rules)
+}
+
+fn column_doc_text(name: &str, ty: &Type, rules: &Rules) -> String {
+    let mut text = String::new();
+    if let Some(description) = &rules.description {
+        text += description.trim();
+        text += "\n\n";
+    }
+    text += &format!("`{name}`: {}", ty.spec_text());
+    if rules.unique {
+        text += ", unique";
+    }
+    if let Some(reference) = &rules.references {
+        text += &format!(
+            ", the id of a `{}` (on delete: {})",
+            reference.entity.value,
+            reference.on_delete.keyword()
+        );
+    }
+    if let Some(default) = &rules.default {
+        text += &format!("; {} when left out", default_text(&default.value));
+    }
+    text.push('.');
+    text
+}
+
+fn default_text(value: &DefaultValue) -> String {
+    match value {
+        DefaultValue::Text(text) => format!("`{text:?}`"),
+        DefaultValue::Int(n) => format!("`{n}`"),
+        DefaultValue::Bool(b) => format!("`{b}`"),
+        DefaultValue::Now { plus_secs: 0 } => "the time of the create".into(),
+        DefaultValue::Now { plus_secs } => {
+            format!("the time of the create plus {plus_secs} s")
+        }
+    }
+}
+
+/// A column's value on create, given `value`, the body's (optional when the field has a
+/// default): the default fills in a field left out.
+pub(crate) fn create_value(column: &Column, value: TokenStream) -> TokenStream {
+    match &column.rules.default {
+        Some(default) if !matches!(column.ty, Type::Optional(_)) => {
+            let fallback = default_value(&default.value);
+            match default.value {
+                // A constant costs nothing to make when it is not needed.
+                DefaultValue::Int(_) | DefaultValue::Bool(_) => quote!(#value.unwrap_or(#fallback)),
+                DefaultValue::Text(_) | DefaultValue::Now { .. } => {
+                    quote!(#value.unwrap_or_else(|| #fallback))
+                }
+            }
+        }
+        _ => value,
+    }
+}
+
+/// A default as a Rust expression (a computed one reads `now`, the time of the create).
+pub(crate) fn default_value(value: &DefaultValue) -> TokenStream {
+    match value {
+        DefaultValue::Text(text) => quote!(#text.to_owned()),
+        DefaultValue::Int(n) => {
+            let n = Literal::i64_unsuffixed(*n);
+            quote!(#n)
+        }
+        DefaultValue::Bool(b) => quote!(#b),
+        DefaultValue::Now { plus_secs: 0 } => quote!(now),
+        DefaultValue::Now { plus_secs } => {
+            let secs = Literal::i64_unsuffixed(*plus_secs);
+            quote!(now + chrono::TimeDelta::seconds(#secs))
+        }
+    }
+}
+
 /// The validation statements of `fields` of a struct (`&self.<field>` each), leaving out the
 /// fields that have nothing to check.
 pub(crate) fn field_checks<'f>(fields: impl IntoIterator<Item = &'f Field>) -> Vec<TokenStream> {
@@ -226,6 +386,18 @@ pub(crate) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStre
             quote!(check.length(#field, #value, #min, #max);)
         }
         Type::Email => quote!(check.email(#field, #value);),
+        Type::Int { min, max } if min.is_some() || max.is_some() => {
+            let int = |b: &Option<i64>| match b {
+                Some(n) => {
+                    let n = Literal::i64_unsuffixed(*n);
+                    quote!(Some(#n))
+                }
+                None => quote!(None),
+            };
+            let (min, max) = (int(min), int(max));
+            quote!(check.range(#field, *#value, #min, #max);)
+        }
+        Type::Enum(words) => quote!(check.one_of(#field, #value, &[#(#words),*]);),
         Type::Optional(inner) => {
             let inner = validation(name, inner, quote!(value));
             if inner.is_empty() {
@@ -350,12 +522,10 @@ mod tests {
             owner: owned.then(|| name("user_id")),
             fields: fields
                 .iter()
-                .map(|(field, ty)| Field {
-                    name: name(field),
-                    ty: ty.clone(),
-                })
+                .map(|(field, ty)| Field::plain(name(field), ty.clone()))
                 .collect(),
             indexes: Vec::new(),
+            unique: Vec::new(),
         }
     }
 
@@ -372,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_patch_sets_each_field_only_when_sent_and_keeps_the_row_otherwise() {
-        let sql = patch_sql(&entity(&[("name", string()), ("units", Type::Int)], false));
+        let sql = patch_sql(&entity(&[("name", string()), ("units", Type::INT)], false));
         assert_eq!(
             sql,
             "UPDATE \"item\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \

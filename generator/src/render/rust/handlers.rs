@@ -8,15 +8,19 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
-    // Rows are read back only by routes that get, list, change or delete them, and by RPCs.
+    // Rows are read back only by routes that get, list or change them, or delete them and emit
+    // an event made from them, and by RPCs.
     let reads = |entity: &Entity| {
-        service
-            .routes
-            .iter()
-            .any(|r| r.entity.value == entity.name.value && r.operation != Operation::Create)
-            || service.rpcs.iter().any(|rpc| {
-                matches!(&rpc.kind, RpcKind::Get { record } if record.value == entity.name.value)
-            })
+        service.routes.iter().any(|r| {
+            r.entity.value == entity.name.value
+                && match r.operation {
+                    Operation::Get | Operation::List | Operation::Update => true,
+                    Operation::Delete => r.emit.is_some(),
+                    Operation::Create => false,
+                }
+        }) || service.rpcs.iter().any(
+            |rpc| matches!(&rpc.kind, RpcKind::Get { record } if record.value == entity.name.value),
+        )
     };
     // ... and one row by id only by routes that get or change it, or delete it and emit an
     // event made from it.
@@ -30,10 +34,11 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
                 }
         })
     };
-    let entities = service
-        .entities
-        .iter()
-        .map(|entity| entity_items(entity, reads(entity), finds(entity)));
+    let entities = service.entities.iter().map(|entity| {
+        let items = entity_items(entity, reads(entity), finds(entity));
+        let constraints = constraint_items(service, entity);
+        quote!(#constraints #items)
+    });
     let mut row_imports = TokenStream::new();
     if service.entities.iter().any(reads) {
         row_imports.extend(quote!(DbError, Row,));
@@ -49,7 +54,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
                 let handler = grpc.create_handler(route);
                 quote!(#input #handler)
             } else {
-                handler(system, route)
+                handler(system, service, route)
             }
         })
         .collect();
@@ -184,7 +189,7 @@ pub(crate) fn emit(system: &System, route: &RouteIr) -> TokenStream {
     }
 }
 
-pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
+pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> TokenStream {
     let (entity, route) = (lowered.entity, lowered.model);
     let names = EntityNames::of(entity);
     let EntityNames {
@@ -243,6 +248,8 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
         Default::default()
     };
     let columns = entity.columns();
+    let writes = write_constraints(entity);
+    let deletes = delete_constraints(service, entity);
     let body = match route.operation {
         Operation::Create => {
             let inits = columns.iter().map(|c| {
@@ -250,7 +257,10 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
                 match c.source {
                     ColumnSource::Id => quote!(#ident: uuid::Uuid::now_v7(),),
                     ColumnSource::Owner => quote!(#ident: caller.user_id,),
-                    ColumnSource::Input => quote!(#ident: input.#ident,),
+                    ColumnSource::Input => {
+                        let value = create_value(c, quote!(input.#ident));
+                        quote!(#ident: #value,)
+                    }
                     ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(#ident: now,),
                 }
             });
@@ -264,7 +274,7 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
                         /// One attempt: the row and its event in one transaction.
                         async fn attempt(ctx: &ServiceContext, row: &#model) -> ApiResult<()> {
                             let mut tx = ctx.begin().await?;
-                            db::query(#insert) #(#binds)* .execute(&mut tx).await?;
+                            db::query(#insert) #(#binds)* #writes .execute(&mut tx).await?;
                             #emit
                             ctx.commit(tx).await?;
                             Ok(())
@@ -282,7 +292,7 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
                         input.validate()?;
                         let now = db::now();
                         let row = #model { #(#inits)* };
-                        db::query(#insert) #(#binds)* .execute(&ctx.db).await?;
+                        db::query(#insert) #(#binds)* #writes .execute(&ctx.db).await?;
                         Ok((StatusCode::CREATED, Json(row)))
                     }
                 }
@@ -305,6 +315,7 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
                     async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, input: &#patch) -> ApiResult<#model> {
                         let mut tx = ctx.begin().await?;
                         let changed = db::query(#update)
+                            #writes
                             .bind(id)
                             .bind(db::now())
                             #(#binds)*
@@ -340,7 +351,7 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
                         async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param) -> ApiResult<()> {
                             let mut tx = ctx.begin().await?;
                             let row = #find_fn(&mut tx, id #owner_find).await?;
-                            let deleted = db::query(#delete).bind(id) #owner_bind .execute(&mut tx).await?;
+                            let deleted = db::query(#delete).bind(id) #owner_bind #deletes .execute(&mut tx).await?;
                             if deleted == 0 {
                                 return Err(ApiError::not_found(#not_found));
                             }
@@ -356,7 +367,7 @@ pub(crate) fn handler(system: &System, lowered: &RouteIr) -> TokenStream {
                 let owner_bind = owned.then(|| quote!(.bind(caller.user_id)));
                 quote! {
                     async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
-                        let deleted = db::query(#delete).bind(id) #owner_bind .execute(&ctx.db).await?;
+                        let deleted = db::query(#delete).bind(id) #owner_bind #deletes .execute(&ctx.db).await?;
                         if deleted == 0 {
                             return Err(ApiError::not_found(#not_found));
                         }

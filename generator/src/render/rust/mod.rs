@@ -14,7 +14,8 @@ pub(crate) use capabilities::message_format;
 use capabilities::{auth_service, notify_service};
 pub(crate) use contracts::contracts;
 pub(crate) use entities::{
-    EntityNames, bind, entity_items, field_checks, insert_sql, patch_binds, patch_sql,
+    EntityNames, bind, constraint_items, create_value, default_value, delete_constraints,
+    entity_items, field_checks, insert_sql, patch_binds, patch_sql, write_constraints,
 };
 pub(crate) use handlers::{emit, entity_service, has_steps};
 pub(crate) use system::system_main;
@@ -29,8 +30,8 @@ use std::collections::BTreeMap;
 /// The Rust type of a field.
 pub(super) fn rust_field_type(ty: &Type) -> TokenStream {
     match ty {
-        Type::String { .. } | Type::Text | Type::Email => quote!(String),
-        Type::Int => quote!(i64),
+        Type::String { .. } | Type::Text | Type::Email | Type::Enum(_) => quote!(String),
+        Type::Int { .. } => quote!(i64),
         Type::Bool => quote!(bool),
         Type::Uuid => quote!(uuid::Uuid),
         Type::Timestamp => quote!(chrono::DateTime<chrono::Utc>),
@@ -52,7 +53,7 @@ pub(super) fn rust_field_type(ty: &Type) -> TokenStream {
 /// Whether a value of this type is `Copy` (bound without `.clone()`).
 pub(super) fn is_copy(ty: &Type) -> bool {
     match ty {
-        Type::Int | Type::Bool | Type::Uuid | Type::Timestamp => true,
+        Type::Int { .. } | Type::Bool | Type::Uuid | Type::Timestamp => true,
         Type::Optional(inner) => is_copy(inner),
         _ => false,
     }
@@ -132,12 +133,12 @@ mod tests {
             (string.clone(), "String"),
             (Type::Text, "String"),
             (Type::Email, "String"),
-            (Type::Int, "i64"),
+            (Type::INT, "i64"),
             (Type::Bool, "bool"),
             (Type::Uuid, "uuid :: Uuid"),
             (Type::Timestamp, "chrono :: DateTime < chrono :: Utc >"),
             (Type::List(Box::new(string.clone())), "Vec < String >"),
-            (Type::Optional(Box::new(Type::Int)), "Option < i64 >"),
+            (Type::Optional(Box::new(Type::INT)), "Option < i64 >"),
             (Type::Message("order_line".into()), "OrderLine"),
         ] {
             assert_eq!(rust_field_type(&ty).to_string(), rust, "{ty:?}");
@@ -145,7 +146,7 @@ mod tests {
         assert!(is_copy(&Type::Optional(Box::new(Type::Uuid))));
         assert!(!is_copy(&string));
         assert!(is_json(&Type::Optional(Box::new(Type::List(Box::new(
-            Type::Int
+            Type::INT
         ))))));
         assert!(!is_json(&Type::Text));
     }

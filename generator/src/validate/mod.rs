@@ -5,6 +5,8 @@ use crate::diag::{Diagnostics, did_you_mean};
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod entities;
+
 /// Names a service cannot take because the generated workspace uses them for its own crates.
 const RESERVED_SERVICE_NAMES: &[&str] = &["contracts", "system", "gateway", "runtime"];
 
@@ -53,26 +55,7 @@ fn check_services(system: &System, d: &mut Diagnostics) {
             )
             .hint("pick another name, e.g. `{}_service`".replace("{}", service.name.as_str()));
         }
-        for entity in &service.entities {
-            let columns: Vec<String> = entity.columns().into_iter().map(|c| c.name).collect();
-            for index in &entity.indexes {
-                for field in index {
-                    if !columns.contains(&field.value) {
-                        d.error(
-                            field.span,
-                            format!(
-                                "entity `{}` has no field `{}` to index",
-                                entity.name.value, field.value
-                            ),
-                        )
-                        .with_hint_opt_mut(did_you_mean(
-                            &field.value,
-                            columns.iter().map(String::as_str),
-                        ));
-                    }
-                }
-            }
-        }
+        entities::check(system, service, d);
         for consumer in &service.consumers {
             let Action::Notify { .. } = &consumer.action;
             if service.uses != Some(Capability::Notify) {

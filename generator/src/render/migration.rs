@@ -1,0 +1,312 @@
+//! A service's migrations: one table per entity, with its columns, rules, keys and indexes, in
+//! the SQL of each engine the service runs on.
+
+use super::text::render_template;
+use crate::ident::{constraint_name, sql};
+use crate::model::*;
+use serde::Serialize;
+use tera::Context;
+
+#[derive(Serialize)]
+struct TableView {
+    name: String,
+    description: String,
+    columns: Vec<ColumnView>,
+    indexes: Vec<IndexView>,
+    /// Written after the closing parenthesis of CREATE TABLE (MySQL's character set).
+    options: &'static str,
+}
+
+#[derive(Serialize)]
+struct ColumnView {
+    definition: String,
+}
+
+#[derive(Serialize)]
+struct IndexView {
+    name: String,
+    table: String,
+    columns: String,
+}
+
+/// The SQL type of a column for an engine. `indexed`: the column is part of an index, which
+/// matters on MySQL: it indexes no TEXT column without a prefix length.
+fn sql_type(ty: &Type, engine: &str, indexed: bool) -> String {
+    if engine == "mysql" {
+        return mysql_type(ty, indexed).into_owned();
+    }
+    let postgres = engine == "postgres";
+    let name = match ty.required() {
+        Type::String { .. } | Type::Text | Type::Email | Type::Enum(_) => "TEXT",
+        Type::Int { .. } => {
+            if postgres {
+                "BIGINT"
+            } else {
+                "INTEGER"
+            }
+        }
+        Type::Bool => {
+            if postgres {
+                "BOOLEAN"
+            } else {
+                "INTEGER"
+            }
+        }
+        Type::Uuid => {
+            if postgres {
+                "UUID"
+            } else {
+                "TEXT"
+            }
+        }
+        Type::Timestamp => {
+            if postgres {
+                "TIMESTAMPTZ"
+            } else {
+                "TEXT"
+            }
+        }
+        Type::List(_) | Type::Message(_) => {
+            if postgres {
+                "JSONB"
+            } else {
+                "TEXT"
+            }
+        }
+        Type::Optional(_) => unreachable!("required() removes the optional wrapper"),
+    };
+    name.to_owned()
+}
+
+/// The longest indexed text MySQL keeps as a whole VARCHAR: 255 characters (1020 bytes in
+/// utf8mb4), so that several such columns still fit an index key (3072 bytes).
+const MYSQL_INDEXED_VARCHAR: u32 = 255;
+
+/// The text MySQL cannot keep as an indexed VARCHAR (see [`mysql_type`]) is indexed by its
+/// first characters, this many.
+const MYSQL_INDEX_PREFIX: u32 = 255;
+
+/// The MySQL type of a column, as the runtime stores values there (`svcgen_runtime::db::Bind`):
+/// uuids as CHAR(36) text, timestamps as DATETIME(6) in UTC, lists as JSON. Text is LONGTEXT
+/// (any length, as TEXT on the other engines), except indexed text whose values all fit a
+/// VARCHAR: a bounded `string` up to [`MYSQL_INDEXED_VARCHAR`] characters, an `email` (at most
+/// 254, as validated).
+fn mysql_type(ty: &Type, indexed: bool) -> std::borrow::Cow<'static, str> {
+    match ty.required() {
+        Type::String { max: Some(max), .. } if indexed && *max <= MYSQL_INDEXED_VARCHAR => {
+            format!("VARCHAR({max})").into()
+        }
+        Type::Email if indexed => "VARCHAR(254)".into(),
+        // Every value is one of the words, so the longest word bounds the column.
+        Type::Enum(words) => format!(
+            "VARCHAR({})",
+            words.iter().map(|w| w.len()).max().unwrap_or(1)
+        )
+        .into(),
+        Type::String { .. } | Type::Text | Type::Email => "LONGTEXT".into(),
+        Type::Int { .. } => "BIGINT".into(),
+        Type::Bool => "BOOLEAN".into(),
+        Type::Uuid => "CHAR(36)".into(),
+        Type::Timestamp => "DATETIME(6)".into(),
+        Type::List(_) | Type::Message(_) => "JSON".into(),
+        Type::Optional(_) => unreachable!("required() removes the optional wrapper"),
+    }
+}
+
+/// An identifier quoted for an engine: double quotes, or backquotes on MySQL (which reads a
+/// double-quoted token as a string).
+fn quoted(name: &str, engine: &str) -> String {
+    if engine == "mysql" {
+        format!("`{}`", name.replace('`', "``"))
+    } else {
+        sql(name)
+    }
+}
+
+/// MySQL's longest identifier, in characters.
+const MYSQL_MAX_IDENTIFIER: usize = 64;
+
+/// An index name that the engine accepts. MySQL refuses names over 64 characters (PostgreSQL
+/// cuts them at 63): a longer one keeps its first 55 characters and gets a hash of the whole
+/// name, so that two long names sharing a beginning stay distinct.
+fn index_name(name: String, engine: &str) -> String {
+    if engine != "mysql" || name.chars().count() <= MYSQL_MAX_IDENTIFIER {
+        return name;
+    }
+    // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    let head: String = name.chars().take(MYSQL_MAX_IDENTIFIER - 9).collect();
+    format!("{head}_{hash:08x}")
+}
+
+/// A column as an index lists it; on MySQL, LONGTEXT is indexed by a prefix.
+fn index_column(column: &Column, engine: &str) -> String {
+    let name = quoted(&column.name, engine);
+    if engine == "mysql" && mysql_type(&column.ty, true) == "LONGTEXT" {
+        format!("{name}({MYSQL_INDEX_PREFIX})")
+    } else {
+        name
+    }
+}
+
+/// A literal default as the engine writes it; `None` for a computed one (`$now`), which the
+/// service fills in.
+fn default_sql(value: &DefaultValue, engine: &str) -> Option<String> {
+    match value {
+        DefaultValue::Text(text) => Some(format!("'{}'", text.replace('\'', "''"))),
+        DefaultValue::Int(n) => Some(n.to_string()),
+        DefaultValue::Bool(b) if engine == "postgres" => {
+            Some(if *b { "TRUE" } else { "FALSE" }.into())
+        }
+        DefaultValue::Bool(b) => Some(if *b { "1" } else { "0" }.into()),
+        DefaultValue::Now { .. } => None,
+    }
+}
+
+/// The condition of a column's CHECK: an `int` range, the words of an `enum`. NULL passes, as
+/// SQL makes it (an optional field may be empty).
+fn check_sql(column: &str, ty: &Type) -> Option<String> {
+    match ty.required() {
+        Type::Int { min, max } => {
+            let bounds: Vec<String> = [
+                min.map(|m| format!("{column} >= {m}")),
+                max.map(|m| format!("{column} <= {m}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            (!bounds.is_empty()).then(|| bounds.join(" AND "))
+        }
+        Type::Enum(words) => {
+            let words: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+            Some(format!("{column} IN ({})", words.join(", ")))
+        }
+        _ => None,
+    }
+}
+
+/// A service's first migration: one table per entity, with its indexes.
+pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> String {
+    // A table comes after the tables it references; validation refused cycles.
+    let ordered = service
+        .entities_in_reference_order()
+        .unwrap_or_else(|_| service.entities.iter().collect());
+    let tables: Vec<TableView> = ordered
+        .into_iter()
+        .map(|entity| {
+            let unique_keys = entity.unique_keys();
+            let indexed = |column: &str| {
+                entity
+                    .indexes
+                    .iter()
+                    .any(|fields| fields.iter().any(|f| f.as_str() == column))
+                    || unique_keys.iter().any(|key| key.contains(&column))
+            };
+            let columns = entity
+                .columns()
+                .iter()
+                .map(|c| {
+                    let null = if matches!(c.ty, Type::Optional(_)) {
+                        ""
+                    } else {
+                        " NOT NULL"
+                    };
+                    let key = if c.source == ColumnSource::Id {
+                        " PRIMARY KEY"
+                    } else {
+                        ""
+                    };
+                    let default = c
+                        .rules
+                        .default
+                        .as_ref()
+                        .and_then(|d| default_sql(&d.value, engine))
+                        .map(|value| format!(" DEFAULT {value}"))
+                        .unwrap_or_default();
+                    let check = check_sql(&quoted(&c.name, engine), &c.ty)
+                        .map(|condition| format!(" CHECK ({condition})"))
+                        .unwrap_or_default();
+                    ColumnView {
+                        definition: format!(
+                            "{} {}{null}{key}{default}{check}",
+                            quoted(&c.name, engine),
+                            sql_type(&c.ty, engine, indexed(&c.name))
+                        ),
+                    }
+                })
+                .chain(unique_keys.iter().map(|key| {
+                    let columns: Vec<String> = key.iter().map(|f| quoted(f, engine)).collect();
+                    ColumnView {
+                        definition: format!(
+                            "CONSTRAINT {} UNIQUE ({})",
+                            quoted(&constraint_name(&entity.name.value, key, "key"), engine),
+                            columns.join(", ")
+                        ),
+                    }
+                }))
+                .chain(entity.references().map(|(field, reference)| {
+                    let on_delete = match reference.on_delete {
+                        OnDelete::Restrict => "RESTRICT",
+                        OnDelete::Cascade => "CASCADE",
+                        OnDelete::SetNull => "SET NULL",
+                    };
+                    ColumnView {
+                        definition: format!(
+                            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {on_delete}",
+                            quoted(
+                                &constraint_name(&entity.name.value, &[field.name.as_str()], "fkey"),
+                                engine
+                            ),
+                            quoted(&field.name.value, engine),
+                            quoted(&reference.entity.value, engine),
+                            quoted("id", engine),
+                        ),
+                    }
+                }))
+                .collect();
+            let indexes = entity
+                .indexes
+                .iter()
+                .map(|fields| {
+                    let names: Vec<&str> = fields.iter().map(Name::as_str).collect();
+                    let columns: Vec<String> = names
+                        .iter()
+                        .map(|n| match entity.column(n) {
+                            Some(column) => index_column(&column, engine),
+                            None => quoted(n, engine),
+                        })
+                        .collect();
+                    let name = format!("{}_{}_idx", entity.name.value, names.join("_"));
+                    IndexView {
+                        name: quoted(&index_name(name, engine), engine),
+                        table: quoted(&entity.name.value, engine),
+                        columns: columns.join(", "),
+                    }
+                })
+                .collect();
+            TableView {
+                name: quoted(&entity.name.value, engine),
+                description: entity
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("Entity `{}`.", entity.name.value)),
+                columns,
+                indexes,
+                // Binary collation: text compares case-sensitively, by code point, as on
+                // the other engines (MySQL's default collation ignores case).
+                options: if engine == "mysql" {
+                    " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+                } else {
+                    ""
+                },
+            }
+        })
+        .collect();
+    let mut context = Context::new();
+    context.insert("service", &service.name.value);
+    context.insert("engine", engine);
+    context.insert("tables", &tables);
+    render_template("migration.sql", &context)
+}

@@ -1,0 +1,237 @@
+//! Routes and event consumers.
+
+use super::*;
+
+impl Resolver<'_> {
+    pub(super) fn route(&mut self, key: &Node, value: &Node) -> Option<Route> {
+        let text = self.text(key, "route")?;
+        let (method, path) = self.route_key(key, &text)?;
+        let entries = self.entries(value, &format!("route `{text}`"), ROUTE_KEYS);
+        let operations: Vec<(Operation, &Node)> = [
+            Operation::Create,
+            Operation::List,
+            Operation::Get,
+            Operation::Update,
+            Operation::Delete,
+        ]
+        .into_iter()
+        .filter_map(|op| entries.get(op.keyword()).map(|n| (op, n)))
+        .collect();
+        let (operation, entity_node) = match operations.as_slice() {
+            [one] => *one,
+            [] => {
+                self.d.error(value.span, format!("route `{text}` does nothing"))
+                    .hint("give it one operation: `create`, `list`, `get`, `update` or `delete`, with the entity as value");
+                return None;
+            }
+            [_, second, ..] => {
+                self.d.error(
+                    second.1.span,
+                    format!("route `{text}` has more than one operation"),
+                );
+                return None;
+            }
+        };
+        let entity = self.name(entity_node, "entity name")?;
+        let emit = entries.get("emit").and_then(|n| self.event_name(n));
+        let public = entries
+            .get("public")
+            .and_then(|n| self.flag(n, "`public`"))
+            .unwrap_or(false);
+        let roles = entries
+            .get("roles")
+            .map(|n| self.names(n, "role"))
+            .unwrap_or_default();
+        let (mut per_ip, mut per_user) = (Limit::Default, Limit::Default);
+        if let Some(limits) = entries.get("rate_limit") {
+            let limits = self.entries(
+                limits,
+                &format!("`rate_limit` of route `{text}`"),
+                ROUTE_LIMIT_KEYS,
+            );
+            per_ip = limits
+                .get("per_ip")
+                .map_or(Limit::Default, |n| self.limit(n));
+            per_user = limits
+                .get("per_user")
+                .map_or(Limit::Default, |n| self.limit(n));
+        }
+        let body_limit = entries.get("body_limit").and_then(|n| self.size(n));
+        let timeout_ms = entries.get("timeout").and_then(|n| self.duration_ms(n));
+        let input = entries
+            .get("input")
+            .map(|n| self.each(Some(n), "input", |r, k, v| r.field(k, v)));
+        let steps = match entries.get("steps") {
+            Some(node) => self.seq(node, "`steps`", |r, item| r.step(item)),
+            None => Vec::new(),
+        };
+        let set = self.assignments(entries.get("set"));
+        if operation != Operation::Create
+            && let Some((key, node)) = ["input", "steps", "set"]
+                .iter()
+                .find_map(|k| entries.get(k).map(|n| (k, n)))
+        {
+            self.d
+                .error(node.span, format!("`{key}` is only for `create` routes"));
+        }
+        let needs_id = matches!(
+            operation,
+            Operation::Get | Operation::Update | Operation::Delete
+        );
+        let has_id = path.ends_with("/{id}");
+        if needs_id && !has_id {
+            self.d
+                .error(
+                    key.span,
+                    format!(
+                        "`{}` needs the row's id: its path must end in `/{{id}}`",
+                        operation.keyword()
+                    ),
+                )
+                .hint(format!(
+                    "e.g. `{} {}/{{id}}`",
+                    method.as_str(),
+                    path.trim_end_matches('/')
+                ));
+        } else if !needs_id && path.contains('{') {
+            self.d.error(
+                key.span,
+                format!("`{}` routes take no path parameters", operation.keyword()),
+            );
+        }
+        Some(Route {
+            method,
+            path,
+            span: key.span,
+            operation,
+            entity,
+            emit,
+            public,
+            roles,
+            per_ip,
+            per_user,
+            body_limit,
+            timeout_ms,
+            input,
+            steps,
+            set,
+        })
+    }
+
+    pub(super) fn route_key(&mut self, key: &Node, text: &str) -> Option<(Method, String)> {
+        let mut parts = text.split_whitespace();
+        let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
+            self.d.error(
+                key.span,
+                format!("route `{text}` must be written `METHOD /path`, e.g. `GET /notes`"),
+            );
+            return None;
+        };
+        let method = match method {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => {
+                let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+                let hint = did_you_mean(&other.to_ascii_uppercase(), methods);
+                self.d
+                    .error(key.span, format!("unknown HTTP method `{other}`"))
+                    .hint(hint.unwrap_or_else(|| "methods: GET, POST, PUT, PATCH, DELETE".into()));
+                return None;
+            }
+        };
+        let segments_ok = path.starts_with('/')
+            && path.len() > 1
+            && path[1..].split('/').all(|s| {
+                s == "{id}"
+                    || (!s.is_empty()
+                        && s.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                        }))
+            });
+        if !segments_ok {
+            self.d
+                .error(key.span, format!("`{path}` is not a route path"))
+                .hint("use lower-case segments and `{id}`, e.g. `/notes/{id}`");
+            return None;
+        }
+        Some((method, path.to_string()))
+    }
+
+    pub(super) fn consumer(&mut self, key: &Node, value: &Node) -> Option<Consumer> {
+        let event = self.event_name(key)?;
+        let entries = self.entries(
+            value,
+            &format!("consumer of `{}`", event.value),
+            CONSUMER_KEYS,
+        );
+        let Some(notify) = entries.get("notify") else {
+            self.d.error(value.span, format!("the consumer of `{}` does nothing", event.value)).hint("give it an action, e.g. `notify: { user: user_id, kind: welcome, message: ... }`");
+            return None;
+        };
+        let fields = self.entries(notify, "`notify`", NOTIFY_KEYS);
+        let required = |r: &mut Self, key: &str| match fields.get(key) {
+            Some(node) => r.text(node, key).map(|value| Name {
+                value,
+                span: node.span,
+            }),
+            None => {
+                r.d.error(notify.span, format!("`notify` needs `{key}`"));
+                None
+            }
+        };
+        let to = match (fields.get("user"), fields.get("role")) {
+            (Some(user), None) => self.text(user, "user").map(|value| {
+                Recipient::User(Name {
+                    value,
+                    span: user.span,
+                })
+            }),
+            (None, Some(role)) => self.name(role, "role").map(Recipient::Role),
+            (Some(_), Some(role)) => {
+                self.d.error(
+                    role.span,
+                    "`notify` goes to a `user` or to a `role`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.d
+                    .error(
+                        notify.span,
+                        "`notify` needs `user` (an event field) or `role`",
+                    )
+                    .hint("e.g. `user: user_id`, or `role: admin` for every admin");
+                None
+            }
+        };
+        let kind = required(self, "kind");
+        let message = required(self, "message");
+        if let Some((kind, problem)) = kind
+            .as_ref()
+            .and_then(|k| ident::snake_problem(&k.value).map(|p| (k, p)))
+        {
+            self.d.error(kind.span, problem);
+        }
+        let critical = entries
+            .get("critical")
+            .and_then(|n| self.flag(n, "`critical`"))
+            .unwrap_or(false);
+        let attempts = entries
+            .get("attempts")
+            .and_then(|n| self.count(n, "`attempts`", 1, 100))
+            .unwrap_or(DEFAULT_ATTEMPTS);
+        Some(Consumer {
+            event,
+            critical,
+            attempts,
+            action: Action::Notify {
+                to: to?,
+                kind: kind?,
+                message: message?,
+            },
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! The rules of an entity's fields: indexes and unique keys name its fields, references name an
+//! entity of the same store, and what a reference does on delete fits the field.
+
+use crate::diag::{Diagnostics, did_you_mean};
+use crate::model::*;
+
+/// Checks every entity of `service`.
+pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
+    for entity in &service.entities {
+        let columns = entity.columns();
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        for index in &entity.indexes {
+            for field in index {
+                if !names.contains(&field.as_str()) {
+                    d.error(
+                        field.span,
+                        format!(
+                            "entity `{}` has no field `{}` to index",
+                            entity.name.value, field.value
+                        ),
+                    )
+                    .with_hint_opt_mut(did_you_mean(&field.value, names.iter().copied()));
+                }
+            }
+        }
+        let mysql = service
+            .store
+            .as_ref()
+            .and_then(|store| system.stores.iter().find(|s| s.name.value == store.value))
+            .is_some_and(|store| store.engine == Engine::Mysql);
+        check_unique_keys(entity, &columns, mysql, d);
+        for (field, reference) in entity.references() {
+            check_reference(system, service, field, reference, d);
+        }
+    }
+    check_reference_cycles(service, d);
+}
+
+/// The longest text MySQL compares whole in a unique key (a VARCHAR of an index).
+const MYSQL_UNIQUE_TEXT: u32 = 255;
+
+fn check_unique_keys(entity: &Entity, columns: &[Column], mysql: bool, d: &mut Diagnostics) {
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut keyed = entity
+        .fields
+        .iter()
+        .filter(|f| f.rules.unique)
+        .map(|f| (&f.name, &f.ty))
+        .collect::<Vec<_>>();
+    for key in &entity.unique {
+        for field in key {
+            match columns.iter().find(|c| c.name == field.value) {
+                Some(column) => keyed.push((field, &column.ty)),
+                None => {
+                    d.error(
+                        field.span,
+                        format!(
+                            "entity `{}` has no field `{}` to make unique",
+                            entity.name.value, field.value
+                        ),
+                    )
+                    .with_hint_opt_mut(did_you_mean(&field.value, names.iter().copied()));
+                }
+            }
+        }
+    }
+    for (field, ty) in keyed {
+        if matches!(ty.required(), Type::List(_) | Type::Message(_) | Type::Text) {
+            d.error(
+                field.span,
+                format!(
+                    "`{}` of type `{}` cannot be unique",
+                    field.value,
+                    ty.spec_text()
+                ),
+            )
+            .hint("unique keys are made of single values: string, enum, int, bool, uuid, email or timestamp (a long `text` is not compared whole)");
+        } else if mysql
+            && matches!(ty.required(), Type::String { max, .. } if max.is_none_or(|m| m > MYSQL_UNIQUE_TEXT))
+        {
+            d.error(
+                field.span,
+                format!(
+                    "`{}` of type `{}` is in a unique key on a MySQL store, which compares text of at most {MYSQL_UNIQUE_TEXT} characters there",
+                    field.value,
+                    ty.spec_text()
+                ),
+            )
+            .hint(format!("give it a maximum length, e.g. `string(1..{MYSQL_UNIQUE_TEXT})`"));
+        }
+    }
+}
+
+fn check_reference(
+    system: &System,
+    service: &Service,
+    field: &Field,
+    reference: &Reference,
+    d: &mut Diagnostics,
+) {
+    let target = reference.entity.as_str();
+    if service.entity(target).is_none() {
+        let elsewhere = system.services.iter().find(|s| {
+            s.entity(target).is_some() || (s.uses == Some(Capability::Auth) && target == "user")
+        });
+        match elsewhere {
+            Some(other) => {
+                d.error(
+                    reference.entity.span,
+                    format!(
+                        "`{}` references `{target}` of service `{}`: a reference joins entities of one store",
+                        field.name.value, other.name.value
+                    ),
+                )
+                .hint("keep the id as a plain `uuid` field and learn about the other service's rows from its events or RPCs");
+            }
+            None => {
+                d.error(
+                    reference.entity.span,
+                    format!(
+                        "`{}` references `{target}`, which service `{}` does not declare",
+                        field.name.value, service.name.value
+                    ),
+                )
+                .with_hint_opt_mut(did_you_mean(
+                    target,
+                    service.entities.iter().map(|e| e.name.as_str()),
+                ));
+            }
+        }
+    }
+    if field.ty.required() != &Type::Uuid {
+        d.error(
+            field.name.span,
+            format!(
+                "`{}` references `{target}` and so holds its id: its type must be `uuid` or `uuid?`, not `{}`",
+                field.name.value,
+                field.ty.spec_text()
+            ),
+        );
+    }
+    if reference.on_delete == OnDelete::SetNull && !matches!(field.ty, Type::Optional(_)) {
+        d.error(
+            field.name.span,
+            format!(
+                "`{}` is cleared when its `{target}` is deleted (`on_delete: set_null`), so it must be optional",
+                field.name.value
+            ),
+        )
+        .hint(format!("make it `{}?`, or use `on_delete: cascade` or `restrict`", field.ty.spec_text()));
+    }
+}
+
+/// Tables are created in an order where each comes after the tables it references; entities
+/// that reference each other (other than an entity referencing itself) have no such order.
+fn check_reference_cycles(service: &Service, d: &mut Diagnostics) {
+    if let Err(unordered) = service.entities_in_reference_order() {
+        let names = unordered
+            .iter()
+            .map(|e| format!("`{}`", e.name.value))
+            .collect::<Vec<_>>()
+            .join(", ");
+        d.error(
+            unordered[0].name.span,
+            format!("entities reference each other in a cycle: {names}"),
+        )
+        .hint("keep one side of the cycle as a plain `uuid` field");
+    }
+}

@@ -1,0 +1,437 @@
+//! Field rules hold on every store engine, in the API and in the database. The clubs system
+//! (`tests/systems/clubs.yaml`) runs embedded (SQLite), then distributed with its clubs service
+//! on PostgreSQL and on MariaDB, and each run checks the same answers:
+//!
+//! * defaults fill in what a create leaves out (`$now + 365d` computed at the create);
+//! * a value outside its `int` range or `enum` is a 400 naming the field, on create and patch;
+//! * a taken unique field, or composite key, is a 409 naming its fields;
+//! * a reference to a row that does not exist is a 400 naming the field;
+//! * deleting a row that a `restrict` reference names is a 409; `cascade` deletes the rows
+//!   that name it, `set_null` clears their field;
+//! * none of it is ever a 500.
+//!
+//! The distributed tests skip with a message when a server is down, and fail instead when
+//! `SVCGEN_REQUIRE_INFRA=1` (as on CI).
+
+mod harness;
+mod support;
+
+use harness::{Api, Distributed, Running, System, infrastructure, register, runtime};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The clubs system with its clubs store on `engine`, under a system name of its own so that
+/// the variants build side by side.
+fn clubs(engine: &str) -> System {
+    if engine == "postgres" {
+        return System::generate("tests/systems/clubs.yaml", "clubs");
+    }
+    let spec = std::fs::read_to_string(support::root().join("tests/systems/clubs.yaml"))
+        .expect("the clubs spec");
+    let name = format!("clubs_{engine}");
+    let variant = spec
+        .replace("system: clubs", &format!("system: {name}"))
+        .replace(
+            "clubs_db: { engine: postgres }",
+            &format!("clubs_db: {{ engine: {engine} }}"),
+        );
+    assert_ne!(
+        variant, spec,
+        "the spec names its system and store as expected"
+    );
+    System::generate_text(&variant, &name)
+}
+
+/// One call that must answer `expected`; its body.
+async fn expect(
+    api: &Api,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    expected: StatusCode,
+) -> Value {
+    let (status, answer) = api.call(method.clone(), path, Some(token), body).await;
+    assert_eq!(status, expected, "{method} {path}: {answer}");
+    answer
+}
+
+/// The error message of a 4xx answer.
+fn message(answer: &Value) -> &str {
+    answer["error"].as_str().unwrap_or_default()
+}
+
+async fn rules_hold(gateway: &str, tag: &str) {
+    let api = Api::new(gateway);
+    let (_, token) = register(&api, &format!("rules-{tag}@example.com")).await;
+    let token = token.as_str();
+
+    // Defaults fill in what is left out; the computed one is a year after the create.
+    let chess = expect(
+        &api,
+        token,
+        Method::POST,
+        "/clubs",
+        Some(json!({"name": "Chess"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(chess["kind"], "other", "{tag}: {chess}");
+    assert_eq!(chess["capacity"], 30, "{tag}: {chess}");
+    assert_eq!(chess["open"], true, "{tag}: {chess}");
+    assert_eq!(chess["motto"], "All welcome", "{tag}: {chess}");
+    assert_eq!(chess["founded_year"], Value::Null, "{tag}: {chess}");
+    let created: chrono::DateTime<chrono::Utc> =
+        chess["created_at"].as_str().unwrap().parse().unwrap();
+    let renews: chrono::DateTime<chrono::Utc> =
+        chess["renews_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        renews - created,
+        chrono::TimeDelta::days(365),
+        "{tag}: {chess}"
+    );
+    let chess_id = chess["id"].as_str().unwrap().to_owned();
+    let read = expect(
+        &api,
+        token,
+        Method::GET,
+        &format!("/clubs/{chess_id}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(read, chess, "{tag}: the stored row is the one answered");
+
+    // Ranges and enums: 400 naming each field, on create and on patch.
+    let bad = expect(
+        &api,
+        token,
+        Method::POST,
+        "/clubs",
+        Some(json!({"name": "Opera", "capacity": 0, "kind": "opera", "founded_year": 1700})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let text = message(&bad);
+    for field in ["capacity", "kind", "founded_year"] {
+        assert!(text.contains(field), "{tag}: {text}");
+    }
+    let bad = expect(
+        &api,
+        token,
+        Method::PATCH,
+        &format!("/clubs/{chess_id}"),
+        Some(json!({"capacity": 501})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(message(&bad), "capacity must be between 1 and 500", "{tag}");
+
+    // A unique field: 409 naming it, on create and on a patch that takes another's name.
+    let taken = expect(
+        &api,
+        token,
+        Method::POST,
+        "/clubs",
+        Some(json!({"name": "Chess", "kind": "games"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        message(&taken),
+        "a club with this name already exists",
+        "{tag}"
+    );
+    let go = expect(
+        &api,
+        token,
+        Method::POST,
+        "/clubs",
+        Some(json!({"name": "Go", "kind": "games", "capacity": 12, "open": false, "founded_year": 1990})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (
+            go["kind"].clone(),
+            go["capacity"].clone(),
+            go["open"].clone()
+        ),
+        (json!("games"), json!(12), json!(false)),
+        "{tag}"
+    );
+    let go_id = go["id"].as_str().unwrap().to_owned();
+    let taken = expect(
+        &api,
+        token,
+        Method::PATCH,
+        &format!("/clubs/{go_id}"),
+        Some(json!({"name": "Chess"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        message(&taken),
+        "a club with this name already exists",
+        "{tag}"
+    );
+
+    // A reference to nothing: 400 naming the field.
+    let nowhere = expect(
+        &api,
+        token,
+        Method::POST,
+        "/members",
+        Some(json!({"club_id": uuid::Uuid::new_v4(), "handle": "ghost"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(message(&nowhere).contains("club_id"), "{tag}: {nowhere}");
+
+    // A composite key: the same handle twice in one club is a 409, in another club fine.
+    let ada = expect(
+        &api,
+        token,
+        Method::POST,
+        "/members",
+        Some(json!({"club_id": chess_id, "handle": "ada"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (ada["role"].clone(), ada["rank"].clone()),
+        (json!("member"), json!(0)),
+        "{tag}"
+    );
+    let ada_id = ada["id"].as_str().unwrap().to_owned();
+    let twice = expect(
+        &api,
+        token,
+        Method::POST,
+        "/members",
+        Some(json!({"club_id": chess_id, "handle": "ada", "role": "coach"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(
+        message(&twice).contains("club_id, handle"),
+        "{tag}: {twice}"
+    );
+    let bad_role = expect(
+        &api,
+        token,
+        Method::POST,
+        "/members",
+        Some(json!({"club_id": chess_id, "handle": "bob", "role": "king", "rank": -1})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        message(&bad_role),
+        "role must be one of member, captain, coach; rank must be at least 0",
+        "{tag}"
+    );
+    expect(
+        &api,
+        token,
+        Method::POST,
+        "/members",
+        Some(json!({"club_id": go_id, "handle": "ada"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let bob = expect(
+        &api,
+        token,
+        Method::POST,
+        "/members",
+        Some(json!({"club_id": chess_id, "handle": "bob", "role": "captain", "mentor_id": ada_id})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let bob_id = bob["id"].as_str().unwrap().to_owned();
+    let mentor_nowhere = expect(
+        &api,
+        token,
+        Method::PATCH,
+        &format!("/members/{bob_id}"),
+        Some(json!({"mentor_id": uuid::Uuid::new_v4()})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        message(&mentor_nowhere).contains("mentor_id"),
+        "{tag}: {mentor_nowhere}"
+    );
+
+    // set_null: deleting the mentor clears the field of the members it mentored.
+    expect(
+        &api,
+        token,
+        Method::DELETE,
+        &format!("/members/{ada_id}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let bob = expect(
+        &api,
+        token,
+        Method::GET,
+        &format!("/members/{bob_id}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(bob["mentor_id"], Value::Null, "{tag}: {bob}");
+
+    // restrict: a club with a meeting cannot go; without it, its members go with it.
+    let meeting = expect(
+        &api,
+        token,
+        Method::POST,
+        "/meetings",
+        Some(json!({"club_id": chess_id, "topic": "Openings"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let refused = expect(
+        &api,
+        token,
+        Method::DELETE,
+        &format!("/clubs/{chess_id}"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(message(&refused).contains("meeting"), "{tag}: {refused}");
+    expect(
+        &api,
+        token,
+        Method::GET,
+        &format!("/members/{bob_id}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let meeting_id = meeting["id"].as_str().unwrap();
+    expect(
+        &api,
+        token,
+        Method::DELETE,
+        &format!("/meetings/{meeting_id}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    expect(
+        &api,
+        token,
+        Method::DELETE,
+        &format!("/clubs/{chess_id}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    expect(
+        &api,
+        token,
+        Method::GET,
+        &format!("/members/{bob_id}"),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        &api,
+        token,
+        Method::GET,
+        &format!("/clubs/{go_id}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[test]
+fn embedded_sqlite_enforces_every_field_rule() {
+    let system = clubs("postgres");
+    let data = tempfile::tempdir().unwrap();
+    let running = Running::start(
+        &system,
+        "clubs-embedded",
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    runtime().block_on(rules_hold(&running.url, "embedded"));
+    running.stop();
+}
+
+fn distributed_env(run: &str) -> Vec<(String, String)> {
+    harness::rabbitmq_env(
+        run,
+        "clubs-access-secret-0123456789abcdef0123",
+        "clubs-internal-secret-0123456789abcdef01",
+    )
+}
+
+#[test]
+fn distributed_postgres_enforces_every_field_rule() {
+    if !infrastructure(
+        "distributed clubs on PostgreSQL",
+        &[
+            ("PostgreSQL", "127.0.0.1:5432"),
+            ("RabbitMQ", "127.0.0.1:5672"),
+        ],
+    ) {
+        return;
+    }
+    let system = clubs("postgres");
+    let run = harness::run_id("clubs");
+    let running = Distributed::start(
+        &system,
+        run.clone(),
+        &["accounts", "clubs"],
+        &distributed_env(&run),
+        |_| Vec::new(),
+    );
+    runtime().block_on(rules_hold(&running.gateway.url, &run));
+    running.stop();
+}
+
+#[test]
+fn distributed_mariadb_enforces_every_field_rule() {
+    if !infrastructure(
+        "distributed clubs on MariaDB",
+        &[
+            ("PostgreSQL", "127.0.0.1:5432"),
+            ("MariaDB", "127.0.0.1:3306"),
+            ("RabbitMQ", "127.0.0.1:5672"),
+        ],
+    ) {
+        return;
+    }
+    let system = clubs("mysql");
+    let run = harness::run_id("clubs_my");
+    let clubs_db = harness::MariaDbDatabase(format!("{run}_clubs"));
+    let clubs_url = format!("mysql://root@127.0.0.1:3306/{}", clubs_db.0);
+    let running = Distributed::start(
+        &system,
+        run.clone(),
+        &["accounts", "clubs"],
+        &distributed_env(&run),
+        |service| match service {
+            "clubs" => vec![("CLUBS_DATABASE_URL".to_string(), clubs_url.clone())],
+            _ => Vec::new(),
+        },
+    );
+    runtime().block_on(rules_hold(&running.gateway.url, &run));
+    running.stop();
+    drop(clubs_db);
+}
