@@ -35,6 +35,9 @@ pub struct Diagnostic {
     pub message: String,
     /// What to do about it, when we can tell.
     pub hint: Option<String>,
+    /// Another place the problem involves, shown with its own snippet: where a name was
+    /// first declared, for one declared twice. Boxed: most diagnostics have none.
+    pub related: Option<Box<(Span, String)>>,
 }
 
 impl Diagnostic {
@@ -45,6 +48,7 @@ impl Diagnostic {
             span,
             message: message.into(),
             hint: None,
+            related: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Diagnostic {
             span,
             message: message.into(),
             hint: None,
+            related: None,
         }
     }
 
@@ -69,9 +74,63 @@ impl Diagnostic {
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// The spec's text, to point inside a long value (a SQL statement) rather than at its start.
+    source: String,
 }
 
 impl Diagnostics {
+    /// Collects diagnostics about `source`.
+    pub fn for_source(source: &str) -> Self {
+        Diagnostics {
+            items: Vec::new(),
+            source: source.to_owned(),
+        }
+    }
+
+    /// Where `word` is first written inside the value that starts at `value`: its own line
+    /// and column even in a multi-line block scalar. A word is matched whole (`:amount` is not
+    /// found in `:amounts`); the value's own span when the word cannot be found, e.g. because
+    /// a quoted value spells it with escapes.
+    pub fn span_within(&self, value: Span, text: &str, word: &str) -> Span {
+        let is_word_char = |c: char| c.is_alphanumeric() || c == '_';
+        // The value's lines, plus the block-scalar indicator line (`run: |`).
+        let extent = text.lines().count() + 1;
+        for (line, content) in self
+            .source
+            .lines()
+            .enumerate()
+            .skip(value.line.saturating_sub(1))
+            .take(extent)
+        {
+            let start = if line + 1 == value.line {
+                content
+                    .char_indices()
+                    .nth(value.col.saturating_sub(1))
+                    .map_or(content.len(), |(i, _)| i)
+            } else {
+                0
+            };
+            let mut from = start;
+            while let Some(found) = content[from..].find(word) {
+                let at = from + found;
+                let end = at + word.len();
+                let before = content[..at].chars().next_back();
+                let after = content[end..].chars().next();
+                let whole = after.is_none_or(|c| !is_word_char(c))
+                    && before.is_none_or(|c| !is_word_char(c) && c != ':');
+                if whole {
+                    return Span {
+                        line: line + 1,
+                        col: content[..at].chars().count() + 1,
+                        len: word.chars().count(),
+                    };
+                }
+                from = end;
+            }
+        }
+        value
+    }
+
     /// Records a problem.
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.items.push(diagnostic);
@@ -116,6 +175,12 @@ impl Diagnostic {
     /// Sets the hint on a recorded diagnostic.
     pub fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Points at a second place in the spec, with a note saying what is there.
+    pub fn related(&mut self, span: Span, note: impl Into<String>) -> &mut Self {
+        self.related = Some(Box::new((span, note.into())));
         self
     }
 }
@@ -205,17 +270,11 @@ pub fn render(path: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
             "{path}:{}:{}: {label}: {}",
             d.span.line, d.span.col, d.message
         );
-        if let Some(text) = lines.line(d.span.line) {
-            let number = d.span.line.to_string();
-            let pad = " ".repeat(number.len());
-            let _ = writeln!(out, "{pad} |");
-            let _ = writeln!(out, "{number} | {}", text.trim_end());
-            let indent: String = text
-                .chars()
-                .take(d.span.col.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(d.span.len.max(1)));
+        snippet(&mut out, &lines, d.span);
+        if let Some(related) = &d.related {
+            let (span, note) = related.as_ref();
+            let _ = writeln!(out, "{path}:{}:{}: note: {note}", span.line, span.col);
+            snippet(&mut out, &lines, *span);
         }
         if let Some(hint) = &d.hint {
             let _ = writeln!(out, "  = hint: {hint}");
@@ -236,6 +295,23 @@ pub fn render(path: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
     out
 }
 
+/// The spec line `span` is on, with carets under the span.
+fn snippet(out: &mut String, lines: &LineIndex, span: Span) {
+    let Some(text) = lines.line(span.line) else {
+        return;
+    };
+    let number = span.line.to_string();
+    let pad = " ".repeat(number.len());
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{number} | {}", text.trim_end());
+    let indent: String = text
+        .chars()
+        .take(span.col.saturating_sub(1))
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(span.len.max(1)));
+}
+
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
@@ -249,6 +325,11 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
+    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate `word` is most likely a typo of, when one is close enough.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
     candidates
         .into_iter()
@@ -269,7 +350,7 @@ pub fn did_you_mean<'a>(
         })
         .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(1))
         .min_by_key(|(d, c)| (*d, c.to_string()))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .map(|(_, c)| c)
 }
 
 /// Levenshtein distance over characters.

@@ -50,7 +50,7 @@ pub struct Checked {
 /// Stages 1 to 3: load, resolve and validate `source`. On failure, every problem found.
 pub fn check(source: &str) -> Result<Checked, Vec<Diagnostic>> {
     let root = load::load(source).map_err(|syntax| vec![syntax])?;
-    let mut diagnostics = Diagnostics::default();
+    let mut diagnostics = Diagnostics::for_source(source);
     let system = resolve::resolve(&root, &mut diagnostics);
     validate::validate(&system, &mut diagnostics);
     if diagnostics.has_errors() {

@@ -534,8 +534,9 @@ fn check_statement(
     let scope = statement_scope(service, rpc, statement);
     for param in sql_params(&statement.sql) {
         if !scope.contains_key(&param) {
+            let at = d.span_within(statement.span, &statement.sql, &format!(":{param}"));
             d.error(
-                statement.span,
+                at,
                 format!("the SQL uses `:{param}`, which is not a parameter here"),
             )
             .hint(format!(

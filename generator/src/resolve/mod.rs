@@ -2,7 +2,7 @@
 //! keys its place allows, every scalar is parsed, and every problem is recorded; the model is
 //! built as far as possible anyway so that validation can report the problems it finds too.
 
-use crate::diag::{Diagnostics, Span, did_you_mean};
+use crate::diag::{Diagnostics, Span, closest, did_you_mean};
 use crate::ident;
 use crate::load::{Kind, Node};
 use crate::model::*;

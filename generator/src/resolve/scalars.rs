@@ -8,11 +8,12 @@ impl Resolver<'_> {
         &mut self,
         node: &'a Node,
         what: &str,
-        known: &[&str],
+        known: &[&'a str],
     ) -> Entries<'a> {
         let mut entries = Vec::new();
         match &node.kind {
             Kind::Map(items) => {
+                let written: Vec<&str> = items.iter().filter_map(|(k, _)| k.as_str()).collect();
                 for (key, value) in items {
                     let Some(k) = key.as_str() else {
                         self.d
@@ -21,16 +22,25 @@ impl Resolver<'_> {
                     };
                     if known.contains(&k) {
                         entries.push((k, key, value));
-                    } else {
-                        let hint = did_you_mean(k, known.iter().copied());
-                        let listed = known
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        self.d
-                            .error(key.span, format!("unknown key `{k}` in {what}"))
-                            .hint(hint.unwrap_or_else(|| format!("allowed here: {listed}")));
+                        continue;
+                    }
+                    let meant = closest(k, known.iter().copied());
+                    let listed = known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.d
+                        .error(key.span, format!("unknown key `{k}` in {what}"))
+                        .hint(meant.map_or_else(
+                            || format!("allowed here: {listed}"),
+                            |m| format!("did you mean `{m}`?"),
+                        ));
+                    // Read a likely typo as the key it is close to, unless that key is written
+                    // too: the rest of the spec is then checked as intended, without errors that
+                    // only follow from the typo (a `stor:` reported again as a missing store).
+                    if let Some(meant) = meant.filter(|m| !written.contains(m)) {
+                        entries.push((meant, key, value));
                     }
                 }
             }

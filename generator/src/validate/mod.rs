@@ -1,7 +1,7 @@
 //! Stage 3, validate: references between parts of the model and the architecture rules. Every
 //! problem is recorded; nothing stops at the first.
 
-use crate::diag::{Diagnostics, did_you_mean};
+use crate::diag::{Diagnostics, Span, did_you_mean};
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -221,7 +221,8 @@ fn check_auth(system: &System, declared: &Declared, d: &mut Diagnostics) {
 
 fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
     // Same method and path (any parameter name) served twice: the gateway could not tell them apart.
-    let mut seen: BTreeMap<(Method, String), String> = BTreeMap::new();
+    // What serves each method and path so far, and where the spec says so.
+    let mut seen: BTreeMap<(Method, String), (String, Span, String)> = BTreeMap::new();
     let shape = |path: &str| {
         path.split('/')
             .map(|s| if s.starts_with('{') { "{}" } else { s })
@@ -233,10 +234,19 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
             for route in crate::capability::routes(service) {
                 seen.insert(
                     (route.method, shape(route.path)),
-                    format!(
-                        "the `{}` capability of service `{}`",
-                        capability_name(capability),
-                        service.name.value
+                    (
+                        format!(
+                            "the `{}` capability of service `{}`",
+                            capability_name(capability),
+                            service.name.value
+                        ),
+                        service.name.span,
+                        format!(
+                            "`uses: {}` in this service serves `{} {}`",
+                            capability_name(capability),
+                            route.method.as_str(),
+                            route.path
+                        ),
                     ),
                 );
             }
@@ -249,8 +259,7 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
                     .hint("pick another first segment, e.g. `/management/...`");
             }
             let key = (route.method, shape(&route.path));
-            let here = format!("service `{}`", service.name.value);
-            if let Some(first) = seen.get(&key) {
+            if let Some((first, first_span, first_note)) = seen.get(&key) {
                 d.error(
                     route.span,
                     format!(
@@ -259,9 +268,12 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
                         route.path
                     ),
                 )
+                .related(*first_span, first_note.clone())
                 .hint("each method and path is served once through the gateway");
             } else {
-                seen.insert(key, here);
+                let here = format!("service `{}`", service.name.value);
+                let note = format!("first served here, by service `{}`", service.name.value);
+                seen.insert(key, (here, route.span, note));
             }
             check_route_roles(system, route, d);
             let Some(entity) = service.entity(&route.entity.value) else {
