@@ -33,7 +33,8 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::bus::{
-    Bus, BusError, DeadLetterSink, Envelope, Event, Handler, RetryPolicy, Subscription, Undecodable,
+    Bus, BusError, DeadLetterSink, Envelope, Event, Handler, Rejected, RetryPolicy, Subscription,
+    Undecodable,
 };
 use crate::db::{Db, DbError, Engine, SQLITE_TIMESTAMP_FORMAT, Tx, query};
 use crate::http::{ApiError, ApiResult, Json};
@@ -196,6 +197,14 @@ pub enum EventError {
     Bus(#[from] BusError),
 }
 
+/// Finishes the checks a consumer made of the values it writes: a broken rule is a permanent
+/// failure ([`Rejected`]), so the event goes to the dead letters without being retried.
+pub fn checked(check: crate::validate::Validator) -> anyhow::Result<()> {
+    check
+        .finish()
+        .map_err(|error| anyhow::Error::new(Rejected(error.message().to_owned())))
+}
+
 impl From<EventError> for ApiError {
     fn from(error: EventError) -> Self {
         match error {
@@ -271,9 +280,10 @@ impl ServiceContext {
     {
         let consumer = self.service;
         let db = self.db.clone();
+        let wake = self.events.wake.clone();
         let handler = Arc::new(handler);
         let apply: Handler = Arc::new(move |envelope: Envelope| {
-            let (db, handler) = (db.clone(), handler.clone());
+            let (db, handler, wake) = (db.clone(), handler.clone(), wake.clone());
             async move {
                 let event = serde_json::from_value::<E>(envelope.data.clone())
                     .map_err(|error| anyhow::Error::new(Undecodable(error.to_string())))?;
@@ -297,6 +307,8 @@ impl ServiceContext {
                 let traceparent = envelope.traceparent.clone();
                 let tx = crate::telemetry::with_traceparent(traceparent, handler(envelope, event, tx)).await?;
                 tx.commit().await?;
+                // The handler may have emitted events: the relay sends them at once.
+                wake.notify_one();
                 Ok(())
             }
             .boxed()

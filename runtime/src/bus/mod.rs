@@ -358,6 +358,12 @@ trait Backend: Send + Sync {
 #[error("event data does not match the consumer's type: {0}")]
 pub struct Undecodable(pub String);
 
+/// Marks an event whose values break a rule of the consumer's data (a text longer than its
+/// field allows, a word outside its enum): a permanent failure, dead-lettered at once.
+#[derive(Debug, thiserror::Error)]
+#[error("the event breaks a rule of the consumer's data: {0}")]
+pub struct Rejected(pub String);
+
 /// How often and how patiently a failing handler is retried: exponential backoff with full
 /// jitter (each wait is random between zero and the current ceiling), so that many consumers
 /// failing together do not retry in lockstep.
@@ -498,7 +504,7 @@ pub(crate) async fn deliver(subscription: &Subscription, envelope: Envelope) -> 
             Ok(()) => return Outcome::Handled,
             Err(error) => error,
         };
-        if error.is::<Undecodable>() || attempt >= policy.attempts {
+        if error.is::<Undecodable>() || error.is::<Rejected>() || attempt >= policy.attempts {
             break error;
         }
         tracing::warn!(consumer, event_id = %envelope.id, event_type = %envelope.event_type,
