@@ -455,3 +455,102 @@ impl Drop for MariaDbDatabase {
             .output();
     }
 }
+
+/// The `<SERVICE>_DATABASE_URL` of `service` when one of `databases` (named `<run>_<service>`)
+/// is its own, for [`Distributed::start`]'s `extra`.
+pub fn mariadb_url(service: &str, databases: &[&MariaDbDatabase]) -> Vec<(String, String)> {
+    databases
+        .iter()
+        .filter(|db| db.0.ends_with(&format!("_{service}")))
+        .map(|db| {
+            (
+                format!("{}_DATABASE_URL", service.to_uppercase()),
+                format!("mysql://root@127.0.0.1:3306/{}", db.0),
+            )
+        })
+        .collect()
+}
+
+/// The clubs system (`tests/systems/clubs.yaml`) with its clubs and roster stores on `engine`,
+/// under a system name of its own so that the variants build side by side.
+pub fn clubs(engine: &str) -> System {
+    if engine == "postgres" {
+        return System::generate("tests/systems/clubs.yaml", "clubs");
+    }
+    let spec = std::fs::read_to_string(support::root().join("tests/systems/clubs.yaml"))
+        .expect("the clubs spec");
+    let name = format!("clubs_{engine}");
+    let mut variant = spec.replace("system: clubs", &format!("system: {name}"));
+    for store in ["clubs_db", "roster_db"] {
+        variant = variant.replace(
+            &format!("{store}: {{ engine: postgres }}"),
+            &format!("{store}: {{ engine: {engine} }}"),
+        );
+    }
+    assert_eq!(
+        variant.matches(&format!("engine: {engine}")).count(),
+        2,
+        "the spec names its system and stores as expected"
+    );
+    System::generate_text(&variant, &name)
+}
+
+/// The clubs system running distributed, with its clubs and roster stores on `engine`
+/// (`postgres`, or `mysql` for MariaDB), over RabbitMQ with the two `secrets` (access, internal),
+/// each service also given `extra(service)`.
+pub struct ClubsRun {
+    /// The running system.
+    pub system: Distributed,
+    mariadb: Vec<MariaDbDatabase>,
+}
+
+impl ClubsRun {
+    /// Starts it, or returns `None` when a server it needs is down (the test is then skipped, or
+    /// failed under SVCGEN_REQUIRE_INFRA=1).
+    pub fn start(
+        engine: &str,
+        test: &str,
+        secrets: (&str, &str),
+        extra: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Option<ClubsRun> {
+        let mut needs = vec![
+            ("PostgreSQL", "127.0.0.1:5432"),
+            ("RabbitMQ", "127.0.0.1:5672"),
+        ];
+        if engine == "mysql" {
+            needs.push(("MariaDB", "127.0.0.1:3306"));
+        }
+        if !infrastructure(test, &needs) {
+            return None;
+        }
+        let system = clubs(engine);
+        let run = run_id(&format!("clubs_{engine}"));
+        let mariadb: Vec<MariaDbDatabase> = if engine == "mysql" {
+            ["clubs", "roster"]
+                .map(|service| MariaDbDatabase(format!("{run}_{service}")))
+                .into()
+        } else {
+            Vec::new()
+        };
+        let databases: Vec<&MariaDbDatabase> = mariadb.iter().collect();
+        let env = rabbitmq_env(&run, secrets.0, secrets.1);
+        let system = Distributed::start(
+            &system,
+            run,
+            &["accounts", "clubs", "roster"],
+            &env,
+            |service| {
+                let mut env = mariadb_url(service, &databases);
+                env.extend(extra(service));
+                env
+            },
+        );
+        Some(ClubsRun { system, mariadb })
+    }
+
+    /// Stops every process, then drops the databases.
+    pub fn stop(self) {
+        self.system.stop();
+        drop(self.mariadb);
+    }
+}

@@ -16,31 +16,9 @@
 mod harness;
 mod support;
 
-use harness::{Api, Distributed, Running, System, infrastructure, register, runtime};
+use harness::{Api, ClubsRun, Running, clubs, register, runtime};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// The clubs system with its clubs store on `engine`, under a system name of its own so that
-/// the variants build side by side.
-fn clubs(engine: &str) -> System {
-    if engine == "postgres" {
-        return System::generate("tests/systems/clubs.yaml", "clubs");
-    }
-    let spec = std::fs::read_to_string(support::root().join("tests/systems/clubs.yaml"))
-        .expect("the clubs spec");
-    let name = format!("clubs_{engine}");
-    let variant = spec
-        .replace("system: clubs", &format!("system: {name}"))
-        .replace(
-            "clubs_db: { engine: postgres }",
-            &format!("clubs_db: {{ engine: {engine} }}"),
-        );
-    assert_ne!(
-        variant, spec,
-        "the spec names its system and store as expected"
-    );
-    System::generate_text(&variant, &name)
-}
 
 /// One call that must answer `expected`; its body.
 async fn expect(
@@ -373,65 +351,33 @@ fn embedded_sqlite_enforces_every_field_rule() {
     running.stop();
 }
 
-fn distributed_env(run: &str) -> Vec<(String, String)> {
-    harness::rabbitmq_env(
-        run,
-        "clubs-access-secret-0123456789abcdef0123",
-        "clubs-internal-secret-0123456789abcdef01",
-    )
-}
+/// The secrets of the distributed runs: access tokens, internal credentials.
+const SECRETS: (&str, &str) = (
+    "clubs-access-secret-0123456789abcdef0123",
+    "clubs-internal-secret-0123456789abcdef01",
+);
 
 #[test]
 fn distributed_postgres_enforces_every_field_rule() {
-    if !infrastructure(
+    let Some(run) = ClubsRun::start(
+        "postgres",
         "distributed clubs on PostgreSQL",
-        &[
-            ("PostgreSQL", "127.0.0.1:5432"),
-            ("RabbitMQ", "127.0.0.1:5672"),
-        ],
-    ) {
-        return;
-    }
-    let system = clubs("postgres");
-    let run = harness::run_id("clubs");
-    let running = Distributed::start(
-        &system,
-        run.clone(),
-        &["accounts", "clubs"],
-        &distributed_env(&run),
+        SECRETS,
         |_| Vec::new(),
-    );
-    runtime().block_on(rules_hold(&running.gateway.url, &run));
-    running.stop();
+    ) else {
+        return;
+    };
+    runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));
+    run.stop();
 }
 
 #[test]
 fn distributed_mariadb_enforces_every_field_rule() {
-    if !infrastructure(
-        "distributed clubs on MariaDB",
-        &[
-            ("PostgreSQL", "127.0.0.1:5432"),
-            ("MariaDB", "127.0.0.1:3306"),
-            ("RabbitMQ", "127.0.0.1:5672"),
-        ],
-    ) {
+    let Some(run) = ClubsRun::start("mysql", "distributed clubs on MariaDB", SECRETS, |_| {
+        Vec::new()
+    }) else {
         return;
-    }
-    let system = clubs("mysql");
-    let run = harness::run_id("clubs_my");
-    let clubs_db = harness::MariaDbDatabase(format!("{run}_clubs"));
-    let clubs_url = format!("mysql://root@127.0.0.1:3306/{}", clubs_db.0);
-    let running = Distributed::start(
-        &system,
-        run.clone(),
-        &["accounts", "clubs"],
-        &distributed_env(&run),
-        |service| match service {
-            "clubs" => vec![("CLUBS_DATABASE_URL".to_string(), clubs_url.clone())],
-            _ => Vec::new(),
-        },
-    );
-    runtime().block_on(rules_hold(&running.gateway.url, &run));
-    running.stop();
-    drop(clubs_db);
+    };
+    runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));
+    run.stop();
 }

@@ -457,6 +457,12 @@ impl Service {
                 }
                 RpcKind::Get { .. } => Vec::new(),
             }))
+            .chain(self.consumers.iter().flat_map(|c| {
+                c.actions.iter().filter_map(|action| match action {
+                    Action::Emit { event, .. } => Some(event),
+                    _ => None,
+                })
+            }))
     }
 
     /// An entity by name.
@@ -695,13 +701,18 @@ pub enum Expr {
     Int(i64),
     /// A boolean literal.
     Bool(bool),
+    /// `$now`, or `$now + <duration>`: the current time, plus this many seconds.
+    Now {
+        /// Seconds added to the current time.
+        plus_secs: i64,
+    },
 }
 
 impl Expr {
     /// Whether the value is read from an earlier step's result (which arrives in protobuf
     /// form), rather than from the request, the caller or a literal.
     pub fn reads_step_result(&self) -> bool {
-        matches!(self, Expr::Path { root, .. } if root.value != "input")
+        matches!(self, Expr::Path { root, .. } if root.value != "input" && root.value != "event")
     }
 }
 
@@ -1005,14 +1016,14 @@ pub struct Consumer {
     pub critical: bool,
     /// Attempts before the event is dead-lettered.
     pub attempts: u32,
-    /// What to do with it.
-    pub action: Action,
+    /// What to do with it, in order, in the transaction that records the event in the inbox.
+    pub actions: Vec<Action>,
 }
 
-/// What a consumer does.
+/// One thing a consumer does.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// Store an in-app notification for a user.
+    /// Store an in-app notification for a user (the `notify` capability).
     Notify {
         /// Who receives it.
         to: Recipient,
@@ -1021,6 +1032,65 @@ pub enum Action {
         /// Message, with `{field}` placeholders.
         message: Name,
     },
+    /// Create, upsert, update or delete rows of one of the service's entities.
+    Write(Write),
+    /// An SQL statement with `:field` parameters from the event.
+    Sql {
+        /// The SQL.
+        sql: String,
+        /// Where it was written.
+        span: Span,
+    },
+    /// Emit an event (through the outbox, with the consumer's changes).
+    Emit {
+        /// The event.
+        event: Name,
+        /// Its fields' values; a field left out takes the consumed event's field of its name.
+        with: Vec<(Name, Expr)>,
+    },
+}
+
+/// A change to rows of an entity made by a consumer.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// What the change is.
+    pub kind: WriteKind,
+    /// The entity.
+    pub entity: Name,
+    /// Column values (`set:`).
+    pub set: Vec<(Name, Expr)>,
+    /// Which rows, each column equal to its value (`where:`; update and delete).
+    pub filter: Vec<(Name, Expr)>,
+    /// Where the action was written.
+    pub span: Span,
+}
+
+/// What a consumer's write does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Insert a row.
+    Create,
+    /// Insert a row, or change the `set` columns of the row with the same key.
+    Upsert {
+        /// A unique key of the entity (or `id`).
+        key: Vec<Name>,
+    },
+    /// Change the `set` columns of the rows `where` selects.
+    Update,
+    /// Delete the rows `where` selects.
+    Delete,
+}
+
+impl WriteKind {
+    /// The spec keyword.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            WriteKind::Create => "create",
+            WriteKind::Upsert { .. } => "upsert",
+            WriteKind::Update => "update",
+            WriteKind::Delete => "delete",
+        }
+    }
 }
 
 /// Who receives a notification.

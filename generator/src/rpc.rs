@@ -137,6 +137,7 @@ pub fn expr_type<'s>(
     match expr {
         Expr::Caller if route.public => Err("`$caller` is not known on a public route".into()),
         Expr::Caller | Expr::Id => Ok(plain(Type::Uuid)),
+        Expr::Now { .. } => Ok(plain(Type::Timestamp)),
         Expr::Int(_) => Ok(plain(Type::INT)),
         Expr::Bool(_) => Ok(plain(Type::Bool)),
         Expr::Text(_) => Ok(plain(Type::String {

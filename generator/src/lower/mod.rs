@@ -1,22 +1,25 @@
 //! Stage 4, lower: the validated model becomes the IR that plan and render read. What a
 //! generation derives from the spec is computed here, once: each service's store engine and
 //! migration engines, its routes with their entity, event and steps ([`routes`]), its RPCs
-//! with what backs them and the parameters of their SQL ([`rpcs`]), the protobuf conversions
+//! with what backs them and the parameters of their SQL ([`rpcs`]), its consumers' actions
+//! ([`consumers`]), the protobuf conversions
 //! its crate needs ([`conversions`]), its routes as RPCs and its gRPC contract. Plan and render
 //! take these as handles and do not look them up by name.
 
+mod consumers;
 mod conversions;
 mod gateway;
 mod routes;
 mod rpcs;
 
+pub use consumers::{ActionIr, ConsumerIr, ConsumerValue, SqlParam};
 pub use conversions::{Conversion, Direction, Pair};
 pub use gateway::{GatewayRoute, RouteLimits};
 pub use routes::{CallIr, EmitIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource};
 pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
 
 use crate::contract::{self, ProtoFile};
-use crate::model::{Consumer, Engine, Event, Name, Service, System, Type};
+use crate::model::{Engine, Event, Name, Service, System, Type};
 use std::collections::BTreeMap;
 
 /// A validated system, lowered.
@@ -66,15 +69,6 @@ pub struct ServiceIr<'m> {
     pub conversions: BTreeMap<Pair, Conversion>,
 }
 
-/// A consumer with the event it consumes.
-#[derive(Debug)]
-pub struct ConsumerIr<'m> {
-    /// The consumer as the spec declares it.
-    pub model: &'m Consumer,
-    /// The event.
-    pub event: &'m Event,
-}
-
 impl Ir<'_> {
     /// The producers and consumers of `event` (none when nobody produces or consumes it).
     pub fn parties(&self, event: &str) -> (&[&str], &[&str]) {
@@ -122,10 +116,7 @@ pub fn lower(system: &System) -> Ir<'_> {
                 consumers: service
                     .consumers
                     .iter()
-                    .map(|consumer| ConsumerIr {
-                        model: consumer,
-                        event: resolved(event(system, &consumer.event), &consumer.event),
-                    })
+                    .map(|consumer| consumers::lower_consumer(system, service, consumer))
                     .collect(),
                 rpcs,
                 contract: contract::proto_file(system, service, &route_rpcs),

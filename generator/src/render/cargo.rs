@@ -215,7 +215,7 @@ pub fn service(system: &System, service: &Service) -> String {
         Some(Capability::Notify) => names.push(ident::crate_name(&system.name.value, "contracts")),
         None => {
             names.extend(["chrono", "serde", "uuid"].map(String::from));
-            if service.routes.iter().any(|r| r.emit.is_some()) {
+            if service.routes.iter().any(|r| r.emit.is_some()) || !service.consumers.is_empty() {
                 names.push(ident::crate_name(&system.name.value, "contracts"));
             }
         }

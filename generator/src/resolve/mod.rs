@@ -7,6 +7,7 @@ use crate::ident;
 use crate::load::{Kind, Node};
 use crate::model::*;
 
+mod consumers;
 mod entity;
 mod routes;
 mod scalars;
@@ -115,7 +116,17 @@ const ROUTE_KEYS: &[&str] = &[
     "steps",
     "set",
 ];
-const CONSUMER_KEYS: &[&str] = &["notify", "critical", "attempts"];
+/// What a consumer can do, one per action.
+const ACTION_KEYWORDS: &[&str] = &[
+    "notify", "create", "upsert", "update", "delete", "sql", "emit",
+];
+/// The keys of one action (`do:` items), beside its keyword.
+const ACTION_MODIFIERS: &[&str] = &["set", "where", "key", "with"];
+/// The keys of a consumer: one action written inline, or `do:` a list of them.
+const CONSUMER_KEYS: &[&str] = &[
+    "notify", "create", "upsert", "update", "delete", "sql", "emit", "set", "where", "key", "with",
+    "do", "critical", "attempts",
+];
 const NOTIFY_KEYS: &[&str] = &["user", "role", "kind", "message"];
 /// The built-in type names (for did-you-mean hints).
 pub(crate) const TYPE_NAMES: &[&str] = &[
@@ -729,6 +740,22 @@ impl Resolver<'_> {
                 Expr::Text(text)
             });
         };
+        if let Some(rest) = path.strip_prefix("now") {
+            let plus_secs = match rest.trim_start().strip_prefix('+') {
+                _ if rest.is_empty() => Some(0),
+                Some(duration) => self.duration(&Node {
+                    kind: Kind::Scalar(duration.trim().to_owned()),
+                    span: node.span,
+                }),
+                None => None,
+            };
+            if plus_secs.is_none() {
+                self.d
+                    .error(node.span, format!("invalid value `{text}`"))
+                    .hint("write `$now` or `$now + <duration>`, e.g. `$now + 14d`");
+            }
+            return plus_secs.map(|plus_secs| Expr::Now { plus_secs });
+        }
         let mut parts = path.split('.');
         let root = parts.next().unwrap_or_default();
         let name = |value: &str| Name {
@@ -749,7 +776,7 @@ impl Resolver<'_> {
             }),
             _ => {
                 self.d.error(node.span, format!("invalid value `{text}`"))
-                    .hint("values: `$caller`, `$id`, `$input.<field>`, `$<step>.<field>`, or a literal");
+                    .hint("values: `$caller`, `$id`, `$now`, `$input.<field>`, `$<step>.<field>`, `$event.<field>` in a consumer, or a literal");
                 None
             }
         }

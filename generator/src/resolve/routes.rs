@@ -1,4 +1,4 @@
-//! Routes and event consumers.
+//! Routes.
 
 use super::*;
 
@@ -158,80 +158,5 @@ impl Resolver<'_> {
             return None;
         }
         Some((method, path.to_string()))
-    }
-
-    pub(super) fn consumer(&mut self, key: &Node, value: &Node) -> Option<Consumer> {
-        let event = self.event_name(key)?;
-        let entries = self.entries(
-            value,
-            &format!("consumer of `{}`", event.value),
-            CONSUMER_KEYS,
-        );
-        let Some(notify) = entries.get("notify") else {
-            self.d.error(value.span, format!("the consumer of `{}` does nothing", event.value)).hint("give it an action, e.g. `notify: { user: user_id, kind: welcome, message: ... }`");
-            return None;
-        };
-        let fields = self.entries(notify, "`notify`", NOTIFY_KEYS);
-        let required = |r: &mut Self, key: &str| match fields.get(key) {
-            Some(node) => r.text(node, key).map(|value| Name {
-                value,
-                span: node.span,
-            }),
-            None => {
-                r.d.error(notify.span, format!("`notify` needs `{key}`"));
-                None
-            }
-        };
-        let to = match (fields.get("user"), fields.get("role")) {
-            (Some(user), None) => self.text(user, "user").map(|value| {
-                Recipient::User(Name {
-                    value,
-                    span: user.span,
-                })
-            }),
-            (None, Some(role)) => self.name(role, "role").map(Recipient::Role),
-            (Some(_), Some(role)) => {
-                self.d.error(
-                    role.span,
-                    "`notify` goes to a `user` or to a `role`, not both",
-                );
-                None
-            }
-            (None, None) => {
-                self.d
-                    .error(
-                        notify.span,
-                        "`notify` needs `user` (an event field) or `role`",
-                    )
-                    .hint("e.g. `user: user_id`, or `role: admin` for every admin");
-                None
-            }
-        };
-        let kind = required(self, "kind");
-        let message = required(self, "message");
-        if let Some((kind, problem)) = kind
-            .as_ref()
-            .and_then(|k| ident::snake_problem(&k.value).map(|p| (k, p)))
-        {
-            self.d.error(kind.span, problem);
-        }
-        let critical = entries
-            .get("critical")
-            .and_then(|n| self.flag(n, "`critical`"))
-            .unwrap_or(false);
-        let attempts = entries
-            .get("attempts")
-            .and_then(|n| self.count(n, "`attempts`", 1, 100))
-            .unwrap_or(DEFAULT_ATTEMPTS);
-        Some(Consumer {
-            event,
-            critical,
-            attempts,
-            action: Action::Notify {
-                to: to?,
-                kind: kind?,
-                message: message?,
-            },
-        })
     }
 }

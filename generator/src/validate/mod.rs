@@ -5,7 +5,10 @@ use crate::diag::{Diagnostics, Span, did_you_mean};
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod consumers;
 mod entities;
+
+pub(crate) use consumers::{sql_scope as consumer_sql_scope, value_type as consumer_value_type};
 
 /// Names a service cannot take because the generated workspace uses them for its own crates.
 const RESERVED_SERVICE_NAMES: &[&str] = &["contracts", "system", "gateway", "runtime"];
@@ -56,13 +59,6 @@ fn check_services(system: &System, d: &mut Diagnostics) {
             .hint("pick another name, e.g. `{}_service`".replace("{}", service.name.as_str()));
         }
         entities::check(system, service, d);
-        for consumer in &service.consumers {
-            let Action::Notify { .. } = &consumer.action;
-            if service.uses != Some(Capability::Notify) {
-                d.error(consumer.event.span, format!("service `{}` cannot `notify`: it does not use the `notify` capability", service.name.value))
-                    .hint("add `uses: notify` to the service, or move the consumer to the service that has it");
-            }
-        }
     }
 }
 
@@ -410,60 +406,7 @@ fn check_events(system: &System, declared: &Declared, d: &mut Diagnostics) {
                 )
                 .hint("emit it from a route (`emit:`) or a capability, or remove this consumer");
             }
-            let Action::Notify {
-                to,
-                kind: _,
-                message,
-            } = &consumer.action;
-            let user = match to {
-                Recipient::User(user) => Some(user),
-                Recipient::Role(role) => {
-                    let roles = system
-                        .auth
-                        .as_ref()
-                        .map(|a| a.roles.as_slice())
-                        .unwrap_or_default();
-                    if !roles.iter().any(|r| r.value == role.value) {
-                        d.error(
-                            role.span,
-                            format!("`{}` is not a role of the system", role.value),
-                        )
-                        .with_hint_opt_mut(did_you_mean(
-                            &role.value,
-                            roles.iter().map(|r| r.as_str()),
-                        ));
-                    }
-                    None
-                }
-            };
-            let Some(user) = user else {
-                check_message_placeholders(event, message, d);
-                continue;
-            };
-            match event.field(&user.value) {
-                None => {
-                    d.error(
-                        user.span,
-                        format!("event `{}` has no field `{}`", event.name.value, user.value),
-                    )
-                    .with_hint_opt_mut(did_you_mean(
-                        &user.value,
-                        event.fields.iter().map(|f| f.name.as_str()),
-                    ));
-                }
-                Some(field) if field.ty != Type::Uuid => {
-                    d.error(
-                        user.span,
-                        format!(
-                            "`user` must name a uuid field, but `{}` is {}",
-                            user.value,
-                            field.ty.spec_text()
-                        ),
-                    );
-                }
-                Some(_) => {}
-            }
-            check_message_placeholders(event, message, d);
+            consumers::check(system, declared, service, consumer, event, d);
         }
     }
     for event in &system.events {

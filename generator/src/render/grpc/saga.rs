@@ -298,6 +298,9 @@ impl Grpc<'_> {
                 quote!(#n)
             }
             (ValueSource::Direct, Expr::Bool(b)) => quote!(#b),
+            (ValueSource::Direct, Expr::Now { plus_secs }) => {
+                crate::render::rust::now_value(*plus_secs)
+            }
             (ValueSource::Direct, Expr::Text(text)) => {
                 let text = lit(text);
                 if matches!(ty, Type::Optional(_)) {

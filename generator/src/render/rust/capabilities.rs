@@ -68,60 +68,13 @@ pub(crate) fn notify_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
-    let contracts = ident::crate_ident(&system.name.value, "contracts");
-    let subscriptions = lowered.consumers.iter().map(|lowered| {
-        let (consumer, event) = (lowered.model, lowered.event);
-        let ty = rust_type(&event.name.value);
-        let Action::Notify { to, kind, message } = &consumer.action;
-        let kind = lit(&kind.value);
-        let attempts = Literal::u32_unsuffixed(consumer.attempts);
-        let critical = consumer.critical;
-        let (format, arguments) = message_format(&message.value);
-        let arguments = arguments.iter().map(|a| rust_ident(a));
-        let arguments: Vec<_> = arguments.collect();
-        let message_expr = match arguments.as_slice() {
-            [] => {
-                let text = lit(&format.replace("{{", "{").replace("}}", "}"));
-                quote!(#text)
-            }
-            // The message is one field as it is.
-            [only] if format == "{}" => quote!(&event.#only.to_string()),
-            _ => {
-                let format = lit(&format);
-                quote!(&format!(#format, #(event.#arguments),*))
-            }
-        };
-        let store = match to {
-            Recipient::User(user) => {
-                let user = rust_ident(&user.value);
-                quote!(notify::notify(&mut tx, envelope.id, event.#user, #kind, #message_expr).await?;)
-            }
-            Recipient::Role(role) => {
-                let role = lit(&role.value);
-                quote!(notify::notify_role(&mut tx, envelope.id, #role, #kind, #message_expr).await?;)
-            }
-        };
-        quote! {
-            ctx.subscribe::<#contracts::events::#ty, _, _>(
-                RetryPolicy { attempts: #attempts, ..RetryPolicy::default() },
-                #critical,
-                |envelope, event, mut tx| async move {
-                    #store
-                    Ok(tx)
-                },
-            )
-            .await?;
-        }
-    });
+    let (imports, consumers) = consumers_fn(system, lowered).unwrap_or_default();
     quote! {
         #doc
 
         use axum::Router;
-        use svcgen_runtime::bus::RetryPolicy;
-        use svcgen_runtime::capability::notify;
-        use svcgen_runtime::events::EventError;
+        #imports
         use svcgen_runtime::service::ServiceContext;
-        use svcgen_runtime::BoxFuture;
 
         #constant
 
@@ -133,13 +86,7 @@ pub(crate) fn notify_service(system: &System, lowered: &ServiceIr) -> TokenStrea
             notify::routes()
         }
 
-        /// Subscribes this service's consumers to their events.
-        pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
-            Box::pin(async move {
-                #(#subscriptions)*
-                Ok(())
-            })
-        }
+        #consumers
     }
 }
 

@@ -349,12 +349,23 @@ pub(crate) fn default_value(value: &DefaultValue) -> TokenStream {
             quote!(#n)
         }
         DefaultValue::Bool(b) => quote!(#b),
-        DefaultValue::Now { plus_secs: 0 } => quote!(now),
-        DefaultValue::Now { plus_secs } => {
-            let secs = Literal::i64_unsuffixed(*plus_secs);
-            quote!(now + chrono::TimeDelta::seconds(#secs))
-        }
+        DefaultValue::Now { plus_secs } => now_plus(*plus_secs),
     }
+}
+
+/// `now`, or `now + <plus_secs> s`, reading the `now` of the code around it.
+pub(crate) fn now_plus(plus_secs: i64) -> TokenStream {
+    if plus_secs == 0 {
+        return quote!(now);
+    }
+    let secs = Literal::i64_unsuffixed(plus_secs);
+    quote!(now + chrono::TimeDelta::seconds(#secs))
+}
+
+/// The current time plus `plus_secs` seconds, as the runtime reads the clock.
+pub(crate) fn now_value(plus_secs: i64) -> TokenStream {
+    let now = now_plus(plus_secs);
+    quote!({ let now = svcgen_runtime::db::now(); #now })
 }
 
 /// The validation statements of `fields` of a struct (`&self.<field>` each), leaving out the
@@ -479,8 +490,13 @@ pub(crate) fn patch_binds(field: &Field) -> TokenStream {
 
 /// The statement that inserts a row of `entity`, every column bound in table order.
 pub(crate) fn insert_sql(entity: &Entity) -> Literal {
+    lit(&insert_statement(entity))
+}
+
+/// The text of [`insert_sql`].
+pub(crate) fn insert_statement(entity: &Entity) -> String {
     let columns = entity.columns();
-    lit(&format!(
+    format!(
         "INSERT INTO {} ({}) VALUES ({})",
         sql(&entity.name.value),
         columns
@@ -489,7 +505,7 @@ pub(crate) fn insert_sql(entity: &Entity) -> Literal {
             .collect::<Vec<_>>()
             .join(", "),
         placeholders_from(1, columns.len())
-    ))
+    )
 }
 
 /// `$1, $2, ...` from `first`.

@@ -122,6 +122,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
             use svcgen_runtime::identity::Caller;
         )
     });
+    let (consumer_imports, consumers) = consumers_fn(system, lowered).unwrap_or_default();
     quote! {
         #doc
 
@@ -133,6 +134,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         use svcgen_runtime::http::{#(#http),*};
         #caller
         #rpc_imports
+        #consumer_imports
         use svcgen_runtime::service::ServiceContext;
         use svcgen_runtime::validate::Validator;
 
@@ -155,6 +157,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         #(#entities)*
 
         #(#handlers)*
+
+        #consumers
 
         #server_items
 

@@ -1,10 +1,12 @@
 //! Rust sources of the generated workspace, written with `quote!`, one file per artifact family:
 //! the contracts crate ([`contracts`]), entity models and their SQL ([`entities`]), the crates of
-//! services that own entities ([`handlers`]) or provide a capability ([`capabilities`]), and
+//! services that own entities ([`handlers`]) or provide a capability ([`capabilities`]), their
+//! event consumers ([`consumers`]), and
 //! the system's binary ([`system`]). Generated code is thin: typed models, validated handlers
 //! and SQL; the machinery lives in `svcgen-runtime`. This file holds what they share.
 
 mod capabilities;
+mod consumers;
 mod contracts;
 mod entities;
 mod handlers;
@@ -12,10 +14,12 @@ mod system;
 
 pub(crate) use capabilities::message_format;
 use capabilities::{auth_service, notify_service};
+use consumers::consumers_fn;
 pub(crate) use contracts::contracts;
 pub(crate) use entities::{
     EntityNames, bind, constraint_items, create_value, default_value, delete_constraints,
-    entity_items, field_checks, insert_sql, patch_binds, patch_sql, write_constraints,
+    entity_items, field_checks, insert_sql, insert_statement, now_plus, now_value, patch_binds,
+    patch_sql, validation, write_constraints,
 };
 pub(crate) use handlers::{emit, entity_service, has_steps};
 pub(crate) use system::system_main;

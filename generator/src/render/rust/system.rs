@@ -190,10 +190,19 @@ pub(crate) fn system_main(ir: &crate::lower::Ir) -> TokenStream {
     .collect();
     names.dedup();
     let gateway_imports = quote!(use svcgen_runtime::gateway::{#(#names),*};);
+    let cli_imports = if ir.services.iter().all(|s| !s.consumers.is_empty()) {
+        quote!(
+            use svcgen_runtime::cli::{ServiceDef, SystemDef};
+        )
+    } else {
+        quote!(
+            use svcgen_runtime::cli::{no_consumers, ServiceDef, SystemDef};
+        )
+    };
     quote! {
         #crate_doc
 
-        use svcgen_runtime::cli::{no_consumers, ServiceDef, SystemDef};
+        #cli_imports
         #gateway_imports
 
         /// Everything the runtime needs to know about this system.

@@ -1,0 +1,410 @@
+//! A service's event consumers: the `consumers` function that subscribes each one, with its
+//! actions applied in the transaction that records the event in the inbox, so that an event's
+//! effect happens once or not at all.
+
+use super::*;
+use crate::lower::{ActionIr, ConsumerIr, ConsumerValue, SqlParam};
+
+/// The `consumers` function of a service with consumers, and the imports it needs.
+pub(crate) fn consumers_fn(
+    system: &System,
+    lowered: &ServiceIr,
+) -> Option<(TokenStream, TokenStream)> {
+    if lowered.consumers.is_empty() {
+        return None;
+    }
+    let subscriptions = lowered
+        .consumers
+        .iter()
+        .map(|consumer| subscription(system, lowered.model, consumer));
+    let notifies = lowered
+        .consumers
+        .iter()
+        .flat_map(|c| &c.actions)
+        .any(|a| matches!(a, ActionIr::Notify { .. }));
+    let mut imports = quote! {
+        use svcgen_runtime::bus::RetryPolicy;
+        use svcgen_runtime::events::EventError;
+        use svcgen_runtime::BoxFuture;
+    };
+    if notifies {
+        imports.extend(quote!(
+            use svcgen_runtime::capability::notify;
+        ));
+    }
+    let item = quote! {
+        /// Subscribes this service's consumers to their events.
+        pub fn consumers(ctx: &ServiceContext) -> BoxFuture<'_, Result<(), EventError>> {
+            Box::pin(async move {
+                #(#subscriptions)*
+                Ok(())
+            })
+        }
+    };
+    Some((imports, item))
+}
+
+fn subscription(system: &System, service: &Service, lowered: &ConsumerIr) -> TokenStream {
+    let (consumer, event) = (lowered.model, lowered.event);
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let ty = rust_type(&event.name.value);
+    let attempts = Literal::u32_unsuffixed(consumer.attempts);
+    let critical = consumer.critical;
+    let actions = lowered.actions.iter().map(|action| match action {
+        ActionIr::Notify { to, kind, message } => notify(to, kind, message),
+        ActionIr::Write {
+            model,
+            entity,
+            set,
+            filter,
+        } => write(service, model, entity, set, filter),
+        ActionIr::Sql { sql, params } => statement(sql, params),
+        ActionIr::Emit { event, fields } => emit(&contracts, event, fields),
+    });
+    let uses_envelope = lowered
+        .actions
+        .iter()
+        .any(|a| matches!(a, ActionIr::Notify { .. }));
+    let envelope = if uses_envelope {
+        quote!(envelope)
+    } else {
+        quote!(_envelope)
+    };
+    let now = needs_now(lowered).then(|| quote!(let now = db::now();));
+    let emits = lowered
+        .actions
+        .iter()
+        .any(|a| matches!(a, ActionIr::Emit { .. }));
+    let handler = if emits {
+        // Emitting needs the service's context; each event gets its own handle on it.
+        quote! {
+            {
+                let emitter = ctx.clone();
+                move |#envelope, event, mut tx| {
+                    let ctx = emitter.clone();
+                    async move {
+                        #now
+                        #(#actions)*
+                        Ok(tx)
+                    }
+                }
+            }
+        }
+    } else {
+        quote! {
+            |#envelope, event, mut tx| async move {
+                #now
+                #(#actions)*
+                Ok(tx)
+            }
+        }
+    };
+    quote! {
+        ctx.subscribe::<#contracts::events::#ty, _, _>(
+            RetryPolicy { attempts: #attempts, ..RetryPolicy::default() },
+            #critical,
+            #handler,
+        )
+        .await?;
+    }
+}
+
+/// Whether a consumer's actions read the time the event is applied.
+fn needs_now(lowered: &ConsumerIr) -> bool {
+    let reads_now = |value: &ConsumerValue| matches!(value.expr, Expr::Now { .. });
+    lowered.actions.iter().any(|action| match action {
+        ActionIr::Notify { .. } => false,
+        ActionIr::Write { model, .. } => model.kind != WriteKind::Delete,
+        ActionIr::Sql { params, .. } => params.iter().any(|(_, _, p)| *p == SqlParam::Now),
+        ActionIr::Emit { fields, .. } => fields.iter().flat_map(|(_, v)| v).any(reads_now),
+    })
+}
+
+fn notify(to: &Recipient, kind: &Name, message: &Name) -> TokenStream {
+    let kind = lit(&kind.value);
+    let (format, arguments) = message_format(&message.value);
+    let arguments: Vec<_> = arguments.iter().map(|a| rust_ident(a)).collect();
+    let message_expr = match arguments.as_slice() {
+        [] => {
+            let text = lit(&format.replace("{{", "{").replace("}}", "}"));
+            quote!(#text)
+        }
+        // The message is one field as it is.
+        [only] if format == "{}" => quote!(&event.#only.to_string()),
+        _ => {
+            let format = lit(&format);
+            quote!(&format!(#format, #(event.#arguments),*))
+        }
+    };
+    match to {
+        Recipient::User(user) => {
+            let user = rust_ident(&user.value);
+            quote!(notify::notify(&mut tx, envelope.id, event.#user, #kind, #message_expr).await?;)
+        }
+        Recipient::Role(role) => {
+            let role = lit(&role.value);
+            quote!(notify::notify_role(&mut tx, envelope.id, #role, #kind, #message_expr).await?;)
+        }
+    }
+}
+
+/// A value as a Rust expression of type `to` (from the event, the clock or a literal).
+fn value(value: &ConsumerValue, to: &Type) -> TokenStream {
+    let plain = match &value.expr {
+        Expr::Path { fields, .. } => {
+            let field = rust_ident(&fields[0].value);
+            if is_copy(&value.ty) {
+                quote!(event.#field)
+            } else {
+                quote!(event.#field.clone())
+            }
+        }
+        Expr::Now { plus_secs } => now_plus(*plus_secs),
+        Expr::Int(n) => {
+            let n = Literal::i64_unsuffixed(*n);
+            quote!(#n)
+        }
+        Expr::Bool(b) => quote!(#b),
+        Expr::Text(text) => {
+            let text = lit(text);
+            quote!(#text.to_owned())
+        }
+        Expr::Caller | Expr::Id => unreachable!("validation keeps the caller out of consumers"),
+    };
+    if matches!(to, Type::Optional(_)) && !matches!(value.ty, Type::Optional(_)) {
+        quote!(Some(#plain))
+    } else {
+        plain
+    }
+}
+
+/// `.bind(..)` of a value of type `ty`.
+fn bind_value(value: TokenStream, ty: &Type) -> TokenStream {
+    if is_json(ty) {
+        quote!(.bind_json(&#value))
+    } else {
+        quote!(.bind(#value))
+    }
+}
+
+/// Checks of the values from the event that the column's type may refuse, each read from
+/// `place(column)`; literals were checked when the spec was.
+fn value_checks(
+    set: &[(Column, ConsumerValue)],
+    place: impl Fn(&Column) -> TokenStream,
+) -> TokenStream {
+    let checks: Vec<TokenStream> = set
+        .iter()
+        .filter(|(_, value)| matches!(value.expr, Expr::Path { .. }))
+        .map(|(column, _)| validation(&column.name, &column.ty, place(column)))
+        .filter(|checks| !checks.is_empty())
+        .collect();
+    if checks.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        let mut check = Validator::new();
+        #(#checks)*
+        svcgen_runtime::events::checked(check)?;
+    }
+}
+
+fn write(
+    service: &Service,
+    model: &Write,
+    entity: &Entity,
+    set: &[(Column, ConsumerValue)],
+    filter: &[(Column, ConsumerValue)],
+) -> TokenStream {
+    let table = sql(&entity.name.value);
+    match &model.kind {
+        WriteKind::Create | WriteKind::Upsert { .. } => {
+            let names = EntityNames::of(entity);
+            let model_ty = &names.model;
+            let columns = entity.columns();
+            let inits = columns.iter().map(|column| {
+                let ident = rust_ident(&column.name);
+                let given = set.iter().find(|(c, _)| c.name == column.name);
+                let init = match (given, column.source) {
+                    (Some((_, given)), _) => value(given, &column.ty),
+                    (None, ColumnSource::Id) => quote!(uuid::Uuid::now_v7()),
+                    (None, ColumnSource::CreatedAt | ColumnSource::UpdatedAt) => quote!(now),
+                    (None, _) => match &column.rules.default {
+                        Some(default) => default_value(&default.value),
+                        None => quote!(None),
+                    },
+                };
+                quote!(#ident: #init,)
+            });
+            let binds = columns.iter().map(bind);
+            let writes = write_constraints(entity);
+            let checks = value_checks(set, |column| {
+                let ident = rust_ident(&column.name);
+                quote!(&row.#ident)
+            });
+            let statement = match &model.kind {
+                WriteKind::Upsert { key } => {
+                    let (standard, mysql) = upsert_sql(&insert_statement(entity), key, set);
+                    let (standard, mysql) = (lit(&standard), lit(&mysql));
+                    quote!(match tx.engine() {
+                        db::Engine::Mysql => #mysql,
+                        db::Engine::Sqlite | db::Engine::Postgres => #standard,
+                    })
+                }
+                _ => {
+                    let insert = insert_sql(entity);
+                    quote!(#insert)
+                }
+            };
+            quote! {
+                {
+                    let row = #model_ty { #(#inits)* };
+                    #checks
+                    db::query(#statement) #(#binds)* #writes .execute(&mut tx).await?;
+                }
+            }
+        }
+        WriteKind::Update => {
+            let mut assignments: Vec<String> = set
+                .iter()
+                .enumerate()
+                .map(|(i, (column, _))| format!("{} = ${}", sql(&column.name), i + 1))
+                .collect();
+            assignments.push(format!("\"updated_at\" = ${}", set.len() + 1));
+            let statement = lit(&format!(
+                "UPDATE {table} SET {} WHERE {}",
+                assignments.join(", "),
+                conditions(filter, set.len() + 2)
+            ));
+            // The new values are made once: checked, then bound.
+            let local = |column: &Column| format_ident!("new_{}", column.name);
+            let values = set.iter().map(|(column, given)| {
+                let (name, ty, init) = (
+                    local(column),
+                    rust_field_type(&column.ty),
+                    value(given, &column.ty),
+                );
+                quote!(let #name: #ty = #init;)
+            });
+            let checks = value_checks(set, |column| {
+                let name = local(column);
+                quote!(&#name)
+            });
+            let binds = set.iter().map(|(column, _)| {
+                let name = local(column);
+                bind_value(quote!(#name), &column.ty)
+            });
+            let filters = filter
+                .iter()
+                .map(|(column, given)| bind_value(value(given, &column.ty), &column.ty));
+            let writes = write_constraints(entity);
+            quote! {
+                {
+                    #(#values)*
+                    #checks
+                    db::query(#statement) #(#binds)* .bind(now) #(#filters)* #writes .execute(&mut tx).await?;
+                }
+            }
+        }
+        WriteKind::Delete => {
+            let statement = lit(&format!(
+                "DELETE FROM {table} WHERE {}",
+                conditions(filter, 1)
+            ));
+            let filters = filter
+                .iter()
+                .map(|(column, given)| bind_value(value(given, &column.ty), &column.ty));
+            let deletes = delete_constraints(service, entity);
+            quote! {
+                db::query(#statement) #(#filters)* #deletes .execute(&mut tx).await?;
+            }
+        }
+    }
+}
+
+/// `"a" = $first AND "b" = $first+1 ...`.
+fn conditions(filter: &[(Column, ConsumerValue)], first: usize) -> String {
+    filter
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("{} = ${}", sql(&column.name), first + i))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// An upsert: the insert, and on a row with the same key, the `set` columns (the key's aside)
+/// and the change time taken from the row that was to be inserted. PostgreSQL and SQLite name
+/// the key; MySQL updates on any unique key the row shares.
+fn upsert_sql(insert: &str, key: &[Name], set: &[(Column, ConsumerValue)]) -> (String, String) {
+    let changed: Vec<String> = set
+        .iter()
+        .map(|(column, _)| column.name.as_str())
+        .filter(|name| *name != "id" && !key.iter().any(|k| k.value == *name))
+        .chain(["updated_at"])
+        .map(sql)
+        .collect();
+    let key = key
+        .iter()
+        .map(|k| sql(&k.value))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let standard = format!(
+        "{insert} ON CONFLICT ({key}) DO UPDATE SET {}",
+        changed
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mysql = format!(
+        "{insert} ON DUPLICATE KEY UPDATE {}",
+        changed
+            .iter()
+            .map(|c| format!("{c} = VALUES({c})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    (standard, mysql)
+}
+
+fn statement(sql: &str, params: &[(String, Type, SqlParam)]) -> TokenStream {
+    let statement = lit(sql);
+    let binds = params.iter().map(|(name, ty, source)| match source {
+        SqlParam::Now => quote!(.bind(now)),
+        SqlParam::NewId => quote!(.bind(uuid::Uuid::now_v7())),
+        SqlParam::Constant(n) => {
+            let n = Literal::i64_unsuffixed(*n);
+            quote!(.bind(#n))
+        }
+        SqlParam::Event => {
+            let field = rust_ident(name);
+            if is_copy(ty) {
+                bind_value(quote!(event.#field), ty)
+            } else {
+                bind_value(quote!(event.#field.clone()), ty)
+            }
+        }
+    });
+    quote! {
+        db::query(#statement) #(#binds)* .execute(&mut tx).await?;
+    }
+}
+
+fn emit(
+    contracts: &proc_macro2::Ident,
+    event: &Event,
+    fields: &[(&Field, Option<ConsumerValue>)],
+) -> TokenStream {
+    let ty = rust_type(&event.name.value);
+    let inits = fields.iter().map(|(field, given)| {
+        let ident = rust_ident(&field.name.value);
+        let init = match given {
+            Some(given) => value(given, &field.ty),
+            None => quote!(None),
+        };
+        quote!(#ident: #init,)
+    });
+    quote! {
+        ctx.emit(&mut tx, &#contracts::events::#ty { #(#inits)* }).await?;
+    }
+}

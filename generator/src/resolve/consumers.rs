@@ -1,0 +1,242 @@
+//! Event consumers: what a service does when an event arrives, one action written inline or a
+//! `do:` list of them.
+
+use super::*;
+
+impl Resolver<'_> {
+    pub(super) fn consumer(&mut self, key: &Node, value: &Node) -> Option<Consumer> {
+        let event = self.event_name(key)?;
+        let what = format!("consumer of `{}`", event.value);
+        let entries = self.entries(value, &what, CONSUMER_KEYS);
+        let inline = entries
+            .entries
+            .iter()
+            .any(|(k, _, _)| ACTION_KEYWORDS.contains(k) || ACTION_MODIFIERS.contains(k));
+        let nothing = |r: &mut Self| {
+            r.d
+                .error(value.span, format!("the {what} does nothing"))
+                .hint("give it an action, e.g. `create: <entity>` with `set: { field: $event.field }`, or `notify: { user: user_id, kind: welcome, message: ... }`");
+        };
+        let actions = match (entries.get("do"), inline) {
+            (Some(list), false) => {
+                let actions = self.seq(list, "`do`", |r, item| {
+                    let entries = r.entries(item, "an action", &action_keys());
+                    r.action(item, &entries)
+                });
+                if actions.is_empty() && matches!(&list.kind, Kind::Seq(items) if items.is_empty())
+                {
+                    nothing(self);
+                }
+                actions
+            }
+            (Some(_), true) => {
+                let at = entries
+                    .entries
+                    .iter()
+                    .find(|(k, _, _)| *k == "do")
+                    .map_or(value.span, |(_, key, _)| key.span);
+                self.d
+                    .error(
+                        at,
+                        format!("the {what} has actions both inline and in `do`"),
+                    )
+                    .hint("move the inline action into the `do` list");
+                return None;
+            }
+            (None, true) => vec![self.action(value, &entries)?],
+            (None, false) => {
+                nothing(self);
+                return None;
+            }
+        };
+        let critical = entries
+            .get("critical")
+            .and_then(|n| self.flag(n, "`critical`"))
+            .unwrap_or(false);
+        let attempts = entries
+            .get("attempts")
+            .and_then(|n| self.count(n, "`attempts`", 1, 100))
+            .unwrap_or(DEFAULT_ATTEMPTS);
+        Some(Consumer {
+            event,
+            critical,
+            attempts,
+            actions,
+        })
+    }
+
+    /// One action: its keyword (exactly one of [`ACTION_KEYWORDS`]) and the modifiers it takes.
+    fn action(&mut self, node: &Node, entries: &Entries) -> Option<Action> {
+        let written: Vec<(&str, &Node, &Node)> = entries
+            .entries
+            .iter()
+            .copied()
+            .filter(|(k, _, _)| ACTION_KEYWORDS.contains(k))
+            .collect();
+        let (keyword, keyword_node, value) = match written.as_slice() {
+            [one] => *one,
+            [] => {
+                self.d
+                    .error(node.span, "an action needs one of `create`, `upsert`, `update`, `delete`, `sql`, `emit` or `notify`");
+                return None;
+            }
+            [_, second, ..] => {
+                self.d
+                    .error(
+                        second.1.span,
+                        format!(
+                            "one action per item: `{}` and `{}` are two",
+                            written[0].0, second.0
+                        ),
+                    )
+                    .hint("write each action as its own item of a `do:` list");
+                return None;
+            }
+        };
+        let allowed: &[&str] = match keyword {
+            "create" => &["set"],
+            "upsert" => &["set", "key"],
+            "update" => &["set", "where"],
+            "delete" => &["where"],
+            "emit" => &["with"],
+            _ => &[],
+        };
+        for (modifier, modifier_node, _) in entries.entries.iter().copied() {
+            if ACTION_MODIFIERS.contains(&modifier) && !allowed.contains(&modifier) {
+                let takes = if allowed.is_empty() {
+                    "takes none".to_owned()
+                } else {
+                    format!(
+                        "takes {}",
+                        allowed
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    )
+                };
+                self.d.error(
+                    modifier_node.span,
+                    format!("`{modifier}` does not go with `{keyword}`: `{keyword}` {takes}"),
+                );
+            }
+        }
+        let span = keyword_node.span;
+        match keyword {
+            "notify" => self.notify(value),
+            "sql" => Some(Action::Sql {
+                sql: self.text(value, "`sql`")?,
+                span: value.span,
+            }),
+            "emit" => Some(Action::Emit {
+                event: self.event_name(value)?,
+                with: self.values(entries.get("with"), "with"),
+            }),
+            _ => {
+                let entity = self.name(value, "entity name")?;
+                let kind = match keyword {
+                    "create" => WriteKind::Create,
+                    "upsert" => {
+                        let Some(key) = entries.get("key") else {
+                            self.d
+                                .error(span, format!("`upsert: {}` needs `key`: the unique key that finds the row to change", entity.value))
+                                .hint("e.g. `key: user_id`, or `key: [post_id, user_id]`");
+                            return None;
+                        };
+                        WriteKind::Upsert {
+                            key: self.key_fields(key)?,
+                        }
+                    }
+                    "update" => WriteKind::Update,
+                    _ => WriteKind::Delete,
+                };
+                Some(Action::Write(Write {
+                    kind,
+                    entity,
+                    set: self.values(entries.get("set"), "set"),
+                    filter: self.values(entries.get("where"), "where"),
+                    span,
+                }))
+            }
+        }
+    }
+
+    /// `key: field` or `key: [field, ...]`.
+    fn key_fields(&mut self, node: &Node) -> Option<Vec<Name>> {
+        let fields = match &node.kind {
+            Kind::Seq(_) => self.seq(node, "`key`", |r, item| r.name(item, "field name")),
+            _ => vec![self.name(node, "field name")?],
+        };
+        (!fields.is_empty()).then_some(fields)
+    }
+
+    /// A mapping of field names to values (`set:`, `where:`, `with:`).
+    fn values(&mut self, node: Option<&Node>, what: &str) -> Vec<(Name, Expr)> {
+        self.each(node, what, |r, k, v| {
+            let name = r.name(k, "field name")?;
+            Some((name, r.expr(v)?))
+        })
+    }
+
+    /// `notify: { user | role, kind, message }`.
+    fn notify(&mut self, notify: &Node) -> Option<Action> {
+        let fields = self.entries(notify, "`notify`", NOTIFY_KEYS);
+        let required = |r: &mut Self, key: &str| match fields.get(key) {
+            Some(node) => r.text(node, key).map(|value| Name {
+                value,
+                span: node.span,
+            }),
+            None => {
+                r.d.error(notify.span, format!("`notify` needs `{key}`"));
+                None
+            }
+        };
+        let to = match (fields.get("user"), fields.get("role")) {
+            (Some(user), None) => self.text(user, "user").map(|value| {
+                Recipient::User(Name {
+                    value,
+                    span: user.span,
+                })
+            }),
+            (None, Some(role)) => self.name(role, "role").map(Recipient::Role),
+            (Some(_), Some(role)) => {
+                self.d.error(
+                    role.span,
+                    "`notify` goes to a `user` or to a `role`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.d
+                    .error(
+                        notify.span,
+                        "`notify` needs `user` (an event field) or `role`",
+                    )
+                    .hint("e.g. `user: user_id`, or `role: admin` for every admin");
+                None
+            }
+        };
+        let kind = required(self, "kind");
+        let message = required(self, "message");
+        if let Some((kind, problem)) = kind
+            .as_ref()
+            .and_then(|k| ident::snake_problem(&k.value).map(|p| (k, p)))
+        {
+            self.d.error(kind.span, problem);
+        }
+        Some(Action::Notify {
+            to: to?,
+            kind: kind?,
+            message: message?,
+        })
+    }
+}
+
+/// The keys of a `do:` item.
+fn action_keys() -> Vec<&'static str> {
+    ACTION_KEYWORDS
+        .iter()
+        .chain(ACTION_MODIFIERS)
+        .copied()
+        .collect()
+}
