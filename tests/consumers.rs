@@ -12,7 +12,10 @@
 //! * `delete` with `where` removes the entry of a member who left, and every roster row of a
 //!   deleted club;
 //! * an event whose value breaks a rule of the consumer's rows (a handle too long for the roster)
-//!   is dead-lettered with the rule named, and none of that event's actions is applied.
+//!   is dead-lettered with the rule named, and none of that event's actions is applied;
+//! * a service that uses the auth capability also keeps entities of its own: the accounts
+//!   service makes each account's profile from its own `user.registered`, and serves it beside
+//!   the capability's routes.
 //!
 //! The distributed tests skip with a message when a server is down, and fail instead when
 //! `SVCGEN_REQUIRE_INFRA=1` (as on CI).
@@ -97,8 +100,41 @@ async fn join(api: &Api, token: &str, club: &str, handle: &str, role: &str) -> V
 
 async fn consumers_apply(gateway: &str, tag: &str) {
     let api = Api::new(gateway);
-    let (_, token) = register(&api, &format!("roster-{tag}@example.com")).await;
+    let username = format!("roster-{tag}");
+    let (user_id, token) = register(&api, &format!("{username}@example.com")).await;
     let token = token.as_str();
+
+    // The auth service's own entity, made from its own event.
+    let profiles = eventually(
+        &api,
+        token,
+        "/profiles",
+        "the new account's profile",
+        |page| {
+            page["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 1)
+        },
+    )
+    .await;
+    let profile = &profiles["items"][0];
+    assert_eq!(profile["user_id"], user_id.as_str(), "{tag}: {profile}");
+    assert_eq!(
+        profile["display_name"],
+        username.as_str(),
+        "{tag}: {profile}"
+    );
+    assert_eq!(profile["bio"], "", "{tag}: the default: {profile}");
+    let changed = expect(
+        &api,
+        token,
+        Method::PATCH,
+        &format!("/profiles/{}", profile["id"].as_str().unwrap()),
+        Some(json!({"bio": "Reads everything."})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["bio"], "Reads everything.", "{tag}: {changed}");
     let club = expect(
         &api,
         token,

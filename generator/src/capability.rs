@@ -1,5 +1,5 @@
 //! What the built-in capabilities offer a service that `uses` one: the routes `auth` and
-//! `notify` add to it. Validation checks them against the spec's own routes; the gateway's
+//! `notify` add to it, and the tables they keep in its database. Validation checks them against the spec's own routes; the gateway's
 //! table (in the IR) lists them.
 
 use crate::model::{Capability, Method, Service};
@@ -31,6 +31,20 @@ const fn route(
         public,
         roles,
         summary,
+    }
+}
+
+/// The tables a capability keeps in the database of the service that uses it: the service's
+/// own entities cannot take these names.
+pub fn tables(capability: Capability) -> &'static [&'static str] {
+    match capability {
+        Capability::Auth => &[
+            "users",
+            "refresh_tokens",
+            "refresh_token_families",
+            "password_reset_tokens",
+        ],
+        Capability::Notify => &["notifications"],
     }
 }
 

@@ -493,7 +493,7 @@ fn check_rpc(system: &System, service: &Service, rpc: &Rpc, d: &mut Diagnostics)
             }
         }
         RpcKind::Sql(statements) => {
-            if service.store.is_none() || service.uses.is_some() {
+            if service.store.is_none() || (service.uses.is_some() && service.entities.is_empty()) {
                 d.error(
                     rpc.name.span,
                     format!(

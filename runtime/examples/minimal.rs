@@ -4,6 +4,7 @@
 
 use svcgen_runtime::capability::{auth, notify};
 use svcgen_runtime::cli::{self, ServiceDef, SystemDef, no_consumers};
+use svcgen_runtime::db::Migrations;
 use svcgen_runtime::gateway::{
     GatewayPolicy, GatewayRoute, RateLimit, RouteAuth, RoutePolicy, RouteRateLimit,
 };
@@ -83,7 +84,8 @@ static SYSTEM: SystemDef = SystemDef {
     services: &[
         ServiceDef {
             name: "auth",
-            migrations: &auth::MIGRATIONS,
+            migrations: &Migrations::NONE,
+            capability: Some(&auth::TABLES),
             routes: auth_routes,
             consumers: no_consumers,
             on_start: Some(auth::on_start),
@@ -91,7 +93,8 @@ static SYSTEM: SystemDef = SystemDef {
         },
         ServiceDef {
             name: "notification",
-            migrations: &notify::MIGRATIONS,
+            migrations: &Migrations::NONE,
+            capability: Some(&notify::TABLES),
             routes: notify::routes,
             consumers: no_consumers,
             on_start: None,

@@ -26,7 +26,7 @@ mod memory;
 
 use crate::bus::Bus;
 use crate::capability::auth::PasswordHashing;
-use crate::db::{Db, Migrations};
+use crate::db::{CapabilityTables, Db, Migrations};
 use crate::events::EventError;
 use crate::gateway::{self, GatewayPolicy, GatewayRoute, Upstream};
 use crate::identity::{DEFAULT_KID, JwtKey, JwtKeys, development_secret_problem};
@@ -41,8 +41,10 @@ pub use futures_util::future::BoxFuture;
 pub struct ServiceDef {
     /// The service's name (`notes`).
     pub name: &'static str,
-    /// Its migrations.
+    /// Its own tables' migrations (its entities'; [`Migrations::NONE`] when it has none).
     pub migrations: &'static Migrations,
+    /// The tables of the capability it uses, migrated before its own; `None` without one.
+    pub capability: Option<&'static CapabilityTables>,
     /// Its routes (wrapped by [`service_app`]).
     pub routes: fn() -> Router<ServiceContext>,
     /// Registers the service's event consumers; [`no_consumers`] when it has none.
@@ -425,6 +427,14 @@ async fn start_database(service: &ServiceDef, url: &str) -> anyhow::Result<Db> {
     let db = Db::connect(url)
         .await
         .with_context(|| format!("cannot open the database of service `{}`", service.name))?;
+    if let Some(tables) = service.capability {
+        db.migrate_capability(tables).await.with_context(|| {
+            format!(
+                "cannot migrate the capability tables of service `{}`",
+                service.name
+            )
+        })?;
+    }
     db.migrate(service.migrations)
         .await
         .with_context(|| format!("cannot migrate the database of service `{}`", service.name))?;
@@ -816,7 +826,8 @@ mod tests {
             services: &[
                 ServiceDef {
                     name: "auth",
-                    migrations: &auth::MIGRATIONS,
+                    migrations: &Migrations::NONE,
+                    capability: Some(&auth::TABLES),
                     routes: auth_routes,
                     consumers: no_consumers,
                     on_start: Some(auth::on_start),
@@ -824,7 +835,8 @@ mod tests {
                 },
                 ServiceDef {
                     name: "notification",
-                    migrations: &notify::MIGRATIONS,
+                    migrations: &Migrations::NONE,
+                    capability: Some(&notify::TABLES),
                     routes: notify::routes,
                     consumers: notification_consumers,
                     on_start: None,

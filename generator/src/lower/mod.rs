@@ -51,9 +51,9 @@ pub struct ServiceIr<'m> {
     pub model: &'m Service,
     /// The engine of its store in distributed mode (SQLite for a service without a store).
     pub engine: Engine,
-    /// The engines its tables have migrations for: SQLite (embedded runs) and, when another,
-    /// its store's distributed engine. Empty when it owns no table (capabilities keep theirs in
-    /// the runtime).
+    /// The engines its own tables have migrations for: SQLite (embedded runs) and, when
+    /// another, its store's distributed engine. Empty when it has no entity (a capability's
+    /// tables are the runtime's).
     pub migration_engines: Vec<Engine>,
     /// Its routes, each with the entity it works on and the event it emits.
     pub routes: Vec<RouteIr<'m>>,
@@ -90,7 +90,7 @@ pub fn lower(system: &System) -> Ir<'_> {
         .iter()
         .map(|service| {
             let engine = store_engine(system, service);
-            let owns_tables = service.uses.is_none() && !service.entities.is_empty();
+            let owns_tables = !service.entities.is_empty();
             let migration_engines = match (owns_tables, engine) {
                 (false, _) => Vec::new(),
                 (true, Engine::Sqlite) => vec![Engine::Sqlite],

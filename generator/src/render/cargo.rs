@@ -4,7 +4,7 @@
 
 use crate::Options;
 use crate::ident;
-use crate::model::{Capability, Service, StepAction, System};
+use crate::model::{Service, StepAction, System};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use toml::{Table, Value};
@@ -210,14 +210,14 @@ pub fn service(system: &System, service: &Service) -> String {
     if has_steps {
         names.push(ident::crate_name(&system.name.value, "contracts"));
     }
-    match service.uses {
-        Some(Capability::Auth) => names.push(ident::crate_name(&system.name.value, "contracts")),
-        Some(Capability::Notify) => names.push(ident::crate_name(&system.name.value, "contracts")),
-        None => {
-            names.extend(["chrono", "serde", "uuid"].map(String::from));
-            if service.routes.iter().any(|r| r.emit.is_some()) || !service.consumers.is_empty() {
-                names.push(ident::crate_name(&system.name.value, "contracts"));
-            }
+    if service.uses.is_some() {
+        names.push(ident::crate_name(&system.name.value, "contracts"));
+    }
+    // Its own entities' crate (a plain service, or a capability service with entities).
+    if service.uses.is_none() || !service.entities.is_empty() {
+        names.extend(["chrono", "serde", "uuid"].map(String::from));
+        if service.routes.iter().any(|r| r.emit.is_some()) || !service.consumers.is_empty() {
+            names.push(ident::crate_name(&system.name.value, "contracts"));
         }
     }
     names.sort();

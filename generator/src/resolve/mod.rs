@@ -451,19 +451,6 @@ impl Resolver<'_> {
             }
             Some((name, value?))
         });
-        if uses.is_some() && (entries.get("entities").is_some() || entries.get("routes").is_some())
-        {
-            let span = entries
-                .get("entities")
-                .or(entries.get("routes"))
-                .map_or(value.span, |n| n.span);
-            self.d
-                .error(
-                    span,
-                    format!("{what} uses a capability and cannot also declare entities or routes"),
-                )
-                .hint("put your own entities in a service of their own");
-        }
         Some(Service {
             name,
             description,

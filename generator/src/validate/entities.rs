@@ -7,6 +7,19 @@ use crate::model::*;
 /// Checks every entity of `service`.
 pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
     for entity in &service.entities {
+        if let Some(capability) = service.uses
+            && crate::capability::tables(capability).contains(&entity.name.as_str())
+        {
+            d.error(
+                entity.name.span,
+                format!(
+                    "entity `{}` has the name of a table of the `{}` capability in the same database",
+                    entity.name.value,
+                    super::capability_name(capability)
+                ),
+            )
+            .hint("give the entity another name");
+        }
         let columns = entity.columns();
         let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         for index in &entity.indexes {

@@ -55,11 +55,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::db::{self, DbError, Migration, Migrations};
+use crate::db::{self, CapabilityTables, DbError, Migration, Migrations};
 use crate::http::{ApiError, ApiResult, Cursor, Json, Page, Paginated};
 use crate::identity::Caller;
 use crate::service::ServiceContext;
 use crate::validate::Validator;
+
+/// The capability's tables as a service that uses it migrates them: recorded in
+/// `_svcgen_auth_migrations`, apart from the service's own.
+pub static TABLES: CapabilityTables = CapabilityTables {
+    history: "_svcgen_auth_migrations",
+    adopt: "ALTER TABLE _sqlx_migrations RENAME TO _svcgen_auth_migrations",
+    migrations: &MIGRATIONS,
+};
 
 /// The capability's tables, per engine.
 pub static MIGRATIONS: Migrations = Migrations {

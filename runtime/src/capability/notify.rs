@@ -11,10 +11,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{self, DbError, Migration, Migrations};
+use crate::db::{self, CapabilityTables, DbError, Migration, Migrations};
 use crate::http::{ApiResult, Cursor, Json, Page, Paginated};
 use crate::identity::Caller;
 use crate::service::ServiceContext;
+
+/// The capability's tables as a service that uses it migrates them: recorded in
+/// `_svcgen_notify_migrations`, apart from the service's own.
+pub static TABLES: CapabilityTables = CapabilityTables {
+    history: "_svcgen_notify_migrations",
+    adopt: "ALTER TABLE _sqlx_migrations RENAME TO _svcgen_notify_migrations",
+    migrations: &MIGRATIONS,
+};
 
 /// The capability's table, per engine.
 pub static MIGRATIONS: Migrations = Migrations {

@@ -113,7 +113,31 @@ pub struct Migrations {
     pub mysql: &'static [Migration],
 }
 
+/// Where sqlx records the migrations a database has had: a service's own.
+const SQLX_HISTORY: &str = "_sqlx_migrations";
+
+/// The tables a capability brings into the database of the service that uses it, migrated
+/// before the service's own and recorded apart from them ([`Db::migrate_capability`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CapabilityTables {
+    /// The table that records the capability's applied migrations, e.g.
+    /// `_svcgen_auth_migrations`.
+    pub history: &'static str,
+    /// `ALTER TABLE _sqlx_migrations RENAME TO <history>`: takes over the history of a database
+    /// made when the capability's migrations were recorded with a service's own.
+    pub adopt: &'static str,
+    /// The migrations.
+    pub migrations: &'static Migrations,
+}
+
 impl Migrations {
+    /// No migrations: a service that keeps only a capability's tables.
+    pub const NONE: Migrations = Migrations {
+        sqlite: &[],
+        postgres: &[],
+        mysql: &[],
+    };
+
     /// The scripts for `engine`.
     pub fn for_engine(&self, engine: Engine) -> &'static [Migration] {
         match engine {
@@ -250,12 +274,75 @@ impl Db {
     /// another one has: the service was generated for another engine, and starting it without
     /// its tables would only fail later, at its first request.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
+        self.migrate_tracked(migrations, None).await
+    }
+
+    /// Applies the migrations of a capability's tables like [`Db::migrate`], with their history
+    /// in a table of their own ([`CapabilityTables::history`]), so that a service that uses a
+    /// capability and has entities keeps two lists that never mix. A database made before the
+    /// capability had its own history table is taken over as it is: when `_sqlx_migrations`
+    /// holds exactly the capability's migrations, it becomes the capability's history.
+    pub async fn migrate_capability(&self, tables: &CapabilityTables) -> Result<(), DbError> {
+        if !self.has_table(tables.history).await? && self.has_table(SQLX_HISTORY).await? {
+            let list = tables.migrations.for_engine(self.engine());
+            let rows = query("SELECT version, description FROM _sqlx_migrations")
+                .fetch_all(self)
+                .await?;
+            let mut only_capability = !rows.is_empty();
+            for row in &rows {
+                let (version, description): (i64, String) =
+                    (row.get("version")?, row.get("description")?);
+                only_capability &= list
+                    .iter()
+                    .any(|m| m.version == version && m.description == description);
+            }
+            // Another replica may have taken the history over in the meantime.
+            if only_capability
+                && let Err(error) = query(tables.adopt).execute(self).await
+                && !self.has_table(tables.history).await?
+            {
+                return Err(error);
+            }
+        }
+        self.migrate_tracked(tables.migrations, Some(tables.history))
+            .await
+    }
+
+    /// Whether the database has a table of this name.
+    async fn has_table(&self, name: &str) -> Result<bool, DbError> {
+        let sql = match self.engine() {
+            Engine::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Engine::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+            }
+            Engine::Mysql => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = $1"
+            }
+        };
+        let row = query(sql)
+            .bind(name.to_owned())
+            .fetch_optional(self)
+            .await?;
+        Ok(match row {
+            Some(row) => row.get::<i64>("n")? > 0,
+            None => false,
+        })
+    }
+
+    /// [`Db::migrate`], with the history in `history` (`_sqlx_migrations` when `None`).
+    async fn migrate_tracked(
+        &self,
+        migrations: &Migrations,
+        history: Option<&'static str>,
+    ) -> Result<(), DbError> {
         let engine = self.engine();
         if let Some(declared) = migrations.declared_engine_instead_of(engine) {
             return Err(DbError::NoMigrationsForEngine { engine, declared });
         }
         let list = migrations.for_engine(engine);
-        let migrator = Migrator::with_migrations(
+        let mut migrator = Migrator::with_migrations(
             list.iter()
                 .map(|m| {
                     sqlx::migrate::Migration::new(
@@ -268,6 +355,9 @@ impl Db {
                 })
                 .collect(),
         );
+        if let Some(history) = history {
+            migrator.dangerous_set_table_name(history);
+        }
         match self {
             Db::Sqlite(pool) => migrator.run(pool).await?,
             Db::Postgres(pool) => migrator.run(pool).await?,
@@ -502,5 +592,7 @@ async fn create_mysql_database(options: &MySqlConnectOptions) -> Result<(), DbEr
     Ok(())
 }
 
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod tests;

@@ -163,7 +163,8 @@ static SYSTEM: SystemDef = SystemDef {
     services: &[
         ServiceDef {
             name: notes_auth::SERVICE,
-            migrations: &notes_auth::MIGRATIONS,
+            migrations: &svcgen_runtime::db::Migrations::NONE,
+            capability: Some(&svcgen_runtime::capability::auth::TABLES),
             routes: notes_auth::routes,
             consumers: no_consumers,
             on_start: Some(svcgen_runtime::capability::auth::on_start),
@@ -172,6 +173,7 @@ static SYSTEM: SystemDef = SystemDef {
         ServiceDef {
             name: notes_notes::SERVICE,
             migrations: &notes_notes::MIGRATIONS,
+            capability: None,
             routes: notes_notes::routes,
             consumers: no_consumers,
             on_start: None,
@@ -179,7 +181,8 @@ static SYSTEM: SystemDef = SystemDef {
         },
         ServiceDef {
             name: notes_notification::SERVICE,
-            migrations: &notes_notification::MIGRATIONS,
+            migrations: &svcgen_runtime::db::Migrations::NONE,
+            capability: Some(&svcgen_runtime::capability::notify::TABLES),
             routes: notes_notification::routes,
             consumers: notes_notification::consumers,
             on_start: None,

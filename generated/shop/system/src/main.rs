@@ -158,7 +158,8 @@ static SYSTEM: SystemDef = SystemDef {
     services: &[
         ServiceDef {
             name: shop_user::SERVICE,
-            migrations: &shop_user::MIGRATIONS,
+            migrations: &svcgen_runtime::db::Migrations::NONE,
+            capability: Some(&svcgen_runtime::capability::auth::TABLES),
             routes: shop_user::routes,
             consumers: no_consumers,
             on_start: Some(svcgen_runtime::capability::auth::on_start),
@@ -167,6 +168,7 @@ static SYSTEM: SystemDef = SystemDef {
         ServiceDef {
             name: shop_product::SERVICE,
             migrations: &shop_product::MIGRATIONS,
+            capability: None,
             routes: shop_product::routes,
             consumers: no_consumers,
             on_start: None,
@@ -175,6 +177,7 @@ static SYSTEM: SystemDef = SystemDef {
         ServiceDef {
             name: shop_order::SERVICE,
             migrations: &shop_order::MIGRATIONS,
+            capability: None,
             routes: shop_order::routes,
             consumers: no_consumers,
             on_start: None,
@@ -182,7 +185,8 @@ static SYSTEM: SystemDef = SystemDef {
         },
         ServiceDef {
             name: shop_notification::SERVICE,
-            migrations: &shop_notification::MIGRATIONS,
+            migrations: &svcgen_runtime::db::Migrations::NONE,
+            capability: Some(&svcgen_runtime::capability::notify::TABLES),
             routes: shop_notification::routes,
             consumers: shop_notification::consumers,
             on_start: None,

@@ -3,26 +3,55 @@
 
 use super::*;
 
+/// The routes of the capability a service uses, as a `Router` expression, with the imports it
+/// needs; `None` without a capability.
+pub(crate) fn capability_routes(
+    system: &System,
+    service: &Service,
+) -> Option<(TokenStream, TokenStream)> {
+    match service.uses? {
+        Capability::Auth => {
+            let contracts = ident::crate_ident(&system.name.value, "contracts");
+            let event = |name: &Option<Name>| match name {
+                Some(name) => {
+                    let ty = rust_type(&name.value);
+                    quote!(Some(#contracts::events::#ty::NAME))
+                }
+                None => quote!(None),
+            };
+            let registered = event(&service.auth_emit.registered);
+            let logged_in = event(&service.auth_emit.logged_in);
+            let password_reset = event(&service.auth_emit.password_reset);
+            let mut imports = quote!(
+                use svcgen_runtime::capability::auth::{self, AuthEvents};
+            );
+            if service.auth_emit.events().next().is_some() {
+                imports.extend(quote!(
+                    use svcgen_runtime::bus::Event as _;
+                ));
+            }
+            let routes = quote! {
+                auth::routes(AuthEvents {
+                    registered: #registered,
+                    logged_in: #logged_in,
+                    password_reset: #password_reset,
+                })
+            };
+            Some((imports, routes))
+        }
+        // Named in full: the `notify` module may be imported by the consumers.
+        Capability::Notify => Some((
+            TokenStream::new(),
+            quote!(svcgen_runtime::capability::notify::routes()),
+        )),
+    }
+}
+
 pub(crate) fn auth_service(system: &System, lowered: &ServiceIr) -> TokenStream {
     let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
-    let contracts = ident::crate_ident(&system.name.value, "contracts");
-    let event = |name: &Option<Name>| match name {
-        Some(name) => {
-            let ty = rust_type(&name.value);
-            quote!(Some(#contracts::events::#ty::NAME))
-        }
-        None => quote!(None),
-    };
-    let registered = event(&service.auth_emit.registered);
-    let logged_in = event(&service.auth_emit.logged_in);
-    let password_reset = event(&service.auth_emit.password_reset);
-    let event_trait = service.auth_emit.events().next().is_some().then(|| {
-        quote!(
-            use svcgen_runtime::bus::Event as _;
-        )
-    });
+    let (capability_imports, capability) = capability_routes(system, service).unwrap_or_default();
     let grpc = crate::render::grpc::Grpc::new(system, lowered);
     let server = grpc.server();
     let (server_items, server_route) = match &server {
@@ -41,22 +70,15 @@ pub(crate) fn auth_service(system: &System, lowered: &ServiceIr) -> TokenStream 
 
         use axum::Router;
         #rpc_imports
-        #event_trait
-        use svcgen_runtime::capability::auth::{self, AuthEvents};
+        #capability_imports
         use svcgen_runtime::service::ServiceContext;
 
         #constant
 
-        /// Tables of the `auth` capability.
-        pub use svcgen_runtime::capability::auth::MIGRATIONS;
-
-        /// The `auth` capability's routes (and this service's RPCs).
+        /// The `auth` capability's routes (and this service's RPCs). Its tables are the
+        /// runtime's (`svcgen_runtime::capability::auth::TABLES`).
         pub fn routes() -> Router<ServiceContext> {
-            auth::routes(AuthEvents {
-                registered: #registered,
-                logged_in: #logged_in,
-                password_reset: #password_reset,
-            })
+            #capability
             #server_route
         }
 
@@ -78,12 +100,10 @@ pub(crate) fn notify_service(system: &System, lowered: &ServiceIr) -> TokenStrea
 
         #constant
 
-        /// Tables of the `notify` capability.
-        pub use svcgen_runtime::capability::notify::MIGRATIONS;
-
-        /// `GET /notifications`: the caller's notifications, newest first.
+        /// `GET /notifications`: the caller's notifications, newest first. The capability's
+        /// tables are the runtime's (`svcgen_runtime::capability::notify::TABLES`).
         pub fn routes() -> Router<ServiceContext> {
-            notify::routes()
+            svcgen_runtime::capability::notify::routes()
         }
 
         #consumers

@@ -123,6 +123,11 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         )
     });
     let (consumer_imports, consumers) = consumers_fn(system, lowered).unwrap_or_default();
+    // The routes of the capability it also uses.
+    let (capability_imports, capability) = match capability_routes(system, service) {
+        Some((imports, routes)) => (imports, quote!(.merge(#routes))),
+        None => Default::default(),
+    };
     quote! {
         #doc
 
@@ -135,6 +140,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         #caller
         #rpc_imports
         #consumer_imports
+        #capability_imports
         use svcgen_runtime::service::ServiceContext;
         use svcgen_runtime::validate::Validator;
 
@@ -149,7 +155,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
 
         /// This service's routes (the gateway mounts them under its prefix).
         pub fn routes() -> Router<ServiceContext> {
-            Router::new() #(#route_calls)* #server_route
+            Router::new() #(#route_calls)* #server_route #capability
         }
 
         #messages

@@ -13,7 +13,7 @@ mod handlers;
 mod system;
 
 pub(crate) use capabilities::message_format;
-use capabilities::{auth_service, notify_service};
+use capabilities::{auth_service, capability_routes, notify_service};
 use consumers::consumers_fn;
 pub(crate) use contracts::contracts;
 pub(crate) use entities::{
@@ -100,10 +100,12 @@ pub(super) fn lit(text: &str) -> Literal {
 /// A service crate's `lib.rs`.
 pub fn service(system: &System, lowered: &ServiceIr) -> TokenStream {
     let service = lowered.model;
-    match service.uses {
-        Some(Capability::Auth) => auth_service(system, lowered),
-        Some(Capability::Notify) => notify_service(system, lowered),
-        None => entity_service(system, lowered),
+    // A capability service with entities of its own is an entity service that also serves
+    // the capability's routes.
+    match (service.uses, service.entities.is_empty()) {
+        (Some(Capability::Auth), true) => auth_service(system, lowered),
+        (Some(Capability::Notify), true) => notify_service(system, lowered),
+        _ => entity_service(system, lowered),
     }
 }
 

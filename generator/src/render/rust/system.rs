@@ -148,10 +148,21 @@ pub(crate) fn system_main(ir: &crate::lower::Ir) -> TokenStream {
         } else {
             quote!(#krate::consumers)
         };
+        let migrations = if service.entities.is_empty() {
+            quote!(&svcgen_runtime::db::Migrations::NONE)
+        } else {
+            quote!(&#krate::MIGRATIONS)
+        };
+        let capability = match service.uses {
+            Some(Capability::Auth) => quote!(Some(&svcgen_runtime::capability::auth::TABLES)),
+            Some(Capability::Notify) => quote!(Some(&svcgen_runtime::capability::notify::TABLES)),
+            None => quote!(None),
+        };
         quote! {
             ServiceDef {
                 name: #krate::SERVICE,
-                migrations: &#krate::MIGRATIONS,
+                migrations: #migrations,
+                capability: #capability,
                 routes: #krate::routes,
                 consumers: #consumers,
                 on_start: #on_start,

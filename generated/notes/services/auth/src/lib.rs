@@ -9,10 +9,8 @@ use svcgen_runtime::service::ServiceContext;
 /// This service's name: its queue names, log field and internal-token audience.
 pub const SERVICE: &str = "auth";
 
-/// Tables of the `auth` capability.
-pub use svcgen_runtime::capability::auth::MIGRATIONS;
-
-/// The `auth` capability's routes (and this service's RPCs).
+/// The `auth` capability's routes (and this service's RPCs). Its tables are the
+/// runtime's (`svcgen_runtime::capability::auth::TABLES`).
 pub fn routes() -> Router<ServiceContext> {
     auth::routes(AuthEvents {
         registered: Some(notes_contracts::events::UserRegistered::NAME),

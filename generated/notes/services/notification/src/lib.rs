@@ -11,12 +11,10 @@ use svcgen_runtime::service::ServiceContext;
 /// This service's name: its queue names, log field and internal-token audience.
 pub const SERVICE: &str = "notification";
 
-/// Tables of the `notify` capability.
-pub use svcgen_runtime::capability::notify::MIGRATIONS;
-
-/// `GET /notifications`: the caller's notifications, newest first.
+/// `GET /notifications`: the caller's notifications, newest first. The capability's
+/// tables are the runtime's (`svcgen_runtime::capability::notify::TABLES`).
 pub fn routes() -> Router<ServiceContext> {
-    notify::routes()
+    svcgen_runtime::capability::notify::routes()
 }
 
 /// Subscribes this service's consumers to their events.
