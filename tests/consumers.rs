@@ -145,6 +145,10 @@ async fn consumers_apply(gateway: &str, tag: &str) {
     )
     .await;
     let club_id = club["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        club["version"], 1,
+        "{tag}: a new row is at version 1: {club}"
+    );
     // create + upsert + sql + emit, all from one `club.member.joined`.
     let ada = join(&api, token, &club_id, "ada", "captain").await;
     let entries = eventually(&api, token, "/entries", "ada's roster entry", |page| {
@@ -170,6 +174,9 @@ async fn consumers_apply(gateway: &str, tag: &str) {
     let standing = of_club(&standings, &club_id)[0];
     assert_eq!(standing["members"], 1, "{tag}: {standing}");
     assert_eq!(standing["last_handle"], "ada", "{tag}: {standing}");
+    // The database counts every change, the consumer's own SQL included: made by the upsert
+    // (1), then counted up by the statement (2).
+    assert_eq!(standing["version"], 2, "{tag}: {standing}");
     let club_path = format!("/clubs/{club_id}");
     let club = eventually(
         &api,
@@ -180,6 +187,10 @@ async fn consumers_apply(gateway: &str, tag: &str) {
     )
     .await;
     assert!(club["active_at"].is_string(), "{tag}: {club}");
+    assert_eq!(
+        club["version"], 2,
+        "{tag}: the consumer's update counts: {club}"
+    );
 
     // A second join changes the one standing row instead of adding one.
     let grace = join(&api, token, &club_id, "grace", "coach").await;
@@ -196,6 +207,8 @@ async fn consumers_apply(gateway: &str, tag: &str) {
         "{tag}: one standing per club: {standings}"
     );
     assert_eq!(standing[0]["last_handle"], "grace", "{tag}: {standings}");
+    // The upsert's update and the statement: two more changes.
+    assert_eq!(standing[0]["version"], 4, "{tag}: {standings}");
     eventually(
         &api,
         token,

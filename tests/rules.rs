@@ -8,7 +8,9 @@
 //! * a reference to a row that does not exist is a 400 naming the field;
 //! * deleting a row that a `restrict` reference names is a 409; `cascade` deletes the rows
 //!   that name it, `set_null` clears their field;
-//! * none of it is ever a 500.
+//! * none of it is ever a 500;
+//! * every row has a version, answered as its `ETag`; a change or delete sent with `If-Match`
+//!   applies only to the version named (412 otherwise), also when eight clients race.
 //!
 //! The distributed tests skip with a message when a server is down, and fail instead when
 //! `SVCGEN_REQUIRE_INFRA=1` (as on CI).
@@ -331,6 +333,168 @@ async fn rules_hold(gateway: &str, tag: &str) {
     .await;
 }
 
+/// A versioned change: status, the answer's `ETag`, its body.
+async fn versioned(
+    api: &Api,
+    token: &str,
+    method: Method,
+    path: &str,
+    if_match: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
+    let headers: Vec<(&str, &str)> = if_match.map(|tag| ("if-match", tag)).into_iter().collect();
+    let (status, headers, body) = api
+        .call_with(method, path, Some(token), &headers, body)
+        .await;
+    let etag = headers
+        .get("etag")
+        .map(|value| value.to_str().unwrap().to_owned());
+    (status, etag, body)
+}
+
+/// Optimistic concurrency: every row has a version, answered as its ETag; a change sent with
+/// `If-Match` applies only to the version it names.
+async fn versions_hold(gateway: &str, tag: &str) {
+    let api = Api::new(gateway);
+    let (_, token) = register(&api, &format!("versions-{tag}@example.com")).await;
+    let token = token.as_str();
+    let club = expect(
+        &api,
+        token,
+        Method::POST,
+        "/clubs",
+        Some(json!({"name": "Versioned"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(club["version"], 1, "{tag}: {club}");
+    let path = format!("/clubs/{}", club["id"].as_str().unwrap());
+    let (status, etag, _) = versioned(&api, token, Method::GET, &path, None, None).await;
+    assert_eq!(
+        (status, etag.as_deref()),
+        (StatusCode::OK, Some("\"1\"")),
+        "{tag}"
+    );
+
+    // The version read: the change applies, and the answer has the next one.
+    let (status, etag, body) = versioned(
+        &api,
+        token,
+        Method::PATCH,
+        &path,
+        Some("\"1\""),
+        Some(json!({"motto": "Second"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tag}: {body}");
+    assert_eq!(etag.as_deref(), Some("\"2\""), "{tag}");
+    assert_eq!(body["version"], 2, "{tag}: {body}");
+
+    // A stale version: 412, and nothing changes.
+    let (status, _, body) = versioned(
+        &api,
+        token,
+        Method::PATCH,
+        &path,
+        Some("\"1\""),
+        Some(json!({"motto": "Lost update"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{tag}: {body}");
+    assert_eq!(
+        message(&body),
+        "the club is at version 2, which If-Match does not name",
+        "{tag}"
+    );
+    let (_, _, row) = versioned(&api, token, Method::GET, &path, None, None).await;
+    assert_eq!(row["motto"], "Second", "{tag}: {row}");
+    assert_eq!(row["version"], 2, "{tag}: {row}");
+
+    // A list names any of its versions; weak tags never match; `*` asks only that the row
+    // exist; a value that is not a list of tags is a 400; no If-Match applies as before.
+    for (if_match, expected) in [
+        (Some("\"1\", \"2\""), StatusCode::OK),
+        (Some("W/\"3\""), StatusCode::PRECONDITION_FAILED),
+        (Some("3"), StatusCode::BAD_REQUEST),
+        (Some("*"), StatusCode::OK),
+        (None, StatusCode::OK),
+    ] {
+        let (status, _, body) = versioned(
+            &api,
+            token,
+            Method::PATCH,
+            &path,
+            if_match,
+            Some(json!({"capacity": 40})),
+        )
+        .await;
+        assert_eq!(status, expected, "{tag}: If-Match {if_match:?}: {body}");
+    }
+
+    // Eight clients that read version 5 change it at once: one wins, the others get 412.
+    let racers = (0..8).map(|i| {
+        let (api, path) = (&api, &path);
+        async move {
+            versioned(
+                api,
+                token,
+                Method::PATCH,
+                path,
+                Some("\"5\""),
+                Some(json!({"capacity": 50 + i})),
+            )
+            .await
+            .0
+        }
+    });
+    let mut statuses = futures_util::future::join_all(racers).await;
+    statuses.sort();
+    let mut expected = vec![StatusCode::PRECONDITION_FAILED; 7];
+    expected.insert(0, StatusCode::OK);
+    assert_eq!(statuses, expected, "{tag}");
+    let (_, etag, _) = versioned(&api, token, Method::GET, &path, None, None).await;
+    assert_eq!(etag.as_deref(), Some("\"6\""), "{tag}");
+
+    // Deletes, of a route that emits (it reads the row first) and of one that emits nothing
+    // (it reads the row only to compare versions): a stale version keeps the row, the version
+    // read deletes it, and a missing row is a 404 whatever If-Match says.
+    let other = expect(
+        &api,
+        token,
+        Method::POST,
+        "/clubs",
+        Some(json!({"name": "Versioned too"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let meeting = expect(
+        &api,
+        token,
+        Method::POST,
+        "/meetings",
+        Some(json!({"club_id": other["id"], "topic": "Tags"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let meeting_path = format!("/meetings/{}", meeting["id"].as_str().unwrap());
+    let missing = format!("/clubs/{}", uuid::Uuid::now_v7());
+    for (path, if_match, expected) in [
+        (&path, "\"5\"", StatusCode::PRECONDITION_FAILED),
+        (&path, "\"6\"", StatusCode::NO_CONTENT),
+        (&missing, "*", StatusCode::NOT_FOUND),
+        (&meeting_path, "\"2\"", StatusCode::PRECONDITION_FAILED),
+        (&meeting_path, "\"1\"", StatusCode::NO_CONTENT),
+        (&meeting_path, "\"1\"", StatusCode::NOT_FOUND),
+    ] {
+        let (status, _, body) =
+            versioned(&api, token, Method::DELETE, path, Some(if_match), None).await;
+        assert_eq!(
+            status, expected,
+            "{tag}: DELETE {path} If-Match {if_match}: {body}"
+        );
+    }
+}
+
 #[test]
 fn embedded_sqlite_enforces_every_field_rule() {
     let system = clubs("postgres");
@@ -348,6 +512,7 @@ fn embedded_sqlite_enforces_every_field_rule() {
         &[],
     );
     runtime().block_on(rules_hold(&running.url, "embedded"));
+    runtime().block_on(versions_hold(&running.url, "embedded"));
     running.stop();
 }
 
@@ -368,6 +533,7 @@ fn distributed_postgres_enforces_every_field_rule() {
         return;
     };
     runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(versions_hold(&run.system.gateway.url, &run.system.run));
     run.stop();
 }
 
@@ -379,5 +545,6 @@ fn distributed_mariadb_enforces_every_field_rule() {
         return;
     };
     runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(versions_hold(&run.system.gateway.url, &run.system.run));
     run.stop();
 }

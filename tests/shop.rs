@@ -141,6 +141,32 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
         .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["description"], "Blue ink.");
+    // Versions travel over gRPC too: the ETag of the row, and If-Match held to it.
+    let pen_path = format!("/products/{pen_id}");
+    let (status, headers, _) = api.call_with(Method::GET, &pen_path, None, &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["etag"], "\"3\"");
+    for (if_match, expected, etag) in [
+        ("\"2\"", StatusCode::PRECONDITION_FAILED, None),
+        ("2", StatusCode::BAD_REQUEST, None),
+        ("\"3\"", StatusCode::OK, Some("\"4\"")),
+    ] {
+        let (status, headers, body) = api
+            .call_with(
+                Method::PATCH,
+                &pen_path,
+                Some(&admin),
+                &[("if-match", if_match)],
+                Some(json!({"price_cents": 300})),
+            )
+            .await;
+        assert_eq!(status, expected, "If-Match {if_match}: {body}");
+        assert_eq!(
+            headers.get("etag").map(|v| v.to_str().unwrap()),
+            etag,
+            "If-Match {if_match}"
+        );
+    }
     for (path, bad, expected) in [
         (
             format!("/products/{pen_id}"),

@@ -829,10 +829,13 @@ pub enum ColumnSource {
     CreatedAt,
     /// Last change time.
     UpdatedAt,
+    /// How many times the row was written (1 when created); the database counts the changes.
+    Version,
 }
 
 impl Entity {
-    /// Every column in table order: id, owner, declared fields, created_at, updated_at.
+    /// Every column in table order: id, owner, declared fields, created_at, updated_at,
+    /// version.
     pub fn columns(&self) -> Vec<Column> {
         let implicit = |name: &str, ty: Type, source: ColumnSource| Column {
             name: name.into(),
@@ -860,6 +863,7 @@ impl Entity {
             Type::Timestamp,
             ColumnSource::UpdatedAt,
         ));
+        columns.push(implicit("version", Type::INT, ColumnSource::Version));
         columns
     }
 

@@ -120,6 +120,9 @@ pub const PATCHED_FIELDS: &str = "patched_fields";
 /// The field of a patch RPC that lists the fields the patch sets to null.
 pub const NULLED_FIELDS: &str = "nulled_fields";
 
+/// The field of a change RPC (patch or delete) that carries the route's `If-Match` header.
+pub const IF_MATCH: &str = "if_match";
+
 /// The gRPC service that carries a service's routes for the gateway: `ProductApiService`.
 pub fn api_service_name(service: &Service) -> String {
     format!("{}ApiService", crate::ident::to_pascal(&service.name.value))
@@ -377,15 +380,18 @@ pub fn check(system: &System, d: &mut Diagnostics) {
         }
         for route in &service.routes {
             check_steps(system, service, route, d);
-            let taken = service.entity(&route.entity.value).and_then(|e| {
-                e.fields
-                    .iter()
-                    .find(|f| [PATCHED_FIELDS, NULLED_FIELDS].contains(&f.name.as_str()))
-            });
-            if service.transport == Transport::Grpc
-                && route.operation == Operation::Update
-                && let Some(field) = taken
-            {
+            if service.transport != Transport::Grpc || route.operation != Operation::Update {
+                continue;
+            }
+            let taken = service
+                .entity(&route.entity.value)
+                .into_iter()
+                .flat_map(|e| {
+                    e.fields.iter().filter(|f| {
+                        [PATCHED_FIELDS, NULLED_FIELDS, IF_MATCH].contains(&f.name.as_str())
+                    })
+                });
+            for field in taken {
                 d.error(field.name.span, format!("`{}` names a field of the patches of service `{}`, which is reached over gRPC", field.name.value, service.name.value))
                     .hint("rename the field");
             }

@@ -158,7 +158,7 @@ pub struct Cors {
     /// Methods allowed in cross-origin calls; empty: `GET, POST, PUT, PATCH, DELETE`.
     pub allowed_methods: &'static [&'static str],
     /// Request headers allowed in cross-origin calls; empty: `authorization, content-type,
-    /// x-request-id`.
+    /// if-match, x-request-id`.
     pub allowed_headers: &'static [&'static str],
     /// Whether browsers may send cookies and HTTP authentication (not with origin `*`).
     pub allow_credentials: bool,
@@ -425,7 +425,12 @@ fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
         })
         .collect();
     let headers: &[&str] = if cors.allowed_headers.is_empty() {
-        &["authorization", "content-type", REQUEST_ID_HEADER]
+        &[
+            "authorization",
+            "content-type",
+            "if-match",
+            REQUEST_ID_HEADER,
+        ]
     } else {
         cors.allowed_headers
     };
@@ -444,6 +449,7 @@ fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
             .expose_headers([
                 HeaderName::from_static(REQUEST_ID_HEADER),
                 header::RETRY_AFTER,
+                header::ETAG,
             ])
             .allow_credentials(cors.allow_credentials)
             .max_age(Duration::from_secs(cors.max_age_secs)),

@@ -15,6 +15,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod precondition;
+
+pub use precondition::{ETag, IfMatch};
+
 use crate::bus::BusError;
 use crate::db::{DbError, Transient, Violation, sqlite_timestamp};
 

@@ -197,6 +197,15 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Respo
     (status, axum::Json(body)).into_response()
 }
 
+/// [`json_response`] of one row, with its version as its `ETag`, as the HTTP route answers.
+pub fn tagged_json_response<T: serde::Serialize>(
+    status: StatusCode,
+    version: i64,
+    body: &T,
+) -> Response {
+    (status, crate::http::ETag(version), axum::Json(body)).into_response()
+}
+
 /// One request the gateway passes to a service reached over gRPC: the service's generated
 /// [`GatewayAdapter`] turns it into the route's RPC and the answer back into HTTP.
 #[derive(Debug)]
@@ -229,6 +238,13 @@ impl GatewayCall {
             Ok(crate::http::Json(value)) => Ok(value),
             Err(error) => Err(error),
         }
+    }
+
+    /// The `If-Match` precondition as the route's RPC carries it: the header's value as sent
+    /// (the service reads it with [`crate::http::IfMatch::parse`]). A value that is not text is
+    /// a 400.
+    pub fn if_match(&self) -> Result<Option<String>, ApiError> {
+        crate::http::IfMatch::header_text(&self.parts.headers)
     }
 
     /// The `{id}` of the path, with the errors of [`crate::http::IdPath`].

@@ -150,6 +150,8 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
             };
             let entity = route.entity.value.as_str();
             let row = || field(entity, Type::Message(entity.to_owned()));
+            // A change carries the route's `If-Match` header as sent.
+            let if_match = || field(crate::rpc::IF_MATCH, Type::Optional(Box::new(text())));
             let (request, response) =
                 match route.operation {
                     Operation::Create => (crate::rpc::route_input(service, route), vec![row()]),
@@ -180,9 +182,10 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
                         let names = || Type::List(Box::new(text()));
                         request.push(field(crate::rpc::PATCHED_FIELDS, names()));
                         request.push(field(crate::rpc::NULLED_FIELDS, names()));
+                        request.push(if_match());
                         (request, vec![row()])
                     }
-                    Operation::Delete => (vec![field("id", Type::Uuid)], Vec::new()),
+                    Operation::Delete => (vec![field("id", Type::Uuid), if_match()], Vec::new()),
                 };
             let handler = crate::ident::handler_name(route).to_string();
             let name = crate::ident::to_pascal(handler.trim_start_matches("r#"));

@@ -126,6 +126,8 @@ fn separate_items(source: &str) -> String {
     ];
     let mut out = String::with_capacity(source.len() + source.len() / 20);
     let mut previous: Option<&str> = None;
+    // The latest item is a `use` (a `pub use` when true), perhaps written over several lines.
+    let mut latest_use: Option<bool> = None;
     for line in source.lines() {
         if let Some(before) = previous {
             let indent = |l: &str| l.len() - l.trim_start().len();
@@ -133,12 +135,23 @@ fn separate_items(source: &str) -> String {
             let same_level = indent(line) == indent(before) && !prior.is_empty();
             let starts_item = ITEM_STARTS.iter().any(|s| item.starts_with(s));
             let ends_item = prior.ends_with('}') || prior.ends_with(';');
-            let both_uses = prior.starts_with("use ") && item.starts_with("use ")
-                || prior.starts_with("pub use") && item.starts_with("pub use");
+            let both_uses = match latest_use {
+                Some(true) => item.starts_with("pub use"),
+                Some(false) => item.starts_with("use "),
+                None => false,
+            };
             let after_inner_doc = prior.starts_with("//!") && !item.starts_with("//!");
             if same_level && ((starts_item && ends_item && !both_uses) || after_inner_doc) {
                 out.push('\n');
             }
+        }
+        let item = line.trim_start();
+        if ITEM_STARTS.iter().any(|s| item.starts_with(s)) {
+            latest_use = if item.starts_with("pub use") {
+                Some(true)
+            } else {
+                item.starts_with("use ").then_some(false)
+            };
         }
         out.push_str(line);
         out.push('\n');
@@ -207,6 +220,12 @@ mod tests {
         assert_eq!(
             separate_items(source),
             "use a::b;\nuse c::d;\n\nfn one() {}\n\nfn two() {}\n"
+        );
+        // A use written over several lines is still a use.
+        let source = "use a::{\n    b, c,\n};\nuse d::e;\npub use f::g;\nfn one() {}\n";
+        assert_eq!(
+            separate_items(source),
+            "use a::{\n    b, c,\n};\nuse d::e;\n\npub use f::g;\n\nfn one() {}\n"
         );
     }
 }

@@ -15,6 +15,8 @@ struct TableView {
     indexes: Vec<IndexView>,
     /// Written after the closing parenthesis of CREATE TABLE (MySQL's character set).
     options: &'static str,
+    /// The trigger that counts the row's changes in its `version`.
+    version_trigger: String,
 }
 
 #[derive(Serialize)]
@@ -141,6 +143,36 @@ fn index_name(name: String, engine: &str) -> String {
     format!("{head}_{hash:08x}")
 }
 
+/// The function PostgreSQL's version triggers run, once per database.
+const POSTGRES_NEXT_VERSION: &str = r#"CREATE OR REPLACE FUNCTION svcgen_next_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW."version" := OLD."version" + 1;
+    RETURN NEW;
+END
+$$;"#;
+
+/// The trigger that adds one to a row's `version` whenever the row changes, whatever statement
+/// changes it (a route, a consumer, an RPC's own SQL, an upsert), so that the version is an
+/// honest entity tag. SQLite cannot change the row in a BEFORE trigger: its trigger writes the
+/// version after the change, unless the statement set the version itself (a nested trigger
+/// does not fire again).
+fn version_trigger(table: &str, engine: &str) -> String {
+    let name = quoted(&index_name(format!("{table}_version"), engine), engine);
+    let table = quoted(table, engine);
+    let version = quoted("version", engine);
+    match engine {
+        "postgres" => format!(
+            "CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION svcgen_next_version();"
+        ),
+        "mysql" => format!(
+            "CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW SET NEW.{version} = OLD.{version} + 1;"
+        ),
+        _ => format!(
+            "CREATE TRIGGER {name} AFTER UPDATE ON {table} FOR EACH ROW WHEN NEW.{version} = OLD.{version}\nBEGIN\n    UPDATE {table} SET {version} = OLD.{version} + 1 WHERE \"id\" = NEW.\"id\";\nEND;"
+        ),
+    }
+}
+
 /// A column as an index lists it; on MySQL, LONGTEXT is indexed by a prefix.
 fn index_column(column: &Column, engine: &str) -> String {
     let name = quoted(&column.name, engine);
@@ -218,13 +250,16 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
                     } else {
                         ""
                     };
-                    let default = c
-                        .rules
-                        .default
-                        .as_ref()
-                        .and_then(|d| default_sql(&d.value, engine))
-                        .map(|value| format!(" DEFAULT {value}"))
-                        .unwrap_or_default();
+                    let default = match c.source {
+                        ColumnSource::Version => " DEFAULT 1".to_owned(),
+                        _ => c
+                            .rules
+                            .default
+                            .as_ref()
+                            .and_then(|d| default_sql(&d.value, engine))
+                            .map(|value| format!(" DEFAULT {value}"))
+                            .unwrap_or_default(),
+                    };
                     let check = check_sql(&quoted(&c.name, engine), &c.ty)
                         .map(|condition| format!(" CHECK ({condition})"))
                         .unwrap_or_default();
@@ -301,6 +336,7 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
                 } else {
                     ""
                 },
+                version_trigger: version_trigger(&entity.name.value, engine),
             }
         })
         .collect();
@@ -308,5 +344,13 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
     context.insert("service", &service.name.value);
     context.insert("engine", engine);
     context.insert("tables", &tables);
+    context.insert(
+        "version_function",
+        if engine == "postgres" {
+            POSTGRES_NEXT_VERSION
+        } else {
+            ""
+        },
+    );
     render_template("migration.sql", &context)
 }

@@ -41,7 +41,7 @@ impl Resolver<'_> {
                 || owner.as_ref().is_some_and(|o| o.value == field.name.value)
             {
                 self.d.error(field.name.span, format!("field `{}` is added by svcgen and cannot be declared", field.name.value))
-                    .hint("every entity has `id`, `created_at` and `updated_at`; `owner:` adds the owner field");
+                    .hint("every entity has `id`, `created_at`, `updated_at` and `version`; `owner:` adds the owner field");
             }
         }
         let indexes = self.field_lists(entries.get("indexes"), "indexes", "an index");

@@ -141,7 +141,7 @@ pub(crate) const TYPE_NAMES: &[&str] = &[
 ];
 /// Attempts at handling an event before it is dead-lettered, unless the consumer says otherwise.
 pub const DEFAULT_ATTEMPTS: u32 = 5;
-const IMPLICIT_FIELDS: &[&str] = &["id", "created_at", "updated_at"];
+const IMPLICIT_FIELDS: &[&str] = &["id", "created_at", "updated_at", "version"];
 
 impl Resolver<'_> {
     fn system(&mut self, root: &Node) -> System {

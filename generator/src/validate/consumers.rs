@@ -115,7 +115,7 @@ fn check_write(service: &Service, event: &Event, write: &Write, d: &mut Diagnost
             continue;
         };
         match column.source {
-            ColumnSource::CreatedAt | ColumnSource::UpdatedAt => {
+            ColumnSource::CreatedAt | ColumnSource::UpdatedAt | ColumnSource::Version => {
                 d.error(
                     name.span,
                     format!("`{}` is kept by the service and cannot be set", name.value),

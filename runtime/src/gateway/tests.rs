@@ -898,6 +898,7 @@ async fn cors_follows_the_policy() {
         .to_str()
         .unwrap();
     assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(allowed.contains("if-match"), "{allowed}");
     assert!(headers.contains_key("x-request-id"));
 
     let simple = raw(
@@ -918,6 +919,7 @@ async fn cors_follows_the_policy() {
         .to_str()
         .unwrap();
     assert!(exposed.contains("x-request-id"), "{exposed}");
+    assert!(exposed.contains("etag"), "{exposed}");
 
     let other = raw(
         &app,

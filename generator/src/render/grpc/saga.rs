@@ -26,6 +26,7 @@ impl Grpc<'_> {
                 ColumnSource::Id => return quote!(#ident,),
                 ColumnSource::Owner => quote!(caller.user_id),
                 ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(now),
+                ColumnSource::Version => quote!(1),
                 ColumnSource::Input => match lowered.set.iter().find(|(n, _)| n.value == c.name) {
                     Some((_, value)) => self.plain_value(value, &c.ty),
                     None => match input_fields.iter().find(|f| f.name.value == c.name) {

@@ -44,6 +44,11 @@ impl Grpc<'_> {
         let caller = (!route.public).then(|| quote!(let caller = incoming.signed_in()?;));
         let caller_arg = (!route.public).then(|| quote!(caller,));
         let field = rust_ident(&entity.name.value);
+        // A change's `If-Match`, read as the HTTP route reads the header.
+        let if_match = quote! {
+            let if_match = svcgen_runtime::http::IfMatch::parse(request.if_match.as_deref())
+                .map_err(|error| rpc::status_of(&error))?;
+        };
         let (prepare, args, answer, response) = match route.operation {
             Operation::Create => {
                 let input_ty = create_body_type(route, entity);
@@ -75,7 +80,7 @@ impl Grpc<'_> {
             Operation::Get => (
                 quote!(let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;),
                 quote!(#caller_arg IdPath(id)),
-                quote!(let Json(row) = answer;),
+                quote!(let (_, Json(row)) = answer;),
                 quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
             ),
             Operation::Update => {
@@ -108,16 +113,20 @@ impl Grpc<'_> {
                 (
                     quote! {
                         let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+                        #if_match
                         let patch = #patch_ty { #(#fields)* };
                     },
-                    quote!(#caller_arg IdPath(id), Json(patch)),
-                    quote!(let Json(row) = answer;),
+                    quote!(#caller_arg IdPath(id), if_match, Json(patch)),
+                    quote!(let (_, Json(row)) = answer;),
                     quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
                 )
             }
             Operation::Delete => (
-                quote!(let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;),
-                quote!(#caller_arg IdPath(id)),
+                quote! {
+                    let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+                    #if_match
+                },
+                quote!(#caller_arg IdPath(id), if_match),
                 quote!(let _ = answer;),
                 quote!(#proto::#response_ty {}),
             ),
@@ -171,6 +180,10 @@ impl Grpc<'_> {
                     Err(status) => return rpc::failure_response(&status),
                 }
             };
+            // A change's `If-Match` header, passed on as sent.
+            let if_match = quote! {
+                let if_match = match call.if_match() { Ok(if_match) => if_match, Err(error) => return axum::response::IntoResponse::into_response(error) };
+            };
             let (prepare, request, answer) = match route.operation {
                 Operation::Create => {
                     let input_ty = create_body_type(route, entity);
@@ -198,7 +211,7 @@ impl Grpc<'_> {
                 Operation::Get => (
                     quote!(let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };),
                     quote!(#proto::#request_ty { id: id.to_proto() }),
-                    quote!(rpc::json_response(StatusCode::OK, &#row)),
+                    quote!({ let row = #row; rpc::tagged_json_response(StatusCode::OK, row.version, &row) }),
                 ),
                 Operation::Update => {
                     let patch_ty = format_ident!("{}Patch", rust_type(&entity.name.value));
@@ -236,18 +249,22 @@ impl Grpc<'_> {
                     (
                         quote! {
                             let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };
+                            #if_match
                             let input: #patch_ty = match call.json().await { Ok(input) => input, Err(error) => return axum::response::IntoResponse::into_response(error) };
                             let mut patched_fields = Vec::new();
                             #nulled_binding
                             #(#values)*
                         },
-                        quote!(#proto::#request_ty { id: id.to_proto(), #(#fields)* patched_fields, nulled_fields }),
-                        quote!(rpc::json_response(StatusCode::OK, &#row)),
+                        quote!(#proto::#request_ty { id: id.to_proto(), #(#fields)* patched_fields, nulled_fields, if_match }),
+                        quote!({ let row = #row; rpc::tagged_json_response(StatusCode::OK, row.version, &row) }),
                     )
                 }
                 Operation::Delete => (
-                    quote!(let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };),
-                    quote!(#proto::#request_ty { id: id.to_proto() }),
+                    quote! {
+                        let id = match call.id() { Ok(id) => id, Err(error) => return axum::response::IntoResponse::into_response(error) };
+                        #if_match
+                    },
+                    quote!(#proto::#request_ty { id: id.to_proto(), if_match }),
                     quote!({ let _ = response; axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT) }),
                 ),
             };

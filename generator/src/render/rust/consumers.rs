@@ -229,6 +229,7 @@ fn write(
                     (Some((_, given)), _) => value(given, &column.ty),
                     (None, ColumnSource::Id) => quote!(uuid::Uuid::now_v7()),
                     (None, ColumnSource::CreatedAt | ColumnSource::UpdatedAt) => quote!(now),
+                    (None, ColumnSource::Version) => quote!(1),
                     (None, _) => match &column.rules.default {
                         Some(default) => default_value(&default.value),
                         None => quote!(None),

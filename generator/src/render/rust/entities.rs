@@ -58,6 +58,9 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
             ColumnSource::Input => column_doc_text(&c.name, &c.ty, &c.rules),
             ColumnSource::CreatedAt => "When the row was created.".to_string(),
             ColumnSource::UpdatedAt => "When the row was last changed.".to_string(),
+            ColumnSource::Version => {
+                "How many times the row was written: 1 when created, one more at every change (its `ETag`).".to_string()
+            }
         };
         let field_doc = doc(&text);
         quote!(#field_doc pub #ident: #ty,)
@@ -462,10 +465,13 @@ pub(crate) fn patch_sql(entity: &Entity) -> String {
         sql(&entity.name.value),
         sets.join(", ")
     );
+    let mut position = 3 + 2 * entity.fields.len();
     if let Some(owner) = &entity.owner {
-        let position = 3 + 2 * entity.fields.len();
         statement += &format!(" AND {} = ${position}", sql(&owner.value));
+        position += 1;
     }
+    // The version `If-Match` holds the change to, if any.
+    statement += &format!(" AND (${position} IS NULL OR \"version\" = ${position})");
     statement
 }
 
@@ -563,15 +569,17 @@ mod tests {
             sql,
             "UPDATE \"item\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \
              \"units\" = CASE WHEN $5 THEN $6 ELSE \"units\" END, \"updated_at\" = $2 \
-             WHERE \"id\" = $1"
+             WHERE \"id\" = $1 AND ($7 IS NULL OR \"version\" = $7)"
         );
     }
 
     #[test]
-    fn a_patch_of_an_owned_row_binds_the_owner_last() {
+    fn a_patch_of_an_owned_row_binds_the_owner_then_the_expected_version() {
         let sql = patch_sql(&entity(&[("name", string())], true));
         assert!(
-            sql.ends_with("WHERE \"id\" = $1 AND \"user_id\" = $5"),
+            sql.ends_with(
+                "WHERE \"id\" = $1 AND \"user_id\" = $5 AND ($6 IS NULL OR \"version\" = $6)"
+            ),
             "{sql}"
         );
     }
@@ -606,7 +614,7 @@ mod tests {
         let sql = insert_sql(&entity(&[("name", string())], true)).to_string();
         assert_eq!(
             sql,
-            "\"INSERT INTO \\\"item\\\" (\\\"id\\\", \\\"user_id\\\", \\\"name\\\", \\\"created_at\\\", \\\"updated_at\\\") VALUES ($1, $2, $3, $4, $5)\""
+            "\"INSERT INTO \\\"item\\\" (\\\"id\\\", \\\"user_id\\\", \\\"name\\\", \\\"created_at\\\", \\\"updated_at\\\", \\\"version\\\") VALUES ($1, $2, $3, $4, $5, $6)\""
         );
     }
 }

@@ -8,30 +8,23 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     let service = lowered.model;
     let doc = service_doc(service);
     let constant = service_const(service);
-    // Rows are read back only by routes that get, list or change them, or delete them and emit
-    // an event made from them, and by RPCs.
+    // Rows are read back only by routes that get, list, change or delete them (a change held
+    // to an `If-Match` version reads the row's version first), and by RPCs.
     let reads = |entity: &Entity| {
         service.routes.iter().any(|r| {
-            r.entity.value == entity.name.value
-                && match r.operation {
-                    Operation::Get | Operation::List | Operation::Update => true,
-                    Operation::Delete => r.emit.is_some(),
-                    Operation::Create => false,
-                }
+            r.entity.value == entity.name.value && r.operation != Operation::Create
         }) || service.rpcs.iter().any(
             |rpc| matches!(&rpc.kind, RpcKind::Get { record } if record.value == entity.name.value),
         )
     };
-    // ... and one row by id only by routes that get or change it, or delete it and emit an
-    // event made from it.
+    // ... and one row by id only by routes that get, change or delete it.
     let finds = |entity: &Entity| {
         service.routes.iter().any(|r| {
             r.entity.value == entity.name.value
-                && match r.operation {
-                    Operation::Get | Operation::Update => true,
-                    Operation::Delete => r.emit.is_some(),
-                    Operation::Create | Operation::List => false,
-                }
+                && matches!(
+                    r.operation,
+                    Operation::Get | Operation::Update | Operation::Delete
+                )
         })
     };
     let entities = service.entities.iter().map(|entity| {
@@ -106,6 +99,12 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     }
     if has(&[Operation::Get, Operation::Update, Operation::Delete]) {
         http.extend([quote!(ApiError), quote!(IdPath)]);
+    }
+    if has(&[Operation::Get, Operation::Update]) {
+        http.push(quote!(ETag));
+    }
+    if has(&[Operation::Update, Operation::Delete]) {
+        http.push(quote!(IfMatch));
     }
     if has(&[Operation::List]) {
         http.extend([quote!(Cursor), quote!(Page), quote!(Paginated)]);
@@ -246,6 +245,7 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     let find_fn = rust_joined(&["find", entity_name]);
     let emit = emit(system, lowered);
     let not_found = lit(&format!("{entity_name} not found"));
+    let entity_lit = lit(entity_name);
     // An attempt of a change runs on its own transaction and knows the owner as `owner`.
     let (owner_param, owner_arg, owner_bind, owner_find) = if owned {
         (
@@ -272,6 +272,7 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         quote!(#ident: #value,)
                     }
                     ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(#ident: now,),
+                    ColumnSource::Version => quote!(#ident: 1,),
                 }
             });
             let insert = insert_sql(entity);
@@ -309,31 +310,36 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
             }
         }
         Operation::Get => quote! {
-            async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<Json<#model>> {
+            async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<(ETag, Json<#model>)> {
                 let row = #find_fn(&ctx.db, id #owner_arg).await?;
-                Ok(Json(row))
+                Ok((ETag(row.version), Json(row)))
             }
         },
         Operation::Update => {
             let update = lit(&patch_sql(entity));
             let binds = entity.fields.iter().map(patch_binds);
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, Json(input): Json<#patch>) -> ApiResult<Json<#model>> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch, Json(input): Json<#patch>) -> ApiResult<(ETag, Json<#model>)> {
                     /// One attempt: one statement writes only the fields sent, so a concurrent
                     /// change of another column (an RPC's `stock = stock - 1`, say) is never
-                    /// undone; the row is read back in the same transaction.
-                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, input: &#patch) -> ApiResult<#model> {
+                    /// undone, and only to the version `If-Match` names; the row is read back
+                    /// in the same transaction.
+                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, if_match: &IfMatch, input: &#patch) -> ApiResult<#model> {
                         let mut tx = ctx.begin().await?;
+                        let expected = if_match
+                            .expected(#entity_lit, async { Ok(#find_fn(&mut tx, id #owner_find).await?.version) })
+                            .await?;
                         let changed = db::query(#update)
                             #writes
                             .bind(id)
                             .bind(db::now())
                             #(#binds)*
                             #owner_bind
+                            .bind(expected)
                             .execute(&mut tx)
                             .await?;
                         if changed == 0 {
-                            return Err(ApiError::not_found(#not_found));
+                            return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                         }
                         let row = #find_fn(&mut tx, id #owner_find).await?;
                         #emit
@@ -341,46 +347,60 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         Ok(row)
                     }
                     input.validate()?;
-                    let row = db::retrying(|| attempt(&ctx, id #owner_arg, &input)).await?;
-                    Ok(Json(row))
+                    let row = db::retrying(|| attempt(&ctx, id #owner_arg, &if_match, &input)).await?;
+                    Ok((ETag(row.version), Json(row)))
                 }
             }
         }
         Operation::Delete => {
             let delete = match &owner_column {
-                Some(owner) => format!("DELETE FROM {table} WHERE \"id\" = $1 AND {owner} = $2"),
-                None => format!("DELETE FROM {table} WHERE \"id\" = $1"),
+                Some(owner) => format!(
+                    "DELETE FROM {table} WHERE \"id\" = $1 AND {owner} = $2 AND ($3 IS NULL OR \"version\" = $3)"
+                ),
+                None => format!(
+                    "DELETE FROM {table} WHERE \"id\" = $1 AND ($2 IS NULL OR \"version\" = $2)"
+                ),
             };
             let delete = lit(&delete);
             if route.emit.is_some() {
                 quote! {
-                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
+                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch) -> ApiResult<StatusCode> {
                         /// One attempt: the event is made from the row as it was, and emitted
                         /// only by the request whose statement removed it (of two concurrent
-                        /// deletes, one is a 404).
-                        async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param) -> ApiResult<()> {
+                        /// deletes, one is a 404), and only at the version `If-Match` names.
+                        async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, if_match: &IfMatch) -> ApiResult<()> {
                             let mut tx = ctx.begin().await?;
                             let row = #find_fn(&mut tx, id #owner_find).await?;
-                            let deleted = db::query(#delete).bind(id) #owner_bind #deletes .execute(&mut tx).await?;
+                            let expected = if_match.check(row.version, #entity_lit)?;
+                            let deleted = db::query(#delete).bind(id) #owner_bind .bind(expected) #deletes .execute(&mut tx).await?;
                             if deleted == 0 {
-                                return Err(ApiError::not_found(#not_found));
+                                return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                             }
                             #emit
                             ctx.commit(tx).await?;
                             Ok(())
                         }
-                        db::retrying(|| attempt(&ctx, id #owner_arg)).await?;
+                        db::retrying(|| attempt(&ctx, id #owner_arg, &if_match)).await?;
                         Ok(StatusCode::NO_CONTENT)
                     }
                 }
             } else {
-                let owner_bind = owned.then(|| quote!(.bind(caller.user_id)));
                 quote! {
-                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<StatusCode> {
-                        let deleted = db::query(#delete).bind(id) #owner_bind #deletes .execute(&ctx.db).await?;
-                        if deleted == 0 {
-                            return Err(ApiError::not_found(#not_found));
+                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch) -> ApiResult<StatusCode> {
+                        /// One attempt: the row goes only at the version `If-Match` names.
+                        async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, if_match: &IfMatch) -> ApiResult<()> {
+                            let mut tx = ctx.begin().await?;
+                            let expected = if_match
+                                .expected(#entity_lit, async { Ok(#find_fn(&mut tx, id #owner_find).await?.version) })
+                                .await?;
+                            let deleted = db::query(#delete).bind(id) #owner_bind .bind(expected) #deletes .execute(&mut tx).await?;
+                            if deleted == 0 {
+                                return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
+                            }
+                            ctx.commit(tx).await?;
+                            Ok(())
                         }
+                        db::retrying(|| attempt(&ctx, id #owner_arg, &if_match)).await?;
                         Ok(StatusCode::NO_CONTENT)
                     }
                 }

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
 use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
-use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
+use svcgen_runtime::http::{
+    ApiError, ApiResult, Cursor, ETag, IdPath, IfMatch, Json, Page, Paginated,
+};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::service::ServiceContext;
 use svcgen_runtime::validate::Validator;
@@ -58,6 +60,8 @@ pub struct Note {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the row was last changed.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// How many times the row was written: 1 when created, one more at every change (its `ETag`).
+    pub version: i64,
 }
 
 /// The body of a request that creates a `note`.
@@ -106,7 +110,7 @@ impl NotePatch {
     }
 }
 
-/// Reads a `note` from a row of `SELECT "id", "owner_id", "title", "body", "tags", "created_at", "updated_at" FROM "note"`.
+/// Reads a `note` from a row of `SELECT "id", "owner_id", "title", "body", "tags", "created_at", "updated_at", "version" FROM "note"`.
 fn note_from_row(row: &Row) -> Result<Note, DbError> {
     Ok(Note {
         id: row.get("id")?,
@@ -116,6 +120,7 @@ fn note_from_row(row: &Row) -> Result<Note, DbError> {
         tags: row.get_json("tags")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
+        version: row.get("version")?,
     })
 }
 
@@ -126,7 +131,7 @@ async fn find_note(
     owner: uuid::Uuid,
 ) -> ApiResult<Note> {
     let row = db::query(
-            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
+            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
         )
         .bind(id)
         .bind(owner)
@@ -146,7 +151,7 @@ async fn create_note(
     async fn attempt(ctx: &ServiceContext, row: &Note) -> ApiResult<()> {
         let mut tx = ctx.begin().await?;
         db::query(
-                "INSERT INTO \"note\" (\"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO \"note\" (\"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(row.id)
             .bind(row.owner_id)
@@ -155,6 +160,7 @@ async fn create_note(
             .bind_json(&row.tags)
             .bind(row.created_at)
             .bind(row.updated_at)
+            .bind(row.version)
             .execute(&mut tx)
             .await?;
         ctx.emit(
@@ -179,6 +185,7 @@ async fn create_note(
         tags: input.tags,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
     db::retrying(|| attempt(&ctx, &row)).await?;
     Ok((StatusCode::CREATED, Json(row)))
@@ -193,14 +200,14 @@ async fn list_notes(
     let query = match &page.after {
         None => {
             db::query(
-                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"owner_id\" = $1 ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
+                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"owner_id\" = $1 ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
                 )
                 .bind(caller.user_id)
                 .bind(page.limit)
         }
         Some(after) => {
             db::query(
-                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\" FROM \"note\" WHERE \"owner_id\" = $1 AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
+                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"owner_id\" = $1 AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
                 )
                 .bind(caller.user_id)
                 .bind(after.created_at)
@@ -225,9 +232,9 @@ async fn get_note(
     State(ctx): State<ServiceContext>,
     caller: Caller,
     IdPath(id): IdPath,
-) -> ApiResult<Json<Note>> {
+) -> ApiResult<(ETag, Json<Note>)> {
     let row = find_note(&ctx.db, id, caller.user_id).await?;
-    Ok(Json(row))
+    Ok((ETag(row.version), Json(row)))
 }
 
 /// `PATCH /notes/{id}`: changes one `note` of the caller's (another user's is 404); emits `note.updated`.
@@ -235,20 +242,28 @@ async fn update_note(
     State(ctx): State<ServiceContext>,
     caller: Caller,
     IdPath(id): IdPath,
+    if_match: IfMatch,
     Json(input): Json<NotePatch>,
-) -> ApiResult<Json<Note>> {
+) -> ApiResult<(ETag, Json<Note>)> {
     /// One attempt: one statement writes only the fields sent, so a concurrent
     /// change of another column (an RPC's `stock = stock - 1`, say) is never
-    /// undone; the row is read back in the same transaction.
+    /// undone, and only to the version `If-Match` names; the row is read back
+    /// in the same transaction.
     async fn attempt(
         ctx: &ServiceContext,
         id: uuid::Uuid,
         owner: uuid::Uuid,
+        if_match: &IfMatch,
         input: &NotePatch,
     ) -> ApiResult<Note> {
         let mut tx = ctx.begin().await?;
+        let expected = if_match
+            .expected("note", async {
+                Ok(find_note(&mut tx, id, owner).await?.version)
+            })
+            .await?;
         let changed = db::query(
-                "UPDATE \"note\" SET \"title\" = CASE WHEN $3 THEN $4 ELSE \"title\" END, \"body\" = CASE WHEN $5 THEN $6 ELSE \"body\" END, \"tags\" = CASE WHEN $7 THEN $8 ELSE \"tags\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND \"owner_id\" = $9",
+                "UPDATE \"note\" SET \"title\" = CASE WHEN $3 THEN $4 ELSE \"title\" END, \"body\" = CASE WHEN $5 THEN $6 ELSE \"body\" END, \"tags\" = CASE WHEN $7 THEN $8 ELSE \"tags\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND \"owner_id\" = $9 AND ($10 IS NULL OR \"version\" = $10)",
             )
             .bind(id)
             .bind(db::now())
@@ -259,10 +274,11 @@ async fn update_note(
             .bind(input.tags.is_some())
             .bind_json(&input.tags.as_ref().and_then(Option::as_ref))
             .bind(owner)
+            .bind(expected)
             .execute(&mut tx)
             .await?;
         if changed == 0 {
-            return Err(ApiError::not_found("note not found"));
+            return Err(IfMatch::nothing_changed(expected, "note", "note not found"));
         }
         let row = find_note(&mut tx, id, owner).await?;
         ctx.emit(
@@ -278,8 +294,8 @@ async fn update_note(
         Ok(row)
     }
     input.validate()?;
-    let row = db::retrying(|| attempt(&ctx, id, caller.user_id, &input)).await?;
-    Ok(Json(row))
+    let row = db::retrying(|| attempt(&ctx, id, caller.user_id, &if_match, &input)).await?;
+    Ok((ETag(row.version), Json(row)))
 }
 
 /// `DELETE /notes/{id}`: deletes one `note` of the caller's (another user's is 404); emits `note.deleted`.
@@ -287,20 +303,30 @@ async fn delete_note(
     State(ctx): State<ServiceContext>,
     caller: Caller,
     IdPath(id): IdPath,
+    if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
     /// One attempt: the event is made from the row as it was, and emitted
     /// only by the request whose statement removed it (of two concurrent
-    /// deletes, one is a 404).
-    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid, owner: uuid::Uuid) -> ApiResult<()> {
+    /// deletes, one is a 404), and only at the version `If-Match` names.
+    async fn attempt(
+        ctx: &ServiceContext,
+        id: uuid::Uuid,
+        owner: uuid::Uuid,
+        if_match: &IfMatch,
+    ) -> ApiResult<()> {
         let mut tx = ctx.begin().await?;
         let row = find_note(&mut tx, id, owner).await?;
-        let deleted = db::query("DELETE FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2")
+        let expected = if_match.check(row.version, "note")?;
+        let deleted = db::query(
+                "DELETE FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2 AND ($3 IS NULL OR \"version\" = $3)",
+            )
             .bind(id)
             .bind(owner)
+            .bind(expected)
             .execute(&mut tx)
             .await?;
         if deleted == 0 {
-            return Err(ApiError::not_found("note not found"));
+            return Err(IfMatch::nothing_changed(expected, "note", "note not found"));
         }
         ctx.emit(
             &mut tx,
@@ -313,6 +339,6 @@ async fn delete_note(
         ctx.commit(tx).await?;
         Ok(())
     }
-    db::retrying(|| attempt(&ctx, id, caller.user_id)).await?;
+    db::retrying(|| attempt(&ctx, id, caller.user_id, &if_match)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -92,6 +92,9 @@ pub struct Order {
     /// `updated_at`: timestamp.
     #[prost(message, optional, tag = "7")]
     pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// `version`: int.
+    #[prost(int64, tag = "8")]
+    pub version: i64,
 }
 /// One line of a saved order.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -135,6 +135,9 @@ pub struct ProductApiServiceUpdateProductRequest {
     /// `nulled_fields`: \[string\].
     #[prost(string, repeated, tag = "7")]
     pub nulled_fields: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// `if_match`: string?.
+    #[prost(string, optional, tag = "8")]
+    pub if_match: ::core::option::Option<::prost::alloc::string::String>,
 }
 /// What `PATCH /products/{id}` answers.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -167,6 +170,9 @@ pub struct Product {
     /// `updated_at`: timestamp.
     #[prost(message, optional, tag = "7")]
     pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// `version`: int.
+    #[prost(int64, tag = "8")]
+    pub version: i64,
 }
 /// A quantity of one product.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

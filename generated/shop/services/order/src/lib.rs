@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
 use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
-use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
+use svcgen_runtime::http::{ApiError, ApiResult, Cursor, ETag, IdPath, Json, Page, Paginated};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::rpc::{self, FromProto, ToProto};
 use svcgen_runtime::service::ServiceContext;
@@ -112,6 +112,8 @@ pub struct Order {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the row was last changed.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// How many times the row was written: 1 when created, one more at every change (its `ETag`).
+    pub version: i64,
 }
 
 /// The body of a request that creates a `order`.
@@ -162,7 +164,7 @@ impl OrderPatch {
     }
 }
 
-/// Reads a `order` from a row of `SELECT "id", "user_id", "status", "total_cents", "items", "created_at", "updated_at" FROM "order"`.
+/// Reads a `order` from a row of `SELECT "id", "user_id", "status", "total_cents", "items", "created_at", "updated_at", "version" FROM "order"`.
 fn order_from_row(row: &Row) -> Result<Order, DbError> {
     Ok(Order {
         id: row.get("id")?,
@@ -172,6 +174,7 @@ fn order_from_row(row: &Row) -> Result<Order, DbError> {
         items: row.get_json("items")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
+        version: row.get("version")?,
     })
 }
 
@@ -182,7 +185,7 @@ async fn find_order(
     owner: uuid::Uuid,
 ) -> ApiResult<Order> {
     let row = db::query(
-            "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\" FROM \"order\" WHERE \"id\" = $1 AND \"user_id\" = $2",
+            "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"id\" = $1 AND \"user_id\" = $2",
         )
         .bind(id)
         .bind(owner)
@@ -233,7 +236,7 @@ async fn create_order(
     ) -> Result<(), tonic::Status> {
         let mut tx = ctx.begin().await?;
         db::query(
-                "INSERT INTO \"order\" (\"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO \"order\" (\"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(row.id)
             .bind(row.user_id)
@@ -242,6 +245,7 @@ async fn create_order(
             .bind_json(&row.items)
             .bind(row.created_at)
             .bind(row.updated_at)
+            .bind(row.version)
             .execute(&mut tx)
             .await?;
         ctx.emit(
@@ -368,6 +372,7 @@ async fn create_order(
             items: FromProto::from_proto(reserved_result.items.clone())?,
             created_at: now,
             updated_at: now,
+            version: 1,
         };
         db::retrying(|| attempt(&ctx, &row, &saga)).await?;
         Ok::<_, tonic::Status>(row)
@@ -388,14 +393,14 @@ async fn list_orders(
     let query = match &page.after {
         None => {
             db::query(
-                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\" FROM \"order\" WHERE \"user_id\" = $1 ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
+                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"user_id\" = $1 ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
                 )
                 .bind(caller.user_id)
                 .bind(page.limit)
         }
         Some(after) => {
             db::query(
-                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\" FROM \"order\" WHERE \"user_id\" = $1 AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
+                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"user_id\" = $1 AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
                 )
                 .bind(caller.user_id)
                 .bind(after.created_at)
@@ -420,9 +425,9 @@ async fn get_order(
     State(ctx): State<ServiceContext>,
     caller: Caller,
     IdPath(id): IdPath,
-) -> ApiResult<Json<Order>> {
+) -> ApiResult<(ETag, Json<Order>)> {
     let row = find_order(&ctx.db, id, caller.user_id).await?;
-    Ok(Json(row))
+    Ok((ETag(row.version), Json(row)))
 }
 
 /// Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).
@@ -516,7 +521,7 @@ impl shop_contracts::proto::order::order_api_service_server::OrderApiService for
                     .map_err(|error| rpc::status_of(&error))
             })
             .await?;
-        let Json(row) = answer;
+        let (_, Json(row)) = answer;
         Ok(tonic::Response::new(
             shop_contracts::proto::order::OrderApiServiceGetOrderResponse {
                 order: Some(row.to_proto()),
@@ -655,15 +660,13 @@ pub fn gateway(
                     .await
                 {
                     Ok(response) => {
-                        rpc::json_response(
-                            StatusCode::OK,
-                            &match rpc::required("order", response.order)
-                                .and_then(Order::from_proto)
-                            {
-                                Ok(row) => row,
-                                Err(status) => return rpc::failure_response(&status),
-                            },
-                        )
+                        let row = match rpc::required("order", response.order)
+                            .and_then(Order::from_proto)
+                        {
+                            Ok(row) => row,
+                            Err(status) => return rpc::failure_response(&status),
+                        };
+                        rpc::tagged_json_response(StatusCode::OK, row.version, &row)
                     }
                     Err(status) => rpc::failure_response(&status),
                 }
@@ -683,6 +686,7 @@ impl ToProto<shop_contracts::proto::order::Order> for Order {
             items: ToProto::to_proto(&self.items),
             created_at: Some(ToProto::to_proto(&self.created_at)),
             updated_at: Some(ToProto::to_proto(&self.updated_at)),
+            version: ToProto::to_proto(&self.version),
         }
     }
 }
@@ -734,6 +738,7 @@ impl FromProto<shop_contracts::proto::order::Order> for Order {
             items: FromProto::from_proto(proto.items)?,
             created_at: FromProto::from_proto(rpc::required("created_at", proto.created_at)?)?,
             updated_at: FromProto::from_proto(rpc::required("updated_at", proto.updated_at)?)?,
+            version: proto.version,
         })
     }
 }

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
 use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
-use svcgen_runtime::http::{ApiError, ApiResult, Cursor, IdPath, Json, Page, Paginated};
+use svcgen_runtime::http::{
+    ApiError, ApiResult, Cursor, ETag, IdPath, IfMatch, Json, Page, Paginated,
+};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::rpc::{self, FromProto, ToProto};
 use svcgen_runtime::service::ServiceContext;
@@ -106,6 +108,8 @@ pub struct Product {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the row was last changed.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// How many times the row was written: 1 when created, one more at every change (its `ETag`).
+    pub version: i64,
 }
 
 /// The body of a request that creates a `product`.
@@ -158,7 +162,7 @@ impl ProductPatch {
     }
 }
 
-/// Reads a `product` from a row of `SELECT "id", "name", "description", "price_cents", "stock", "created_at", "updated_at" FROM "product"`.
+/// Reads a `product` from a row of `SELECT "id", "name", "description", "price_cents", "stock", "created_at", "updated_at", "version" FROM "product"`.
 fn product_from_row(row: &Row) -> Result<Product, DbError> {
     Ok(Product {
         id: row.get("id")?,
@@ -168,13 +172,14 @@ fn product_from_row(row: &Row) -> Result<Product, DbError> {
         stock: row.get("stock")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
+        version: row.get("version")?,
     })
 }
 
 /// Reads the `product` with this id; 404 when there is none.
 async fn find_product(on: impl Into<db::Conn<'_>>, id: uuid::Uuid) -> ApiResult<Product> {
     let row = db::query(
-            "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\" FROM \"product\" WHERE \"id\" = $1",
+            "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\", \"version\" FROM \"product\" WHERE \"id\" = $1",
         )
         .bind(id)
         .fetch_optional(on)
@@ -200,6 +205,8 @@ pub struct Reservation {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the row was last changed.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// How many times the row was written: 1 when created, one more at every change (its `ETag`).
+    pub version: i64,
 }
 
 /// The body of a request that creates a `reservation`.
@@ -262,9 +269,10 @@ async fn create_product(
         stock: input.stock,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
     db::query(
-            "INSERT INTO \"product\" (\"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO \"product\" (\"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\", \"version\") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(row.id)
         .bind(row.name.clone())
@@ -273,6 +281,7 @@ async fn create_product(
         .bind(row.stock)
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(row.version)
         .execute(&ctx.db)
         .await?;
     Ok((StatusCode::CREATED, Json(row)))
@@ -286,13 +295,13 @@ async fn list_products(
     let query = match &page.after {
         None => {
             db::query(
-                    "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\" FROM \"product\" ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $1",
+                    "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\", \"version\" FROM \"product\" ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $1",
                 )
                 .bind(page.limit)
         }
         Some(after) => {
             db::query(
-                    "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\" FROM \"product\" WHERE (\"created_at\", \"id\") < ($1, $2) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $3",
+                    "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\", \"version\" FROM \"product\" WHERE (\"created_at\", \"id\") < ($1, $2) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $3",
                 )
                 .bind(after.created_at)
                 .bind(after.id)
@@ -315,9 +324,9 @@ async fn list_products(
 async fn get_product(
     State(ctx): State<ServiceContext>,
     IdPath(id): IdPath,
-) -> ApiResult<Json<Product>> {
+) -> ApiResult<(ETag, Json<Product>)> {
     let row = find_product(&ctx.db, id).await?;
-    Ok(Json(row))
+    Ok((ETag(row.version), Json(row)))
 }
 
 /// `PATCH /products/{id}`: changes one `product`.
@@ -325,19 +334,27 @@ async fn update_product(
     State(ctx): State<ServiceContext>,
     _caller: Caller,
     IdPath(id): IdPath,
+    if_match: IfMatch,
     Json(input): Json<ProductPatch>,
-) -> ApiResult<Json<Product>> {
+) -> ApiResult<(ETag, Json<Product>)> {
     /// One attempt: one statement writes only the fields sent, so a concurrent
     /// change of another column (an RPC's `stock = stock - 1`, say) is never
-    /// undone; the row is read back in the same transaction.
+    /// undone, and only to the version `If-Match` names; the row is read back
+    /// in the same transaction.
     async fn attempt(
         ctx: &ServiceContext,
         id: uuid::Uuid,
+        if_match: &IfMatch,
         input: &ProductPatch,
     ) -> ApiResult<Product> {
         let mut tx = ctx.begin().await?;
+        let expected = if_match
+            .expected("product", async {
+                Ok(find_product(&mut tx, id).await?.version)
+            })
+            .await?;
         let changed = db::query(
-                "UPDATE \"product\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \"description\" = CASE WHEN $5 THEN $6 ELSE \"description\" END, \"price_cents\" = CASE WHEN $7 THEN $8 ELSE \"price_cents\" END, \"stock\" = CASE WHEN $9 THEN $10 ELSE \"stock\" END, \"updated_at\" = $2 WHERE \"id\" = $1",
+                "UPDATE \"product\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \"description\" = CASE WHEN $5 THEN $6 ELSE \"description\" END, \"price_cents\" = CASE WHEN $7 THEN $8 ELSE \"price_cents\" END, \"stock\" = CASE WHEN $9 THEN $10 ELSE \"stock\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND ($11 IS NULL OR \"version\" = $11)",
             )
             .bind(id)
             .bind(db::now())
@@ -349,18 +366,23 @@ async fn update_product(
             .bind(input.price_cents)
             .bind(input.stock.is_some())
             .bind(input.stock)
+            .bind(expected)
             .execute(&mut tx)
             .await?;
         if changed == 0 {
-            return Err(ApiError::not_found("product not found"));
+            return Err(IfMatch::nothing_changed(
+                expected,
+                "product",
+                "product not found",
+            ));
         }
         let row = find_product(&mut tx, id).await?;
         ctx.commit(tx).await?;
         Ok(row)
     }
     input.validate()?;
-    let row = db::retrying(|| attempt(&ctx, id, &input)).await?;
-    Ok(Json(row))
+    let row = db::retrying(|| attempt(&ctx, id, &if_match, &input)).await?;
+    Ok((ETag(row.version), Json(row)))
 }
 
 /// Serves this service's RPCs.
@@ -383,7 +405,7 @@ impl shop_contracts::proto::product::product_service_server::ProductService for 
         let row = incoming
             .within(async {
                 let row = db::query(
-                        "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\" FROM \"product\" WHERE \"id\" = $1",
+                        "SELECT \"id\", \"name\", \"description\", \"price_cents\", \"stock\", \"created_at\", \"updated_at\", \"version\" FROM \"product\" WHERE \"id\" = $1",
                     )
                     .bind(id)
                     .fetch_optional(&self.ctx.db)
@@ -737,7 +759,7 @@ impl shop_contracts::proto::product::product_api_service_server::ProductApiServi
                     .map_err(|error| rpc::status_of(&error))
             })
             .await?;
-        let Json(row) = answer;
+        let (_, Json(row)) = answer;
         Ok(tonic::Response::new(
             shop_contracts::proto::product::ProductApiServiceGetProductResponse {
                 product: Some(row.to_proto()),
@@ -759,6 +781,8 @@ impl shop_contracts::proto::product::product_api_service_server::ProductApiServi
         let caller = incoming.signed_in()?;
         let request = request.into_inner();
         let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;
+        let if_match = svcgen_runtime::http::IfMatch::parse(request.if_match.as_deref())
+            .map_err(|error| rpc::status_of(&error))?;
         let patch = ProductPatch {
             name: if request.patched_fields.iter().any(|f| f == "name") {
                 Some(request.name.clone())
@@ -785,12 +809,18 @@ impl shop_contracts::proto::product::product_api_service_server::ProductApiServi
         };
         let answer = incoming
             .within(async {
-                update_product(State(self.ctx.clone()), caller, IdPath(id), Json(patch))
-                    .await
-                    .map_err(|error| rpc::status_of(&error))
+                update_product(
+                    State(self.ctx.clone()),
+                    caller,
+                    IdPath(id),
+                    if_match,
+                    Json(patch),
+                )
+                .await
+                .map_err(|error| rpc::status_of(&error))
             })
             .await?;
-        let Json(row) = answer;
+        let (_, Json(row)) = answer;
         Ok(tonic::Response::new(
             shop_contracts::proto::product::ProductApiServiceUpdateProductResponse {
                 product: Some(row.to_proto()),
@@ -931,15 +961,13 @@ pub fn gateway(
                     .await
                 {
                     Ok(response) => {
-                        rpc::json_response(
-                            StatusCode::OK,
-                            &match rpc::required("product", response.product)
-                                .and_then(Product::from_proto)
-                            {
-                                Ok(row) => row,
-                                Err(status) => return rpc::failure_response(&status),
-                            },
-                        )
+                        let row = match rpc::required("product", response.product)
+                            .and_then(Product::from_proto)
+                        {
+                            Ok(row) => row,
+                            Err(status) => return rpc::failure_response(&status),
+                        };
+                        rpc::tagged_json_response(StatusCode::OK, row.version, &row)
                     }
                     Err(status) => rpc::failure_response(&status),
                 }
@@ -947,6 +975,12 @@ pub fn gateway(
             ("PATCH", "/products/{id}") => {
                 let id = match call.id() {
                     Ok(id) => id,
+                    Err(error) => {
+                        return axum::response::IntoResponse::into_response(error);
+                    }
+                };
+                let if_match = match call.if_match() {
+                    Ok(if_match) => if_match,
                     Err(error) => {
                         return axum::response::IntoResponse::into_response(error);
                     }
@@ -1004,6 +1038,7 @@ pub fn gateway(
                             stock,
                             patched_fields,
                             nulled_fields,
+                            if_match,
                         },
                         |channel, request| async move {
                             shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
@@ -1016,15 +1051,13 @@ pub fn gateway(
                     .await
                 {
                     Ok(response) => {
-                        rpc::json_response(
-                            StatusCode::OK,
-                            &match rpc::required("product", response.product)
-                                .and_then(Product::from_proto)
-                            {
-                                Ok(row) => row,
-                                Err(status) => return rpc::failure_response(&status),
-                            },
-                        )
+                        let row = match rpc::required("product", response.product)
+                            .and_then(Product::from_proto)
+                        {
+                            Ok(row) => row,
+                            Err(status) => return rpc::failure_response(&status),
+                        };
+                        rpc::tagged_json_response(StatusCode::OK, row.version, &row)
                     }
                     Err(status) => rpc::failure_response(&status),
                 }
@@ -1044,6 +1077,7 @@ impl ToProto<shop_contracts::proto::product::Product> for Product {
             stock: ToProto::to_proto(&self.stock),
             created_at: Some(ToProto::to_proto(&self.created_at)),
             updated_at: Some(ToProto::to_proto(&self.updated_at)),
+            version: ToProto::to_proto(&self.version),
         }
     }
 }
@@ -1058,6 +1092,7 @@ impl FromProto<shop_contracts::proto::product::Product> for Product {
             stock: proto.stock,
             created_at: FromProto::from_proto(rpc::required("created_at", proto.created_at)?)?,
             updated_at: FromProto::from_proto(rpc::required("updated_at", proto.updated_at)?)?,
+            version: proto.version,
         })
     }
 }

@@ -2,6 +2,14 @@
 -- The first schema of service `notes` (postgres). Later spec changes add new
 -- migration files beside this one; an applied migration is never edited.
 
+-- Every row counts its changes in `version` (its ETag), whatever statement changes it.
+CREATE OR REPLACE FUNCTION svcgen_next_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW."version" := OLD."version" + 1;
+    RETURN NEW;
+END
+$$;
+
 -- A note a user writes.
 CREATE TABLE "note" (
     "id" UUID NOT NULL PRIMARY KEY,
@@ -10,7 +18,10 @@ CREATE TABLE "note" (
     "body" TEXT NOT NULL,
     "tags" JSONB,
     "created_at" TIMESTAMPTZ NOT NULL,
-    "updated_at" TIMESTAMPTZ NOT NULL
+    "updated_at" TIMESTAMPTZ NOT NULL,
+    "version" BIGINT NOT NULL DEFAULT 1
 );
+
+CREATE TRIGGER "note_version" BEFORE UPDATE ON "note" FOR EACH ROW EXECUTE FUNCTION svcgen_next_version();
 
 CREATE INDEX "note_owner_id_created_at_idx" ON "note" ("owner_id", "created_at");

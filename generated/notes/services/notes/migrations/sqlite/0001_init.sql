@@ -10,7 +10,13 @@ CREATE TABLE "note" (
     "body" TEXT NOT NULL,
     "tags" TEXT,
     "created_at" TEXT NOT NULL,
-    "updated_at" TEXT NOT NULL
+    "updated_at" TEXT NOT NULL,
+    "version" INTEGER NOT NULL DEFAULT 1
 );
+
+CREATE TRIGGER "note_version" AFTER UPDATE ON "note" FOR EACH ROW WHEN NEW."version" = OLD."version"
+BEGIN
+    UPDATE "note" SET "version" = OLD."version" + 1 WHERE "id" = NEW."id";
+END;
 
 CREATE INDEX "note_owner_id_created_at_idx" ON "note" ("owner_id", "created_at");

@@ -2,6 +2,14 @@
 -- The first schema of service `order` (postgres). Later spec changes add new
 -- migration files beside this one; an applied migration is never edited.
 
+-- Every row counts its changes in `version` (its ETag), whatever statement changes it.
+CREATE OR REPLACE FUNCTION svcgen_next_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW."version" := OLD."version" + 1;
+    RETURN NEW;
+END
+$$;
+
 -- A paid order.
 CREATE TABLE "order" (
     "id" UUID NOT NULL PRIMARY KEY,
@@ -10,7 +18,10 @@ CREATE TABLE "order" (
     "total_cents" BIGINT NOT NULL,
     "items" JSONB NOT NULL,
     "created_at" TIMESTAMPTZ NOT NULL,
-    "updated_at" TIMESTAMPTZ NOT NULL
+    "updated_at" TIMESTAMPTZ NOT NULL,
+    "version" BIGINT NOT NULL DEFAULT 1
 );
+
+CREATE TRIGGER "order_version" BEFORE UPDATE ON "order" FOR EACH ROW EXECUTE FUNCTION svcgen_next_version();
 
 CREATE INDEX "order_user_id_created_at_idx" ON "order" ("user_id", "created_at");

@@ -10,7 +10,13 @@ CREATE TABLE "order" (
     "total_cents" INTEGER NOT NULL,
     "items" TEXT NOT NULL,
     "created_at" TEXT NOT NULL,
-    "updated_at" TEXT NOT NULL
+    "updated_at" TEXT NOT NULL,
+    "version" INTEGER NOT NULL DEFAULT 1
 );
+
+CREATE TRIGGER "order_version" AFTER UPDATE ON "order" FOR EACH ROW WHEN NEW."version" = OLD."version"
+BEGIN
+    UPDATE "order" SET "version" = OLD."version" + 1 WHERE "id" = NEW."id";
+END;
 
 CREATE INDEX "order_user_id_created_at_idx" ON "order" ("user_id", "created_at");

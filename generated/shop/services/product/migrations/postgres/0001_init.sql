@@ -2,6 +2,14 @@
 -- The first schema of service `product` (postgres). Later spec changes add new
 -- migration files beside this one; an applied migration is never edited.
 
+-- Every row counts its changes in `version` (its ETag), whatever statement changes it.
+CREATE OR REPLACE FUNCTION svcgen_next_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW."version" := OLD."version" + 1;
+    RETURN NEW;
+END
+$$;
+
 -- Something the shop sells.
 CREATE TABLE "product" (
     "id" UUID NOT NULL PRIMARY KEY,
@@ -10,9 +18,11 @@ CREATE TABLE "product" (
     "price_cents" BIGINT NOT NULL,
     "stock" BIGINT NOT NULL,
     "created_at" TIMESTAMPTZ NOT NULL,
-    "updated_at" TIMESTAMPTZ NOT NULL
+    "updated_at" TIMESTAMPTZ NOT NULL,
+    "version" BIGINT NOT NULL DEFAULT 1
 );
 
+CREATE TRIGGER "product_version" BEFORE UPDATE ON "product" FOR EACH ROW EXECUTE FUNCTION svcgen_next_version();
 
 -- Stock held for one order, until the order commits or releases it.
 CREATE TABLE "reservation" (
@@ -22,7 +32,10 @@ CREATE TABLE "reservation" (
     "quantity" BIGINT NOT NULL,
     "status" TEXT NOT NULL,
     "created_at" TIMESTAMPTZ NOT NULL,
-    "updated_at" TIMESTAMPTZ NOT NULL
+    "updated_at" TIMESTAMPTZ NOT NULL,
+    "version" BIGINT NOT NULL DEFAULT 1
 );
+
+CREATE TRIGGER "reservation_version" BEFORE UPDATE ON "reservation" FOR EACH ROW EXECUTE FUNCTION svcgen_next_version();
 
 CREATE INDEX "reservation_order_id_idx" ON "reservation" ("order_id");

@@ -10,9 +10,14 @@ CREATE TABLE "product" (
     "price_cents" INTEGER NOT NULL,
     "stock" INTEGER NOT NULL,
     "created_at" TEXT NOT NULL,
-    "updated_at" TEXT NOT NULL
+    "updated_at" TEXT NOT NULL,
+    "version" INTEGER NOT NULL DEFAULT 1
 );
 
+CREATE TRIGGER "product_version" AFTER UPDATE ON "product" FOR EACH ROW WHEN NEW."version" = OLD."version"
+BEGIN
+    UPDATE "product" SET "version" = OLD."version" + 1 WHERE "id" = NEW."id";
+END;
 
 -- Stock held for one order, until the order commits or releases it.
 CREATE TABLE "reservation" (
@@ -22,7 +27,13 @@ CREATE TABLE "reservation" (
     "quantity" INTEGER NOT NULL,
     "status" TEXT NOT NULL,
     "created_at" TEXT NOT NULL,
-    "updated_at" TEXT NOT NULL
+    "updated_at" TEXT NOT NULL,
+    "version" INTEGER NOT NULL DEFAULT 1
 );
+
+CREATE TRIGGER "reservation_version" AFTER UPDATE ON "reservation" FOR EACH ROW WHEN NEW."version" = OLD."version"
+BEGIN
+    UPDATE "reservation" SET "version" = OLD."version" + 1 WHERE "id" = NEW."id";
+END;
 
 CREATE INDEX "reservation_order_id_idx" ON "reservation" ("order_id");
