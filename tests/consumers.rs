@@ -23,7 +23,7 @@
 mod harness;
 mod support;
 
-use harness::{Api, ClubsRun, Running, clubs, register, runtime};
+use harness::{Api, CLUBS, Running, SystemRun, admin_env, clubs, only_for, register, runtime};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -31,11 +31,8 @@ use std::time::{Duration, Instant};
 const ADMIN_EMAIL: &str = "roster-admin@example.com";
 const ADMIN_PASSWORD: &str = "roster admin password";
 
-fn admin_env() -> Vec<(String, String)> {
-    vec![
-        ("SVCGEN_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
-        ("SVCGEN_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-    ]
+fn admin() -> Vec<(String, String)> {
+    admin_env(ADMIN_EMAIL, ADMIN_PASSWORD)
 }
 
 /// One call that must answer `expected`; its body.
@@ -337,18 +334,10 @@ fn embedded_sqlite_consumers_keep_their_own_rows() {
             "--data",
             data.path().to_str().unwrap(),
         ],
-        &admin_env(),
+        &admin(),
     );
     runtime().block_on(consumers_apply(&running.url, "embedded"));
     running.stop();
-}
-
-fn admin_for(service: &str) -> Vec<(String, String)> {
-    if service == "accounts" {
-        admin_env()
-    } else {
-        Vec::new()
-    }
 }
 
 /// The secrets of the distributed runs: access tokens, internal credentials.
@@ -359,11 +348,12 @@ const SECRETS: (&str, &str) = (
 
 #[test]
 fn distributed_postgres_consumers_keep_their_own_rows() {
-    let Some(run) = ClubsRun::start(
+    let Some(run) = SystemRun::start(
+        &CLUBS,
         "postgres",
         "distributed roster on PostgreSQL",
         SECRETS,
-        admin_for,
+        only_for("accounts", admin()),
     ) else {
         return;
     };
@@ -373,8 +363,13 @@ fn distributed_postgres_consumers_keep_their_own_rows() {
 
 #[test]
 fn distributed_mariadb_consumers_keep_their_own_rows() {
-    let Some(run) = ClubsRun::start("mysql", "distributed roster on MariaDB", SECRETS, admin_for)
-    else {
+    let Some(run) = SystemRun::start(
+        &CLUBS,
+        "mysql",
+        "distributed roster on MariaDB",
+        SECRETS,
+        only_for("accounts", admin()),
+    ) else {
         return;
     };
     runtime().block_on(consumers_apply(&run.system.gateway.url, &run.system.run));

@@ -492,48 +492,119 @@ pub fn mariadb_url(service: &str, databases: &[&MariaDbDatabase]) -> Vec<(String
         .collect()
 }
 
-/// The clubs system (`tests/systems/clubs.yaml`) with its clubs and roster stores on `engine`,
-/// under a system name of its own so that the variants build side by side.
-pub fn clubs(engine: &str) -> System {
-    if engine == "postgres" {
-        return System::generate("tests/systems/clubs.yaml", "clubs");
-    }
-    let spec = std::fs::read_to_string(support::root().join("tests/systems/clubs.yaml"))
-        .expect("the clubs spec");
-    let name = format!("clubs_{engine}");
-    let mut variant = spec.replace("system: clubs", &format!("system: {name}"));
-    for store in ["clubs_db", "roster_db"] {
-        variant = variant.replace(
-            &format!("{store}: {{ engine: postgres }}"),
-            &format!("{store}: {{ engine: {engine} }}"),
-        );
-    }
-    assert_eq!(
-        variant.matches(&format!("engine: {engine}")).count(),
-        2,
-        "the spec names its system and stores as expected"
-    );
-    System::generate_text(&variant, &name)
+/// The environment of the auth service that makes the first admin at its start.
+pub fn admin_env(email: &str, password: &str) -> Vec<(String, String)> {
+    vec![
+        ("SVCGEN_ADMIN_EMAIL".into(), email.into()),
+        ("SVCGEN_ADMIN_PASSWORD".into(), password.into()),
+    ]
 }
 
-/// The clubs system running distributed, with its clubs and roster stores on `engine`
-/// (`postgres`, or `mysql` for MariaDB), over RabbitMQ with the two `secrets` (access, internal),
-/// each service also given `extra(service)`.
-pub struct ClubsRun {
+/// `env` for the service `for_service` only, as [`SystemRun::start`]'s `extra`.
+pub fn only_for(
+    for_service: &'static str,
+    env: Vec<(String, String)>,
+) -> impl Fn(&str) -> Vec<(String, String)> {
+    move |service| {
+        if service == for_service {
+            env.clone()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A system of `tests/systems/` that runs on each engine: its services, and those whose store
+/// takes the engine of a run (the others stay on PostgreSQL).
+pub struct TestSystem {
+    /// The spec, relative to the repository.
+    pub spec: &'static str,
+    /// The system's name in the spec.
+    pub name: &'static str,
+    /// Every service, in start order.
+    pub services: &'static [&'static str],
+    /// `(service, store)` of the services whose store follows the run's engine.
+    pub switched: &'static [(&'static str, &'static str)],
+}
+
+/// The clubs system (`tests/systems/clubs.yaml`): its clubs and roster stores follow the engine.
+pub const CLUBS: TestSystem = TestSystem {
+    spec: "tests/systems/clubs.yaml",
+    name: "clubs",
+    services: &["accounts", "clubs", "roster"],
+    switched: &[("clubs", "clubs_db"), ("roster", "roster_db")],
+};
+
+/// The forum (`tests/systems/forum.yaml`): its posts store follows the engine.
+pub const FORUM: TestSystem = TestSystem {
+    spec: "tests/systems/forum.yaml",
+    name: "forum",
+    services: &["accounts", "posts"],
+    switched: &[("posts", "posts_db")],
+};
+
+impl TestSystem {
+    /// The system with its switched stores on `engine`, under a system name of its own (but
+    /// for PostgreSQL, the spec's own engine) so that the variants build side by side.
+    pub fn generate(&self, engine: &str) -> System {
+        if engine == "postgres" {
+            return System::generate(self.spec, self.name);
+        }
+        let spec = std::fs::read_to_string(support::root().join(self.spec)).expect("the spec");
+        let name = format!("{}_{engine}", self.name);
+        let mut variant = spec.replace(
+            &format!("system: {}", self.name),
+            &format!("system: {name}"),
+        );
+        for (_, store) in self.switched {
+            variant = variant.replace(
+                &format!("{store}: {{ engine: postgres }}"),
+                &format!("{store}: {{ engine: {engine} }}"),
+            );
+        }
+        assert_eq!(
+            variant.matches(&format!("engine: {engine}")).count(),
+            self.switched.len(),
+            "the spec names its system and stores as expected"
+        );
+        System::generate_text(&variant, &name)
+    }
+
+    /// The system running embedded, on SQLite files in `data`, with `env`.
+    pub fn embedded(&self, data: &std::path::Path, env: &[(String, String)]) -> Running {
+        Running::start(
+            &self.generate("postgres"),
+            &format!("{}-embedded", self.name),
+            &["run", "--port", "0", "--data", data.to_str().unwrap()],
+            env,
+        )
+    }
+}
+
+/// The clubs system with its clubs and roster stores on `engine`.
+pub fn clubs(engine: &str) -> System {
+    CLUBS.generate(engine)
+}
+
+/// A [`TestSystem`] running distributed, with its switched stores on `engine` (`postgres`, or
+/// `mysql` for MariaDB), over RabbitMQ with the two `secrets` (access, internal), each service
+/// also given `extra(service)`.
+pub struct SystemRun {
     /// The running system.
     pub system: Distributed,
     mariadb: Vec<MariaDbDatabase>,
 }
 
-impl ClubsRun {
+impl SystemRun {
     /// Starts it, or returns `None` when a server it needs is down (the test is then skipped, or
     /// failed under SVCGEN_REQUIRE_INFRA=1).
     pub fn start(
+        under_test: &TestSystem,
         engine: &str,
         test: &str,
         secrets: (&str, &str),
         extra: impl Fn(&str) -> Vec<(String, String)>,
-    ) -> Option<ClubsRun> {
+    ) -> Option<SystemRun> {
         let mut needs = vec![
             ("PostgreSQL", "127.0.0.1:5432"),
             ("RabbitMQ", "127.0.0.1:5672"),
@@ -544,29 +615,25 @@ impl ClubsRun {
         if !infrastructure(test, &needs) {
             return None;
         }
-        let system = clubs(engine);
-        let run = run_id(&format!("clubs_{engine}"));
+        let system = under_test.generate(engine);
+        let run = run_id(&format!("{}_{engine}", under_test.name));
         let mariadb: Vec<MariaDbDatabase> = if engine == "mysql" {
-            ["clubs", "roster"]
-                .map(|service| MariaDbDatabase(format!("{run}_{service}")))
-                .into()
+            under_test
+                .switched
+                .iter()
+                .map(|(service, _)| MariaDbDatabase(format!("{run}_{service}")))
+                .collect()
         } else {
             Vec::new()
         };
         let databases: Vec<&MariaDbDatabase> = mariadb.iter().collect();
         let env = rabbitmq_env(&run, secrets.0, secrets.1);
-        let system = Distributed::start(
-            &system,
-            run,
-            &["accounts", "clubs", "roster"],
-            &env,
-            |service| {
-                let mut env = mariadb_url(service, &databases);
-                env.extend(extra(service));
-                env
-            },
-        );
-        Some(ClubsRun { system, mariadb })
+        let system = Distributed::start(&system, run, under_test.services, &env, |service| {
+            let mut env = mariadb_url(service, &databases);
+            env.extend(extra(service));
+            env
+        });
+        Some(SystemRun { system, mariadb })
     }
 
     /// Stops every process, then drops the databases.

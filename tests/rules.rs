@@ -18,7 +18,7 @@
 mod harness;
 mod support;
 
-use harness::{Api, ClubsRun, Running, clubs, register, runtime};
+use harness::{Api, CLUBS, Running, SystemRun, clubs, register, runtime};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -524,7 +524,8 @@ const SECRETS: (&str, &str) = (
 
 #[test]
 fn distributed_postgres_enforces_every_field_rule() {
-    let Some(run) = ClubsRun::start(
+    let Some(run) = SystemRun::start(
+        &CLUBS,
         "postgres",
         "distributed clubs on PostgreSQL",
         SECRETS,
@@ -539,9 +540,13 @@ fn distributed_postgres_enforces_every_field_rule() {
 
 #[test]
 fn distributed_mariadb_enforces_every_field_rule() {
-    let Some(run) = ClubsRun::start("mysql", "distributed clubs on MariaDB", SECRETS, |_| {
-        Vec::new()
-    }) else {
+    let Some(run) = SystemRun::start(
+        &CLUBS,
+        "mysql",
+        "distributed clubs on MariaDB",
+        SECRETS,
+        |_| Vec::new(),
+    ) else {
         return;
     };
     runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));

@@ -160,14 +160,41 @@ pub fn service_url_env(service: &str) -> String {
 }
 
 /// The Rust function of a route's handler: `create_note`, `list_notes`, `get_note`, ...
-pub fn handler_name(route: &Route) -> Ident {
+pub fn handler_name(routes: &[Route], route: &Route) -> Ident {
+    let base = operation_name(route);
+    let first = routes.iter().find(|r| operation_name(r) == base);
+    if first.is_none_or(|first| std::ptr::eq(first, route)) {
+        return rust_ident(&base);
+    }
+    // Several routes of the service do the same to the same entity: the first declared keeps
+    // the plain name (adding a route renames no other), the paths of the others tell them
+    // apart (`list_posts_at_me_posts` for `GET /me/posts`).
+    let path: Vec<String> = route
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_matches(['{', '}']).replace('-', "_"))
+        .collect();
+    let mut name = format!("{base}_at_{}", path.join("_"));
+    // ... and their methods, on one path (`PUT` and `PATCH` both updating).
+    if routes
+        .iter()
+        .any(|r| operation_name(r) == base && r.path == route.path && r.method != route.method)
+    {
+        name = format!("{name}_{}", route.method.as_str().to_ascii_lowercase());
+    }
+    rust_ident(&name)
+}
+
+/// What a route does to which entity: `create_note`, `list_notes`.
+fn operation_name(route: &Route) -> String {
     let entity = &route.entity.value;
     match route.operation {
-        Operation::Create => rust_joined(&["create", entity]),
-        Operation::List => Ident::new(&format!("list_{}", plural(entity)), Span::call_site()),
-        Operation::Get => rust_joined(&["get", entity]),
-        Operation::Update => rust_joined(&["update", entity]),
-        Operation::Delete => rust_joined(&["delete", entity]),
+        Operation::Create => format!("create_{entity}"),
+        Operation::List => format!("list_{}", plural(entity)),
+        Operation::Get => format!("get_{entity}"),
+        Operation::Update => format!("update_{entity}"),
+        Operation::Delete => format!("delete_{entity}"),
     }
 }
 
@@ -230,6 +257,7 @@ mod tests {
             emit: None,
             public: false,
             roles: Vec::new(),
+            mine: false,
             per_ip: crate::model::Limit::Default,
             per_user: crate::model::Limit::Default,
             body_limit: None,
@@ -243,7 +271,8 @@ mod tests {
     #[test]
     fn handlers_are_named_after_the_operation_and_the_entity() {
         let name = |operation, entity| {
-            handler_name(&route(Method::Get, "/x", operation, entity)).to_string()
+            let route = route(Method::Get, "/x", operation, entity);
+            handler_name(std::slice::from_ref(&route), &route).to_string()
         };
         assert_eq!(name(Operation::Create, "note"), "create_note");
         assert_eq!(name(Operation::List, "note"), "list_notes");
@@ -254,5 +283,32 @@ mod tests {
         assert_eq!(name(Operation::Get, "type"), "get_type");
         assert_eq!(name(Operation::Update, "order"), "update_order");
         assert_eq!(name(Operation::Delete, "self"), "delete_self");
+        // Routes that do the same to one entity are told apart by their paths.
+        let routes = [
+            route(Method::Get, "/posts", Operation::List, "post"),
+            route(Method::Get, "/me/posts", Operation::List, "post"),
+            route(
+                Method::Get,
+                "/users/{user_id}/posts",
+                Operation::List,
+                "post",
+            ),
+            route(Method::Patch, "/posts/{id}", Operation::Update, "post"),
+            route(Method::Put, "/posts/{id}", Operation::Update, "post"),
+        ];
+        let names: Vec<String> = routes
+            .iter()
+            .map(|r| handler_name(&routes, r).to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "list_posts",
+                "list_posts_at_me_posts",
+                "list_posts_at_users_user_id_posts",
+                "update_post",
+                "update_post_at_posts_id_put",
+            ]
+        );
     }
 }

@@ -794,6 +794,10 @@ pub struct Entity {
     pub description: Option<String>,
     /// The field holding the owning user's id, when rows belong to users.
     pub owner: Option<Name>,
+    /// Who may read its rows (an entity without owner: everyone the route admits).
+    pub read: Read,
+    /// Roles whose holders read and change every row as if it were theirs (`managers:`).
+    pub managers: Vec<Name>,
     /// Declared fields (implicit ones are added by [`Entity::columns`]).
     pub fields: Vec<Field>,
     /// Indexes, each a list of field names.
@@ -801,6 +805,17 @@ pub struct Entity {
     /// Keys no two rows share, each a list of field names (`unique:`; a field's own
     /// `unique: true` is a key of one field, listed by [`Entity::unique_keys`]).
     pub unique: Vec<Vec<Name>>,
+}
+
+/// Who may read the rows of an entity (`read:`); only their owner, or a manager, changes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Only the row's owner (the default of an owned entity).
+    Owner,
+    /// Everyone the route admits (an entity without owner is always read so).
+    All,
+    /// Everyone when the row's `bool` field is true, else only its owner (`read: { if: f }`).
+    If(Name),
 }
 
 /// A column of an entity's table, implicit or declared.
@@ -995,6 +1010,8 @@ pub struct Route {
     pub public: bool,
     /// Roles of which the caller needs one (empty: any signed-in user).
     pub roles: Vec<Name>,
+    /// A list of only the caller's own rows (`mine: true`).
+    pub mine: bool,
     /// This route's limit per client IP.
     pub per_ip: Limit,
     /// This route's limit per user.

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod bus;
 pub mod capability;
 pub mod cli;

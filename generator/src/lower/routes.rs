@@ -187,7 +187,7 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
                     }
                     Operation::Delete => (vec![field("id", Type::Uuid), if_match()], Vec::new()),
                 };
-            let handler = crate::ident::handler_name(route).to_string();
+            let handler = crate::ident::handler_name(&service.routes, route).to_string();
             let name = crate::ident::to_pascal(handler.trim_start_matches("r#"));
             RouteRpc {
                 route,

@@ -44,16 +44,82 @@ impl Resolver<'_> {
                     .hint("every entity has `id`, `created_at`, `updated_at` and `version`; `owner:` adds the owner field");
             }
         }
+        let read = self.read(entries.get("read"), owner.as_ref(), &name);
+        let managers = entries
+            .get("managers")
+            .map(|n| self.names(n, "role"))
+            .unwrap_or_default();
+        if let (Some(node), None) = (entries.get("managers"), &owner) {
+            self.d
+                .error(
+                    node.span,
+                    format!(
+                        "entity `{}` has no owner, so there is nothing for `managers` to override",
+                        name.value
+                    ),
+                )
+                .hint("without `owner` every caller the route admits changes every row; limit the routes with `roles`");
+        }
         let indexes = self.field_lists(entries.get("indexes"), "indexes", "an index");
         let unique = self.field_lists(entries.get("unique"), "unique", "a unique key");
         Some(Entity {
             name,
             description,
             owner,
+            read,
+            managers,
             fields,
             indexes,
             unique,
         })
+    }
+
+    /// `read: owner | all | { if: <bool field> }`; the default is `owner` with an owner, `all`
+    /// without.
+    fn read(&mut self, node: Option<&Node>, owner: Option<&Name>, entity: &Name) -> Read {
+        let Some(node) = node else {
+            return if owner.is_some() {
+                Read::Owner
+            } else {
+                Read::All
+            };
+        };
+        let read = match &node.kind {
+            Kind::Scalar(word) if word == "owner" => Read::Owner,
+            Kind::Scalar(word) if word == "all" => Read::All,
+            Kind::Map(_) => {
+                let entries = self.entries(node, "`read`", READ_KEYS);
+                match entries.get("if").and_then(|n| self.name(n, "field name")) {
+                    Some(field) => Read::If(field),
+                    None => {
+                        self.d.error(
+                            node.span,
+                            "`read` as a map names a `bool` field: `{ if: <field> }`",
+                        );
+                        Read::Owner
+                    }
+                }
+            }
+            _ => {
+                self.d
+                    .error(node.span, "`read` is `owner`, `all` or `{ if: <bool field> }`")
+                    .hint("`all`: every caller the route admits reads every row; `{ if: published }`: everyone reads the rows whose `published` is true");
+                Read::Owner
+            }
+        };
+        if owner.is_none() && read != Read::All {
+            self.d
+                .error(
+                    node.span,
+                    format!(
+                        "entity `{}` has no owner: its rows are read by everyone the route admits",
+                        entity.value
+                    ),
+                )
+                .hint("add `owner: <field>` to make rows belong to users");
+            return Read::All;
+        }
+        read
     }
 
     /// `indexes:` or `unique:`: a list of field lists (`- [owner_id, created_at]`).

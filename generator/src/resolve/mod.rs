@@ -91,7 +91,17 @@ const STEP_KEYS: &[&str] = &["call", "with", "as", "undo", "pay"];
 const CALL_KEYS: &[&str] = &["call", "with"];
 const PAY_KEYS: &[&str] = &["amount_cents", "card"];
 const AUTH_EMIT_KEYS: &[&str] = &["registered", "logged_in", "password_reset"];
-const ENTITY_KEYS: &[&str] = &["description", "owner", "fields", "indexes", "unique"];
+const ENTITY_KEYS: &[&str] = &[
+    "description",
+    "owner",
+    "read",
+    "managers",
+    "fields",
+    "indexes",
+    "unique",
+];
+/// The keys of `read: { if: <field> }`.
+const READ_KEYS: &[&str] = &["if"];
 const FIELD_KEYS: &[&str] = &[
     "type",
     "description",
@@ -109,6 +119,7 @@ const ROUTE_KEYS: &[&str] = &[
     "emit",
     "public",
     "roles",
+    "mine",
     "rate_limit",
     "body_limit",
     "timeout",

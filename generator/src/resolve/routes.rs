@@ -42,6 +42,10 @@ impl Resolver<'_> {
             .get("roles")
             .map(|n| self.names(n, "role"))
             .unwrap_or_default();
+        let mine = entries
+            .get("mine")
+            .and_then(|n| self.flag(n, "`mine`"))
+            .unwrap_or(false);
         let (mut per_ip, mut per_user) = (Limit::Default, Limit::Default);
         if let Some(limits) = entries.get("rate_limit") {
             let limits = self.entries(
@@ -108,6 +112,7 @@ impl Resolver<'_> {
             emit,
             public,
             roles,
+            mine,
             per_ip,
             per_user,
             body_limit,

@@ -42,11 +42,48 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
             .and_then(|store| system.stores.iter().find(|s| s.name.value == store.value))
             .is_some_and(|store| store.engine == Engine::Mysql);
         check_unique_keys(entity, &columns, mysql, d);
+        check_read(entity, d);
+        super::check_roles(system, &entity.managers, d);
         for (field, reference) in entity.references() {
             check_reference(system, service, field, reference, d);
         }
     }
     check_reference_cycles(service, d);
+}
+
+/// `read: { if: <field> }` names a `bool` field of the entity.
+fn check_read(entity: &Entity, d: &mut Diagnostics) {
+    let Read::If(name) = &entity.read else {
+        return;
+    };
+    match entity.fields.iter().find(|f| f.name.value == name.value) {
+        Some(field) if matches!(field.ty.required(), Type::Bool) => {}
+        Some(field) => {
+            d.error(
+                name.span,
+                format!(
+                    "`read: {{ if: {} }}` needs a `bool` field, but `{}` is {}",
+                    name.value,
+                    name.value,
+                    field.ty.spec_text()
+                ),
+            )
+            .hint("e.g. `published: { type: bool, default: false }`");
+        }
+        None => {
+            d.error(
+                name.span,
+                format!(
+                    "entity `{}` has no field `{}` for `read`",
+                    entity.name.value, name.value
+                ),
+            )
+            .with_hint_opt_mut(did_you_mean(
+                &name.value,
+                entity.fields.iter().map(|f| f.name.as_str()),
+            ));
+        }
+    }
 }
 
 /// The longest text MySQL compares whole in a unique key (a VARCHAR of an index).

@@ -286,18 +286,7 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
                 ));
                 continue;
             };
-            if route.public && entity.owner.is_some() {
-                d.error(
-                    route.span,
-                    format!(
-                        "route `{} {}` is public, but `{}` rows belong to users",
-                        route.method.as_str(),
-                        route.path,
-                        entity.name.value
-                    ),
-                )
-                .hint("owned rows are only served to their owner; remove `public: true`");
-            }
+            check_route_access(entity, route, d);
             if let Some(emit) = &route.emit {
                 if matches!(route.operation, Operation::List | Operation::Get) {
                     d.error(
@@ -318,6 +307,48 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
     }
 }
 
+/// A route of an owned entity: public only to read rows others may read, `mine` only on a list.
+fn check_route_access(entity: &Entity, route: &Route, d: &mut Diagnostics) {
+    let reads = matches!(route.operation, Operation::Get | Operation::List);
+    if route.public && entity.owner.is_some() && !(reads && entity.read != Read::Owner) {
+        let hint = if reads {
+            "owned rows are only served to their owner; let others read them with `read: all` (or `read: { if: <bool field> }`) on the entity, or remove `public: true`"
+        } else {
+            "only a row's owner changes it; remove `public: true`"
+        };
+        d.error(
+            route.span,
+            format!(
+                "route `{} {}` is public, but `{}` rows belong to users",
+                route.method.as_str(),
+                route.path,
+                entity.name.value
+            ),
+        )
+        .hint(hint);
+    }
+    if route.mine && (route.operation != Operation::List || entity.owner.is_none()) {
+        d.error(
+            route.span,
+            format!(
+                "`mine` lists the caller's own rows: route `{} {}` is not a list of an owned entity",
+                route.method.as_str(),
+                route.path
+            ),
+        )
+        .hint("use `mine: true` on a `list` of an entity with `owner`");
+    } else if route.mine && route.public {
+        d.error(
+            route.span,
+            format!(
+                "route `{} {}` lists the caller's own rows, so it cannot be public",
+                route.method.as_str(),
+                route.path
+            ),
+        );
+    }
+}
+
 /// Roles a route requires must be declared under `auth.roles`, and make no sense on a public
 /// route.
 fn check_route_roles(system: &System, route: &Route, d: &mut Diagnostics) {
@@ -335,12 +366,17 @@ fn check_route_roles(system: &System, route: &Route, d: &mut Diagnostics) {
         )
         .hint("a role needs a signed-in user: remove `public: true` or `roles`");
     }
+    check_roles(system, &route.roles, d);
+}
+
+/// Every role named must be declared under `auth.roles`.
+pub(super) fn check_roles(system: &System, roles: &[Name], d: &mut Diagnostics) {
     let declared: Vec<&str> = system
         .auth
         .as_ref()
         .map(|a| a.roles.iter().map(Name::as_str).collect())
         .unwrap_or_default();
-    for role in &route.roles {
+    for role in roles {
         if !declared.contains(&role.as_str()) {
             d.error(role.span, format!("unknown role `{}`", role.value))
                 .hint(

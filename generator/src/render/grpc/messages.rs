@@ -40,7 +40,7 @@ impl Grpc<'_> {
     /// The body of a `create` route with its own `input`.
     pub fn input_struct(&self, lowered: &RouteIr) -> TokenStream {
         let route = lowered.model;
-        let ty = input_type(route);
+        let ty = input_type(&self.service.routes, route);
         let fields = &lowered.input;
         let decls = fields.iter().map(field_decl);
         let checks = field_checks(fields);

@@ -141,17 +141,21 @@ pub(super) fn record_of(ty: &Type) -> Option<&str> {
 }
 
 /// `CreateOrderInput` for `POST /orders` creating an `order`.
-pub(super) fn input_type(route: &Route) -> proc_macro2::Ident {
+pub(super) fn input_type(routes: &[Route], route: &Route) -> proc_macro2::Ident {
     format_ident!(
         "{}Input",
-        ident::to_pascal(&crate::ident::handler_name(route).to_string())
+        ident::to_pascal(&crate::ident::handler_name(routes, route).to_string())
     )
 }
 
 /// The body type of a `create` route: its own input, or `New<Entity>`.
-pub(super) fn create_body_type(route: &Route, entity: &Entity) -> proc_macro2::Ident {
+pub(super) fn create_body_type(
+    routes: &[Route],
+    route: &Route,
+    entity: &Entity,
+) -> proc_macro2::Ident {
     if crate::render::rust::has_steps(route) {
-        input_type(route)
+        input_type(routes, route)
     } else {
         format_ident!("New{}", rust_type(&entity.name.value))
     }

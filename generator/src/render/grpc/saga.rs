@@ -11,9 +11,9 @@ impl Grpc<'_> {
     /// first, when a later one fails), then the row and its event in one transaction.
     pub fn create_handler(&self, lowered: &RouteIr) -> TokenStream {
         let (entity, route) = (lowered.entity, lowered.model);
-        let name = crate::ident::handler_name(route);
+        let name = crate::ident::handler_name(&self.service.routes, route);
         let model = rust_type(&entity.name.value);
-        let input = input_type(route);
+        let input = input_type(&self.service.routes, route);
         let mut steps = Vec::new();
         for (index, step) in lowered.steps.iter().enumerate() {
             steps.push(self.step(step, index));

@@ -3,6 +3,7 @@
 //! (JSON in, the RPC, JSON out).
 
 use super::*;
+use crate::render::rust::access::CallerParam;
 
 impl Grpc<'_> {
     /// The server of the routes' RPCs, for a service the gateway reaches over gRPC: each RPC
@@ -35,14 +36,21 @@ impl Grpc<'_> {
         let name = rust_ident(&ident::to_snake(&rpc.name));
         let request_ty = format_ident!("{api}{}Request", rpc.name);
         let response_ty = format_ident!("{api}{}Response", rpc.name);
-        let handler = crate::ident::handler_name(route);
+        let handler = crate::ident::handler_name(&self.service.routes, route);
         let method_doc = doc(&format!(
             "`{} {}` as an RPC.",
             route.method.as_str(),
             route.path
         ));
-        let caller = (!route.public).then(|| quote!(let caller = incoming.signed_in()?;));
-        let caller_arg = (!route.public).then(|| quote!(caller,));
+        // The caller, as the route's handler takes it.
+        let (caller, caller_arg) = match crate::render::rust::access::caller_of(entity, route) {
+            CallerParam::None => (None, None),
+            CallerParam::Maybe => (None, Some(quote!(MaybeCaller(incoming.caller.clone()),))),
+            CallerParam::Caller | CallerParam::Unused => (
+                Some(quote!(let caller = incoming.signed_in()?;)),
+                Some(quote!(caller,)),
+            ),
+        };
         let field = rust_ident(&entity.name.value);
         // A change's `If-Match`, read as the HTTP route reads the header.
         let if_match = quote! {
@@ -51,7 +59,7 @@ impl Grpc<'_> {
         };
         let (prepare, args, answer, response) = match route.operation {
             Operation::Create => {
-                let input_ty = create_body_type(route, entity);
+                let input_ty = create_body_type(&self.service.routes, route, entity);
                 let fields = rpc.request.iter().map(|f| {
                     let ident = rust_ident(&f.name.value);
                     let source = if proto_copy(&f.ty) {
@@ -186,7 +194,7 @@ impl Grpc<'_> {
             };
             let (prepare, request, answer) = match route.operation {
                 Operation::Create => {
-                    let input_ty = create_body_type(route, entity);
+                    let input_ty = create_body_type(&self.service.routes, route, entity);
                     let fields = rpc.request.iter().map(|f| {
                         let ident = rust_ident(&f.name.value);
                         let value = self.plain_to_proto(&quote!(&input.#ident), &f.ty, &f.ty);

@@ -136,25 +136,26 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
     let find = finds_one.then(|| {
         let find_fn = rust_joined(&["find", entity_name]);
         let not_found = lit(&format!("{entity_name} not found"));
-        let (owner_param, by_owner, owner_bind, whose) = match &entity.owner {
-            Some(owner) => (
-                quote!(, owner: uuid::Uuid),
-                format!(" AND {} = $2", sql(&owner.value)),
-                quote!(.bind(owner)),
-                " that belongs to `owner` (another user's is a 404 too, so ids leak nothing)",
-            ),
-            None => (TokenStream::new(), String::new(), TokenStream::new(), ""),
-        };
-        let sql_text = lit(&format!("{} WHERE \"id\" = $1{by_owner}", names.select));
+        let (viewer_param, by_viewer, viewer_binds, whose) =
+            match super::access::condition(entity, super::access::Scope::Visible { mine: false }, 2) {
+                Some((condition, binds)) => (
+                    quote!(, viewer: Viewer),
+                    format!(" AND {condition}"),
+                    binds,
+                    " that `viewer` may read (a row it may not read is a 404 too, so ids leak nothing)",
+                ),
+                None => (TokenStream::new(), String::new(), Vec::new(), ""),
+            };
+        let sql_text = lit(&format!("{} WHERE \"id\" = $1{by_viewer}", names.select));
         let find_doc = doc(&format!(
             "Reads the `{entity_name}` with this id{whose}; 404 when there is none."
         ));
         quote! {
             #find_doc
-            async fn #find_fn(on: impl Into<db::Conn<'_>>, id: uuid::Uuid #owner_param) -> ApiResult<#model> {
+            async fn #find_fn(on: impl Into<db::Conn<'_>>, id: uuid::Uuid #viewer_param) -> ApiResult<#model> {
                 let row = db::query(#sql_text)
                     .bind(id)
-                    #owner_bind
+                    #(#viewer_binds)*
                     .fetch_optional(on)
                     .await?
                     .ok_or_else(|| ApiError::not_found(#not_found))?;
@@ -466,9 +467,11 @@ pub(crate) fn patch_sql(entity: &Entity) -> String {
         sets.join(", ")
     );
     let mut position = 3 + 2 * entity.fields.len();
-    if let Some(owner) = &entity.owner {
-        statement += &format!(" AND {} = ${position}", sql(&owner.value));
-        position += 1;
+    if let Some((condition, binds)) =
+        super::access::condition(entity, super::access::Scope::Write, position)
+    {
+        statement += &format!(" AND {condition}");
+        position += binds.len();
     }
     // The version `If-Match` holds the change to, if any.
     statement += &format!(" AND (${position} IS NULL OR \"version\" = ${position})");
@@ -542,6 +545,8 @@ mod tests {
             name: name("item"),
             description: None,
             owner: owned.then(|| name("user_id")),
+            read: if owned { Read::Owner } else { Read::All },
+            managers: Vec::new(),
             fields: fields
                 .iter()
                 .map(|(field, ty)| Field::plain(name(field), ty.clone()))
@@ -574,11 +579,11 @@ mod tests {
     }
 
     #[test]
-    fn a_patch_of_an_owned_row_binds_the_owner_then_the_expected_version() {
+    fn a_patch_of_an_owned_row_binds_the_viewer_then_the_expected_version() {
         let sql = patch_sql(&entity(&[("name", string())], true));
         assert!(
             sql.ends_with(
-                "WHERE \"id\" = $1 AND \"user_id\" = $5 AND ($6 IS NULL OR \"version\" = $6)"
+                "WHERE \"id\" = $1 AND (\"user_id\" = $5) AND ($6 IS NULL OR \"version\" = $6)"
             ),
             "{sql}"
         );

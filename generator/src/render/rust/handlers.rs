@@ -63,7 +63,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     let mut by_path: BTreeMap<&str, Vec<TokenStream>> = BTreeMap::new();
     for route in &service.routes {
         let method = format_ident!("{}", route.method.as_str().to_ascii_lowercase());
-        let handler = handler_name(route);
+        let handler = handler_name(&service.routes, route);
         by_path
             .entry(route.path.as_str())
             .or_default()
@@ -116,11 +116,30 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
                 use axum::http::StatusCode;
             )
         });
-    let caller = service.routes.iter().any(|r| !r.public).then(|| {
-        quote!(
-            use svcgen_runtime::identity::Caller;
-        )
-    });
+    // The runtime's caller types and `Viewer` the handlers take.
+    let (mut signed_in, mut maybe, mut viewer) = (false, false, false);
+    for route in &lowered.routes {
+        let (entity, route) = (route.entity, route.model);
+        match access::caller_of(entity, route) {
+            access::CallerParam::None => {}
+            access::CallerParam::Maybe => maybe = true,
+            access::CallerParam::Caller | access::CallerParam::Unused => signed_in = true,
+        }
+        viewer |= access::uses_viewer(entity, route);
+    }
+    let callers: Vec<TokenStream> = [(signed_in, quote!(Caller)), (maybe, quote!(MaybeCaller))]
+        .into_iter()
+        .filter_map(|(used, name)| used.then_some(name))
+        .collect();
+    let mut caller = TokenStream::new();
+    if !callers.is_empty() {
+        caller.extend(quote!(use svcgen_runtime::identity::{#(#callers),*};));
+    }
+    if viewer {
+        caller.extend(quote!(
+            use svcgen_runtime::access::Viewer;
+        ));
+    }
     let (consumer_imports, consumers) = consumers_fn(system, lowered).unwrap_or_default();
     // The routes of the capability it also uses.
     let (capability_imports, capability) = match capability_routes(system, service) {
@@ -209,11 +228,9 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
         table,
         select,
     } = &names;
-    let name = handler_name(route);
+    let name = handler_name(&service.routes, route);
     let entity_name = &entity.name.value;
     let owned = entity.owner.is_some();
-    let owner_ident = entity.owner.as_ref().map(|o| rust_ident(&o.value));
-    let owner_column = entity.owner.as_ref().map(|o| sql(&o.value));
     let mut summary = format!("`{} {}`: ", route.method.as_str(), route.path);
     summary += match route.operation {
         Operation::Create => "creates a",
@@ -224,38 +241,69 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     };
     summary += &format!(" `{entity_name}`");
     if owned {
-        summary += if route.operation == Operation::Create {
-            " owned by the caller"
-        } else {
-            " of the caller's (another user's is 404)"
+        summary += match (route.operation, &entity.read) {
+            (Operation::Create, _) => " owned by the caller",
+            (Operation::List, _) if route.mine => " of the caller's",
+            (_, Read::Owner) => " of the caller's (another user's is 404)",
+            (Operation::List | Operation::Get, Read::All) => "",
+            (Operation::List | Operation::Get, Read::If(_)) => {
+                " the caller may read (its own, and those others may read)"
+            }
+            (_, _) => " of the caller's (another user's is 403)",
         };
+        if !entity.managers.is_empty() && route.operation != Operation::Create {
+            let managers: Vec<String> = entity
+                .managers
+                .iter()
+                .map(|m| format!("`{}`", m.value))
+                .collect();
+            summary += &format!("; {} manage every row", managers.join(", "));
+        }
     }
     if let Some(emit) = &route.emit {
         summary += &format!("; emits `{}`", emit.value);
     }
     summary.push('.');
     let handler_doc = doc(&summary);
-    let caller = if route.public {
+    let caller = access::caller_param(entity, route);
+    let viewer = if route.operation == Operation::Create {
         TokenStream::new()
-    } else if owned {
-        quote!(caller: Caller,)
     } else {
-        quote!(_caller: Caller,)
+        access::viewer(entity, route)
     };
     let find_fn = rust_joined(&["find", entity_name]);
     let emit = emit(system, lowered);
     let not_found = lit(&format!("{entity_name} not found"));
     let entity_lit = lit(entity_name);
-    // An attempt of a change runs on its own transaction and knows the owner as `owner`.
-    let (owner_param, owner_arg, owner_bind, owner_find) = if owned {
-        (
-            quote!(, owner: uuid::Uuid),
-            quote!(, caller.user_id),
-            quote!(.bind(owner)),
-            quote!(, owner),
-        )
+    // An attempt of a change runs on its own transaction and knows the caller as `viewer`.
+    let (viewer_param, viewer_arg) = if owned {
+        (quote!(, viewer: Viewer), quote!(, viewer))
     } else {
         Default::default()
+    };
+    let find_viewer = access::find_needs_viewer(entity).then(|| quote!(, viewer));
+    // Where others may read the row, a change reads it first: a row the caller may not see is
+    // a 404, one it sees but may not change a 403.
+    let (read_first, expected) = if let (true, Some(owner)) =
+        (access::change_reads_first(entity), &entity.owner)
+    {
+        let owner = rust_ident(&owner.value);
+        (
+            quote! {
+                let current = #find_fn(&mut tx, id #find_viewer).await?;
+                viewer.may_change(current.#owner, #entity_lit)?;
+            },
+            quote!(let expected = if_match.check(current.version, #entity_lit)?;),
+        )
+    } else {
+        (
+            TokenStream::new(),
+            quote! {
+                let expected = if_match
+                    .expected(#entity_lit, async { Ok(#find_fn(&mut tx, id #find_viewer).await?.version) })
+                    .await?;
+            },
+        )
     };
     let columns = entity.columns();
     let writes = write_constraints(entity);
@@ -311,123 +359,136 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
         }
         Operation::Get => quote! {
             async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<(ETag, Json<#model>)> {
-                let row = #find_fn(&ctx.db, id #owner_arg).await?;
+                #viewer
+                let row = #find_fn(&ctx.db, id #find_viewer).await?;
                 Ok((ETag(row.version), Json(row)))
             }
         },
         Operation::Update => {
             let update = lit(&patch_sql(entity));
             let binds = entity.fields.iter().map(patch_binds);
+            let write_binds = access::condition(entity, access::Scope::Write, 0)
+                .map(|(_, binds)| binds)
+                .unwrap_or_default();
             quote! {
                 async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch, Json(input): Json<#patch>) -> ApiResult<(ETag, Json<#model>)> {
                     /// One attempt: one statement writes only the fields sent, so a concurrent
                     /// change of another column (an RPC's `stock = stock - 1`, say) is never
                     /// undone, and only to the version `If-Match` names; the row is read back
                     /// in the same transaction.
-                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, if_match: &IfMatch, input: &#patch) -> ApiResult<#model> {
+                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #viewer_param, if_match: &IfMatch, input: &#patch) -> ApiResult<#model> {
                         let mut tx = ctx.begin().await?;
-                        let expected = if_match
-                            .expected(#entity_lit, async { Ok(#find_fn(&mut tx, id #owner_find).await?.version) })
-                            .await?;
+                        #read_first
+                        #expected
                         let changed = db::query(#update)
                             #writes
                             .bind(id)
                             .bind(db::now())
                             #(#binds)*
-                            #owner_bind
+                            #(#write_binds)*
                             .bind(expected)
                             .execute(&mut tx)
                             .await?;
                         if changed == 0 {
                             return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                         }
-                        let row = #find_fn(&mut tx, id #owner_find).await?;
+                        let row = #find_fn(&mut tx, id #find_viewer).await?;
                         #emit
                         ctx.commit(tx).await?;
                         Ok(row)
                     }
                     input.validate()?;
-                    let row = db::retrying(|| attempt(&ctx, id #owner_arg, &if_match, &input)).await?;
+                    #viewer
+                    let row = db::retrying(|| attempt(&ctx, id #viewer_arg, &if_match, &input)).await?;
                     Ok((ETag(row.version), Json(row)))
                 }
             }
         }
         Operation::Delete => {
-            let delete = match &owner_column {
-                Some(owner) => format!(
-                    "DELETE FROM {table} WHERE \"id\" = $1 AND {owner} = $2 AND ($3 IS NULL OR \"version\" = $3)"
-                ),
-                None => format!(
-                    "DELETE FROM {table} WHERE \"id\" = $1 AND ($2 IS NULL OR \"version\" = $2)"
-                ),
+            let (write, write_binds) = match access::condition(entity, access::Scope::Write, 2) {
+                Some((condition, binds)) => (format!(" AND {condition}"), binds),
+                None => (String::new(), Vec::new()),
             };
-            let delete = lit(&delete);
-            if route.emit.is_some() {
-                quote! {
-                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch) -> ApiResult<StatusCode> {
-                        /// One attempt: the event is made from the row as it was, and emitted
-                        /// only by the request whose statement removed it (of two concurrent
-                        /// deletes, one is a 404), and only at the version `If-Match` names.
-                        async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, if_match: &IfMatch) -> ApiResult<()> {
-                            let mut tx = ctx.begin().await?;
-                            let row = #find_fn(&mut tx, id #owner_find).await?;
+            let version = 2 + write_binds.len();
+            let delete = lit(&format!(
+                "DELETE FROM {table} WHERE \"id\" = $1{write} AND (${version} IS NULL OR \"version\" = ${version})"
+            ));
+            let (doc, read) = if route.emit.is_some() {
+                (
+                    "One attempt: the event is made from the row as it was, and emitted only by\nthe request whose statement removed it (of two concurrent deletes, one is a\n404), and only at the version `If-Match` names.",
+                    // The event is made from the row as it was: it is read first in any case.
+                    match (access::change_reads_first(entity), &entity.owner) {
+                        (true, Some(owner)) => {
+                            let owner = rust_ident(&owner.value);
+                            quote! {
+                                let row = #find_fn(&mut tx, id #find_viewer).await?;
+                                viewer.may_change(row.#owner, #entity_lit)?;
+                                let expected = if_match.check(row.version, #entity_lit)?;
+                            }
+                        }
+                        _ => quote! {
+                            let row = #find_fn(&mut tx, id #find_viewer).await?;
                             let expected = if_match.check(row.version, #entity_lit)?;
-                            let deleted = db::query(#delete).bind(id) #owner_bind .bind(expected) #deletes .execute(&mut tx).await?;
-                            if deleted == 0 {
-                                return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
-                            }
-                            #emit
-                            ctx.commit(tx).await?;
-                            Ok(())
-                        }
-                        db::retrying(|| attempt(&ctx, id #owner_arg, &if_match)).await?;
-                        Ok(StatusCode::NO_CONTENT)
-                    }
-                }
+                        },
+                    },
+                )
             } else {
-                quote! {
-                    async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch) -> ApiResult<StatusCode> {
-                        /// One attempt: the row goes only at the version `If-Match` names.
-                        async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #owner_param, if_match: &IfMatch) -> ApiResult<()> {
-                            let mut tx = ctx.begin().await?;
-                            let expected = if_match
-                                .expected(#entity_lit, async { Ok(#find_fn(&mut tx, id #owner_find).await?.version) })
-                                .await?;
-                            let deleted = db::query(#delete).bind(id) #owner_bind .bind(expected) #deletes .execute(&mut tx).await?;
-                            if deleted == 0 {
-                                return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
-                            }
-                            ctx.commit(tx).await?;
-                            Ok(())
+                (
+                    "One attempt: the row goes only at the version `If-Match` names.",
+                    quote!(#read_first #expected),
+                )
+            };
+            let doc = super::doc(doc);
+            quote! {
+                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch) -> ApiResult<StatusCode> {
+                    #doc
+                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #viewer_param, if_match: &IfMatch) -> ApiResult<()> {
+                        let mut tx = ctx.begin().await?;
+                        #read
+                        let deleted = db::query(#delete).bind(id) #(#write_binds)* .bind(expected) #deletes .execute(&mut tx).await?;
+                        if deleted == 0 {
+                            return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                         }
-                        db::retrying(|| attempt(&ctx, id #owner_arg, &if_match)).await?;
-                        Ok(StatusCode::NO_CONTENT)
+                        #emit
+                        ctx.commit(tx).await?;
+                        Ok(())
                     }
+                    #viewer
+                    db::retrying(|| attempt(&ctx, id #viewer_arg, &if_match)).await?;
+                    Ok(StatusCode::NO_CONTENT)
                 }
             }
         }
         Operation::List => {
             let order = "ORDER BY \"created_at\" DESC, \"id\" DESC";
-            let (first_page, next_page, owner_bind) = match (&owner_column, &owner_ident) {
-                (Some(owner), Some(_)) => (
-                    format!("{select} WHERE {owner} = $1 {order} LIMIT $2"),
-                    format!(
-                        "{select} WHERE {owner} = $1 AND (\"created_at\", \"id\") < ($2, $3) {order} LIMIT $4"
-                    ),
-                    quote!(.bind(caller.user_id)),
-                ),
-                _ => (
+            let scope = access::condition(entity, access::Scope::Visible { mine: route.mine }, 1);
+            let (first_page, next_page, scope_binds) = match scope {
+                Some((condition, binds)) => {
+                    let n = binds.len();
+                    (
+                        format!("{select} WHERE {condition} {order} LIMIT ${}", n + 1),
+                        format!(
+                            "{select} WHERE {condition} AND (\"created_at\", \"id\") < (${}, ${}) {order} LIMIT ${}",
+                            n + 1,
+                            n + 2,
+                            n + 3
+                        ),
+                        binds,
+                    )
+                }
+                None => (
                     format!("{select} {order} LIMIT $1"),
                     format!("{select} WHERE (\"created_at\", \"id\") < ($1, $2) {order} LIMIT $3"),
-                    TokenStream::new(),
+                    Vec::new(),
                 ),
             };
             let (first_page, next_page) = (lit(&first_page), lit(&next_page));
             quote! {
                 async fn #name(State(ctx): State<ServiceContext>, #caller page: Page) -> ApiResult<Json<Paginated<#model>>> {
+                    #viewer
                     let query = match &page.after {
-                        None => db::query(#first_page) #owner_bind .bind(page.limit),
-                        Some(after) => db::query(#next_page) #owner_bind .bind(after.created_at).bind(after.id).bind(page.limit),
+                        None => db::query(#first_page) #(#scope_binds)* .bind(page.limit),
+                        Some(after) => db::query(#next_page) #(#scope_binds)* .bind(after.created_at).bind(after.id).bind(page.limit),
                     };
                     let rows = query
                         .fetch_all(&ctx.db)

@@ -5,6 +5,7 @@
 //! the system's binary ([`system`]). Generated code is thin: typed models, validated handlers
 //! and SQL; the machinery lives in `svcgen-runtime`. This file holds what they share.
 
+pub(crate) mod access;
 mod capabilities;
 mod consumers;
 mod contracts;

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
+use svcgen_runtime::access::Viewer;
 use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
 use svcgen_runtime::http::{
     ApiError, ApiResult, Cursor, ETag, IdPath, IfMatch, Json, Page, Paginated,
@@ -124,17 +125,13 @@ fn note_from_row(row: &Row) -> Result<Note, DbError> {
     })
 }
 
-/// Reads the `note` with this id that belongs to `owner` (another user's is a 404 too, so ids leak nothing); 404 when there is none.
-async fn find_note(
-    on: impl Into<db::Conn<'_>>,
-    id: uuid::Uuid,
-    owner: uuid::Uuid,
-) -> ApiResult<Note> {
+/// Reads the `note` with this id that `viewer` may read (a row it may not read is a 404 too, so ids leak nothing); 404 when there is none.
+async fn find_note(on: impl Into<db::Conn<'_>>, id: uuid::Uuid, viewer: Viewer) -> ApiResult<Note> {
     let row = db::query(
-            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2",
+            "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"id\" = $1 AND (\"owner_id\" = $2)",
         )
         .bind(id)
-        .bind(owner)
+        .bind(viewer.user)
         .fetch_optional(on)
         .await?
         .ok_or_else(|| ApiError::not_found("note not found"))?;
@@ -197,19 +194,20 @@ async fn list_notes(
     caller: Caller,
     page: Page,
 ) -> ApiResult<Json<Paginated<Note>>> {
+    let viewer = Viewer::of(&caller, &[]);
     let query = match &page.after {
         None => {
             db::query(
-                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"owner_id\" = $1 ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
+                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE (\"owner_id\" = $1) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
                 )
-                .bind(caller.user_id)
+                .bind(viewer.user)
                 .bind(page.limit)
         }
         Some(after) => {
             db::query(
-                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE \"owner_id\" = $1 AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
+                    "SELECT \"id\", \"owner_id\", \"title\", \"body\", \"tags\", \"created_at\", \"updated_at\", \"version\" FROM \"note\" WHERE (\"owner_id\" = $1) AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
                 )
-                .bind(caller.user_id)
+                .bind(viewer.user)
                 .bind(after.created_at)
                 .bind(after.id)
                 .bind(page.limit)
@@ -233,7 +231,8 @@ async fn get_note(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<(ETag, Json<Note>)> {
-    let row = find_note(&ctx.db, id, caller.user_id).await?;
+    let viewer = Viewer::of(&caller, &[]);
+    let row = find_note(&ctx.db, id, viewer).await?;
     Ok((ETag(row.version), Json(row)))
 }
 
@@ -252,18 +251,18 @@ async fn update_note(
     async fn attempt(
         ctx: &ServiceContext,
         id: uuid::Uuid,
-        owner: uuid::Uuid,
+        viewer: Viewer,
         if_match: &IfMatch,
         input: &NotePatch,
     ) -> ApiResult<Note> {
         let mut tx = ctx.begin().await?;
         let expected = if_match
             .expected("note", async {
-                Ok(find_note(&mut tx, id, owner).await?.version)
+                Ok(find_note(&mut tx, id, viewer).await?.version)
             })
             .await?;
         let changed = db::query(
-                "UPDATE \"note\" SET \"title\" = CASE WHEN $3 THEN $4 ELSE \"title\" END, \"body\" = CASE WHEN $5 THEN $6 ELSE \"body\" END, \"tags\" = CASE WHEN $7 THEN $8 ELSE \"tags\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND \"owner_id\" = $9 AND ($10 IS NULL OR \"version\" = $10)",
+                "UPDATE \"note\" SET \"title\" = CASE WHEN $3 THEN $4 ELSE \"title\" END, \"body\" = CASE WHEN $5 THEN $6 ELSE \"body\" END, \"tags\" = CASE WHEN $7 THEN $8 ELSE \"tags\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND (\"owner_id\" = $9) AND ($10 IS NULL OR \"version\" = $10)",
             )
             .bind(id)
             .bind(db::now())
@@ -273,14 +272,14 @@ async fn update_note(
             .bind(input.body.clone())
             .bind(input.tags.is_some())
             .bind_json(&input.tags.as_ref().and_then(Option::as_ref))
-            .bind(owner)
+            .bind(viewer.user)
             .bind(expected)
             .execute(&mut tx)
             .await?;
         if changed == 0 {
             return Err(IfMatch::nothing_changed(expected, "note", "note not found"));
         }
-        let row = find_note(&mut tx, id, owner).await?;
+        let row = find_note(&mut tx, id, viewer).await?;
         ctx.emit(
             &mut tx,
             &notes_contracts::events::NoteUpdated {
@@ -294,7 +293,8 @@ async fn update_note(
         Ok(row)
     }
     input.validate()?;
-    let row = db::retrying(|| attempt(&ctx, id, caller.user_id, &if_match, &input)).await?;
+    let viewer = Viewer::of(&caller, &[]);
+    let row = db::retrying(|| attempt(&ctx, id, viewer, &if_match, &input)).await?;
     Ok((ETag(row.version), Json(row)))
 }
 
@@ -305,23 +305,23 @@ async fn delete_note(
     IdPath(id): IdPath,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    /// One attempt: the event is made from the row as it was, and emitted
-    /// only by the request whose statement removed it (of two concurrent
-    /// deletes, one is a 404), and only at the version `If-Match` names.
+    /// One attempt: the event is made from the row as it was, and emitted only by
+    /// the request whose statement removed it (of two concurrent deletes, one is a
+    /// 404), and only at the version `If-Match` names.
     async fn attempt(
         ctx: &ServiceContext,
         id: uuid::Uuid,
-        owner: uuid::Uuid,
+        viewer: Viewer,
         if_match: &IfMatch,
     ) -> ApiResult<()> {
         let mut tx = ctx.begin().await?;
-        let row = find_note(&mut tx, id, owner).await?;
+        let row = find_note(&mut tx, id, viewer).await?;
         let expected = if_match.check(row.version, "note")?;
         let deleted = db::query(
-                "DELETE FROM \"note\" WHERE \"id\" = $1 AND \"owner_id\" = $2 AND ($3 IS NULL OR \"version\" = $3)",
+                "DELETE FROM \"note\" WHERE \"id\" = $1 AND (\"owner_id\" = $2) AND ($3 IS NULL OR \"version\" = $3)",
             )
             .bind(id)
-            .bind(owner)
+            .bind(viewer.user)
             .bind(expected)
             .execute(&mut tx)
             .await?;
@@ -339,6 +339,7 @@ async fn delete_note(
         ctx.commit(tx).await?;
         Ok(())
     }
-    db::retrying(|| attempt(&ctx, id, caller.user_id, &if_match)).await?;
+    let viewer = Viewer::of(&caller, &[]);
+    db::retrying(|| attempt(&ctx, id, viewer, &if_match)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

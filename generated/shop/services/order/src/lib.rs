@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
+use svcgen_runtime::access::Viewer;
 use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
 use svcgen_runtime::http::{ApiError, ApiResult, Cursor, ETag, IdPath, Json, Page, Paginated};
 use svcgen_runtime::identity::Caller;
@@ -178,17 +179,17 @@ fn order_from_row(row: &Row) -> Result<Order, DbError> {
     })
 }
 
-/// Reads the `order` with this id that belongs to `owner` (another user's is a 404 too, so ids leak nothing); 404 when there is none.
+/// Reads the `order` with this id that `viewer` may read (a row it may not read is a 404 too, so ids leak nothing); 404 when there is none.
 async fn find_order(
     on: impl Into<db::Conn<'_>>,
     id: uuid::Uuid,
-    owner: uuid::Uuid,
+    viewer: Viewer,
 ) -> ApiResult<Order> {
     let row = db::query(
-            "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"id\" = $1 AND \"user_id\" = $2",
+            "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"id\" = $1 AND (\"user_id\" = $2)",
         )
         .bind(id)
-        .bind(owner)
+        .bind(viewer.user)
         .fetch_optional(on)
         .await?
         .ok_or_else(|| ApiError::not_found("order not found"))?;
@@ -390,19 +391,20 @@ async fn list_orders(
     caller: Caller,
     page: Page,
 ) -> ApiResult<Json<Paginated<Order>>> {
+    let viewer = Viewer::of(&caller, &[]);
     let query = match &page.after {
         None => {
             db::query(
-                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"user_id\" = $1 ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
+                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE (\"user_id\" = $1) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $2",
                 )
-                .bind(caller.user_id)
+                .bind(viewer.user)
                 .bind(page.limit)
         }
         Some(after) => {
             db::query(
-                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE \"user_id\" = $1 AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
+                    "SELECT \"id\", \"user_id\", \"status\", \"total_cents\", \"items\", \"created_at\", \"updated_at\", \"version\" FROM \"order\" WHERE (\"user_id\" = $1) AND (\"created_at\", \"id\") < ($2, $3) ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT $4",
                 )
-                .bind(caller.user_id)
+                .bind(viewer.user)
                 .bind(after.created_at)
                 .bind(after.id)
                 .bind(page.limit)
@@ -426,7 +428,8 @@ async fn get_order(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<(ETag, Json<Order>)> {
-    let row = find_order(&ctx.db, id, caller.user_id).await?;
+    let viewer = Viewer::of(&caller, &[]);
+    let row = find_order(&ctx.db, id, viewer).await?;
     Ok((ETag(row.version), Json(row)))
 }
 
