@@ -332,6 +332,81 @@ async fn drive_notes_api(gateway: &str, tag: &str) -> (String, String) {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
+    // A public note: everyone reads it (the public list needs no account), only alice
+    // changes it; alice finds her notes by words (any case) and by tag.
+    let (status, shared) = api
+        .call(
+            Method::POST,
+            "/notes",
+            Some(&alice.token),
+            Some(json!({"title": "shared", "body": "Hello, World", "tags": ["work"], "public": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{shared}");
+    let shared_path = format!("/notes/{}", shared["id"].as_str().unwrap());
+    let (status, body) = api
+        .call(Method::GET, &shared_path, Some(&bob.token), None)
+        .await;
+    assert_eq!(
+        (status, &body["title"]),
+        (StatusCode::OK, &json!("shared")),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &shared_path,
+            Some(&bob.token),
+            Some(json!({"title": "mine now"})),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "bob changes alice's public note",
+    );
+    let (status, public_page) = api.call(Method::GET, "/public/notes", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{public_page}");
+    let public: Vec<&str> = public_page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert!(public.contains(&"shared"), "{page}");
+    assert!(
+        !public.contains(&"first"),
+        "private notes stay private: {page}"
+    );
+    for (query, expected) in [
+        ("/notes?q=world", vec!["shared"]),
+        ("/notes?q=WORLD%20hello", vec!["shared"]),
+        ("/notes?tags=work", vec!["shared"]),
+        ("/notes?tags=a", vec!["first"]),
+        ("/notes?public=true", vec!["shared"]),
+        ("/notes?sort=title&limit=2", vec!["first", "second"]),
+        ("/notes?sort=-title&limit=2", vec!["third", "shared"]),
+    ] {
+        let (status, found) = api.call(Method::GET, query, Some(&alice.token), None).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {found}");
+        let titles: Vec<&str> = found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, expected, "{query}");
+    }
+    let (status, body) = api
+        .call(Method::GET, "/notes?colour=red", Some(&alice.token), None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "an unknown filter");
+    let (status, body) = api
+        .call(Method::DELETE, &shared_path, Some(&alice.token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
     // Read, change, delete.
     let (status, body) = api.call(Method::GET, &path, Some(&alice.token), None).await;
     assert_eq!(

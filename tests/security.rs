@@ -1134,17 +1134,37 @@ async fn cross_user_access(world: &World<'_>) {
         format!("cursor={}", pct("' OR 1=1 --")),
         format!(
             "cursor={}",
-            URL_SAFE_NO_PAD.encode("2020-01-01T00:00:00Z' OR '1'='1|x")
+            URL_SAFE_NO_PAD.encode(
+                r#"{"s":"created_at","d":true,"v":"2020-01-01T00:00:00Z' OR '1'='1","i":"x"}"#
+            )
         ),
+        format!("sort={}", pct("title; DROP TABLE note")),
+        format!("created_at.gte={}", pct("' OR 1=1 --")),
+        format!("{}=1", pct("1=1 OR owner_id")),
     ] {
         mallory
             .call(Method::GET, &format!("/notes?{query}"), None)
             .await
             .error(StatusCode::BAD_REQUEST, &format!("GET /notes?{query}"));
     }
+    // Filter and search values are bound, never pasted: they find nothing of alice's.
+    for query in [
+        format!("tags={}", pct("' OR '1'='1")),
+        format!("q={}", pct("' OR 1=1 -- note")),
+    ] {
+        let answer = mallory
+            .call(Method::GET, &format!("/notes?{query}"), None)
+            .await;
+        assert_eq!(
+            answer.ok(StatusCode::OK, &format!("GET /notes?{query}"))["items"],
+            json!([]),
+            "{query}"
+        );
+    }
     // A well-formed cursor pointing into alice's list shows mallory nothing of hers.
-    let cursor =
-        URL_SAFE_NO_PAD.encode("9999-12-31T00:00:00.000000Z|ffffffff-ffff-ffff-ffff-ffffffffffff");
+    let cursor = URL_SAFE_NO_PAD.encode(
+        r#"{"s":"created_at","d":true,"v":"9999-12-31T00:00:00Z","i":"ffffffff-ffff-ffff-ffff-ffffffffffff"}"#,
+    );
     let answer = mallory
         .call(Method::GET, &format!("/notes?cursor={cursor}"), None)
         .await;

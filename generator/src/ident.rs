@@ -258,6 +258,8 @@ mod tests {
             public: false,
             roles: Vec::new(),
             mine: false,
+            filter: Vec::new(),
+            sort: Vec::new(),
             per_ip: crate::model::Limit::Default,
             per_user: crate::model::Limit::Default,
             body_limit: None,

@@ -805,6 +805,8 @@ pub struct Entity {
     /// Keys no two rows share, each a list of field names (`unique:`; a field's own
     /// `unique: true` is a key of one field, listed by [`Entity::unique_keys`]).
     pub unique: Vec<Vec<Name>>,
+    /// The text fields its lists search with `?q=` (`search:`), in one index.
+    pub search: Vec<Name>,
 }
 
 /// Who may read the rows of an entity (`read:`); only their owner, or a manager, changes them.
@@ -1012,6 +1014,10 @@ pub struct Route {
     pub roles: Vec<Name>,
     /// A list of only the caller's own rows (`mine: true`).
     pub mine: bool,
+    /// The fields a list filters on (`filter:`).
+    pub filter: Vec<Name>,
+    /// The fields a list sorts on besides `created_at` (`sort:`).
+    pub sort: Vec<Name>,
     /// This route's limit per client IP.
     pub per_ip: Limit,
     /// This route's limit per user.

@@ -414,6 +414,9 @@ pub struct Paginated<T> {
     pub items: Vec<T>,
     /// Pass as `?cursor=` to get the next page; absent when this page was not full.
     pub next_cursor: Option<String>,
+    /// How many items every page together holds, when the client asked (`?total=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
 }
 
 impl<T> Paginated<T> {
@@ -426,7 +429,11 @@ impl<T> Paginated<T> {
         } else {
             None
         };
-        Paginated { items, next_cursor }
+        Paginated {
+            items,
+            next_cursor,
+            total: None,
+        }
     }
 }
 

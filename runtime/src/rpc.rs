@@ -206,6 +206,29 @@ pub fn tagged_json_response<T: serde::Serialize>(
     (status, crate::http::ETag(version), axum::Json(body)).into_response()
 }
 
+/// The query string of a list route run as an RPC: the request's `query` (what the gateway
+/// passes on as the client sent it), with the `limit` and `cursor` fields a gRPC client may set
+/// instead (both ways at once is a repeated parameter, a 400 of the list).
+pub fn list_query(query: Option<&str>, limit: Option<i64>, cursor: Option<&str>) -> Option<String> {
+    let mut parts: Vec<String> = query
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    let mut page = form_urlencoded::Serializer::new(String::new());
+    if let Some(limit) = limit {
+        page.append_pair("limit", &limit.to_string());
+    }
+    if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+        page.append_pair("cursor", cursor);
+    }
+    let page = page.finish();
+    if !page.is_empty() {
+        parts.push(page);
+    }
+    (!parts.is_empty()).then(|| parts.join("&"))
+}
+
 /// One request the gateway passes to a service reached over gRPC: the service's generated
 /// [`GatewayAdapter`] turns it into the route's RPC and the answer back into HTTP.
 #[derive(Debug)]
@@ -259,12 +282,6 @@ impl GatewayCall {
     /// Milliseconds left before the route's deadline.
     pub fn outgoing_deadline_ms(&self) -> u128 {
         self.outgoing.deadline.remaining().as_millis()
-    }
-
-    /// `?limit=&cursor=`, with the errors of [`crate::http::Page`].
-    pub async fn page(&self) -> Result<crate::http::Page, ApiError> {
-        let mut parts = self.parts.clone();
-        <crate::http::Page as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await
     }
 }
 

@@ -155,10 +155,13 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
             let (request, response) =
                 match route.operation {
                     Operation::Create => (crate::rpc::route_input(service, route), vec![row()]),
+                    // A list: its page, and the rest of the route's query string (filters,
+                    // search, sort, total) as sent.
                     Operation::List => (
                         vec![
                             field("limit", Type::Optional(Box::new(Type::INT))),
                             field("cursor", Type::Optional(Box::new(text()))),
+                            field("query", Type::Optional(Box::new(text()))),
                         ],
                         vec![
                             field(
@@ -166,6 +169,7 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
                                 Type::List(Box::new(Type::Message(entity.to_owned()))),
                             ),
                             field("next_cursor", Type::Optional(Box::new(text()))),
+                            field("total", Type::Optional(Box::new(Type::INT))),
                         ],
                     ),
                     Operation::Get => (vec![field("id", Type::Uuid)], vec![row()]),

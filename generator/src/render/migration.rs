@@ -17,6 +17,8 @@ struct TableView {
     options: &'static str,
     /// The trigger that counts the row's changes in its `version`.
     version_trigger: String,
+    /// The statements of its search index (after the table), if its lists search.
+    search: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -173,6 +175,86 @@ fn version_trigger(table: &str, engine: &str) -> String {
     }
 }
 
+/// The column that holds what a table's search index reads, on PostgreSQL and MySQL (the
+/// runtime's list module queries it by this name).
+const SEARCH_COLUMN: &str = "svcgen_search";
+
+/// The search index of `entity`'s `search` fields: the column that holds the text on
+/// PostgreSQL (a `tsvector`) and MySQL (the fields lower-cased, so that the binary collation
+/// does not make search case-sensitive), and the statements after the table: a GIN or
+/// FULLTEXT index, or on SQLite an FTS5 table kept in step by triggers.
+fn search_index(entity: &Entity, engine: &str) -> (Option<String>, Vec<String>) {
+    if entity.search.is_empty() {
+        return (None, Vec::new());
+    }
+    let table = &entity.name.value;
+    let fields: Vec<String> = entity
+        .search
+        .iter()
+        .map(|f| quoted(&f.value, engine))
+        .collect();
+    let index = quoted(&index_name(format!("{table}_search_idx"), engine), engine);
+    let column = quoted(SEARCH_COLUMN, engine);
+    let quoted_table = quoted(table, engine);
+    match engine {
+        "postgres" => {
+            let text: Vec<String> = fields
+                .iter()
+                .map(|f| format!("coalesce({f}, '')"))
+                .collect();
+            (
+                Some(format!(
+                    "{column} TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', {})) STORED",
+                    text.join(" || ' ' || ")
+                )),
+                vec![format!(
+                    "CREATE INDEX {index} ON {quoted_table} USING GIN ({column});"
+                )],
+            )
+        }
+        "mysql" => (
+            Some(format!(
+                "{column} LONGTEXT AS (LOWER(CONCAT_WS(' ', {}))) STORED",
+                fields.join(", ")
+            )),
+            vec![format!(
+                "CREATE FULLTEXT INDEX {index} ON {quoted_table} ({column});"
+            )],
+        ),
+        _ => {
+            let search = quoted(&format!("{table}_search"), engine);
+            let list = fields.join(", ");
+            let new: Vec<String> = fields.iter().map(|f| format!("new.{f}")).collect();
+            let old: Vec<String> = fields.iter().map(|f| format!("old.{f}")).collect();
+            let (new, old) = (new.join(", "), old.join(", "));
+            let trigger = |event: &str| quoted(&format!("{table}_search_{event}"), engine);
+            let (insert, delete, update) =
+                (trigger("insert"), trigger("delete"), trigger("update"));
+            let add = format!("INSERT INTO {search} (rowid, {list}) VALUES (new.rowid, {new});");
+            let remove = format!(
+                "INSERT INTO {search} ({search}, rowid, {list}) VALUES ('delete', old.rowid, {old});"
+            );
+            (
+                None,
+                vec![
+                    format!(
+                        "CREATE VIRTUAL TABLE {search} USING fts5({list}, content='{table}', content_rowid='rowid');"
+                    ),
+                    format!(
+                        "CREATE TRIGGER {insert} AFTER INSERT ON {quoted_table} BEGIN\n    {add}\nEND;"
+                    ),
+                    format!(
+                        "CREATE TRIGGER {delete} AFTER DELETE ON {quoted_table} BEGIN\n    {remove}\nEND;"
+                    ),
+                    format!(
+                        "CREATE TRIGGER {update} AFTER UPDATE ON {quoted_table} BEGIN\n    {remove}\n    {add}\nEND;"
+                    ),
+                ],
+            )
+        }
+    }
+}
+
 /// A column as an index lists it; on MySQL, LONGTEXT is indexed by a prefix.
 fn index_column(column: &Column, engine: &str) -> String {
     let name = quoted(&column.name, engine);
@@ -271,6 +353,7 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
                         ),
                     }
                 })
+                .chain(search_index(entity, engine).0.map(|definition| ColumnView { definition }))
                 .chain(unique_keys.iter().map(|key| {
                     let columns: Vec<String> = key.iter().map(|f| quoted(f, engine)).collect();
                     ColumnView {
@@ -337,6 +420,7 @@ pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> S
                     ""
                 },
                 version_trigger: version_trigger(&entity.name.value, engine),
+                search: search_index(entity, engine).1,
             }
         })
         .collect();

@@ -60,6 +60,10 @@ impl Resolver<'_> {
                 )
                 .hint("without `owner` every caller the route admits changes every row; limit the routes with `roles`");
         }
+        let search = entries
+            .get("search")
+            .map(|n| self.names(n, "field name"))
+            .unwrap_or_default();
         let indexes = self.field_lists(entries.get("indexes"), "indexes", "an index");
         let unique = self.field_lists(entries.get("unique"), "unique", "a unique key");
         Some(Entity {
@@ -71,6 +75,7 @@ impl Resolver<'_> {
             fields,
             indexes,
             unique,
+            search,
         })
     }
 

@@ -99,6 +99,7 @@ const ENTITY_KEYS: &[&str] = &[
     "fields",
     "indexes",
     "unique",
+    "search",
 ];
 /// The keys of `read: { if: <field> }`.
 const READ_KEYS: &[&str] = &["if"];
@@ -120,6 +121,8 @@ const ROUTE_KEYS: &[&str] = &[
     "public",
     "roles",
     "mine",
+    "filter",
+    "sort",
     "rate_limit",
     "body_limit",
     "timeout",

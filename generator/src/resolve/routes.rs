@@ -46,6 +46,22 @@ impl Resolver<'_> {
             .get("mine")
             .and_then(|n| self.flag(n, "`mine`"))
             .unwrap_or(false);
+        let filter = entries
+            .get("filter")
+            .map(|n| self.names(n, "field name"))
+            .unwrap_or_default();
+        let sort = entries
+            .get("sort")
+            .map(|n| self.names(n, "field name"))
+            .unwrap_or_default();
+        if operation != Operation::List
+            && let Some((key, node)) = ["filter", "sort"]
+                .iter()
+                .find_map(|k| entries.get(k).map(|n| (k, n)))
+        {
+            self.d
+                .error(node.span, format!("`{key}` is only for `list` routes"));
+        }
         let (mut per_ip, mut per_user) = (Limit::Default, Limit::Default);
         if let Some(limits) = entries.get("rate_limit") {
             let limits = self.entries(
@@ -113,6 +129,8 @@ impl Resolver<'_> {
             public,
             roles,
             mine,
+            filter,
+            sort,
             per_ip,
             per_user,
             body_limit,

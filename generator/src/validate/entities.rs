@@ -43,12 +43,49 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
             .is_some_and(|store| store.engine == Engine::Mysql);
         check_unique_keys(entity, &columns, mysql, d);
         check_read(entity, d);
+        check_search(entity, d);
         super::check_roles(system, &entity.managers, d);
         for (field, reference) in entity.references() {
             check_reference(system, service, field, reference, d);
         }
     }
     check_reference_cycles(service, d);
+}
+
+/// `search:` names text fields of the entity.
+fn check_search(entity: &Entity, d: &mut Diagnostics) {
+    for name in &entity.search {
+        match entity.fields.iter().find(|f| f.name.value == name.value) {
+            Some(field)
+                if matches!(
+                    field.ty.required(),
+                    Type::String { .. } | Type::Text | Type::Email
+                ) => {}
+            Some(field) => {
+                d.error(
+                    name.span,
+                    format!(
+                        "`{}` is {}: search reads text fields (string, text)",
+                        name.value,
+                        field.ty.spec_text()
+                    ),
+                );
+            }
+            None => {
+                d.error(
+                    name.span,
+                    format!(
+                        "entity `{}` has no field `{}` to search",
+                        entity.name.value, name.value
+                    ),
+                )
+                .with_hint_opt_mut(did_you_mean(
+                    &name.value,
+                    entity.fields.iter().map(|f| f.name.as_str()),
+                ));
+            }
+        }
+    }
 }
 
 /// `read: { if: <field> }` names a `bool` field of the entity.

@@ -287,6 +287,7 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
                 continue;
             };
             check_route_access(entity, route, d);
+            check_list(entity, route, d);
             if let Some(emit) = &route.emit {
                 if matches!(route.operation, Operation::List | Operation::Get) {
                     d.error(
@@ -303,6 +304,76 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
                 };
                 check_emit_contract(entity, event, emit, d);
             }
+        }
+    }
+}
+
+/// A list's `filter` and `sort` name columns of its entity that hold one comparable value; a
+/// sort's column is never empty (so that pages follow one another without gaps).
+fn check_list(entity: &Entity, route: &Route, d: &mut Diagnostics) {
+    let columns = entity.columns();
+    let column_of = |name: &Name, what: &str, d: &mut Diagnostics| {
+        let found = columns.iter().find(|c| c.name == name.value);
+        if found.is_none() {
+            d.error(
+                name.span,
+                format!(
+                    "entity `{}` has no field `{}` to {what}",
+                    entity.name.value, name.value
+                ),
+            )
+            .with_hint_opt_mut(did_you_mean(
+                &name.value,
+                columns.iter().map(|c| c.name.as_str()),
+            ));
+        }
+        found
+    };
+    let comparable =
+        |ty: &Type| !matches!(ty.required(), Type::List(_) | Type::Message(_) | Type::Text);
+    // A list of texts is filtered on what it holds (`?tags=work`).
+    let texts = |ty: &Type| match ty.required() {
+        Type::List(inner) => matches!(
+            inner.as_ref(),
+            Type::String { .. } | Type::Email | Type::Uuid | Type::Enum(_)
+        ),
+        _ => false,
+    };
+    for name in &route.filter {
+        if let Some(column) = column_of(name, "filter on", d)
+            && !comparable(&column.ty)
+            && !texts(&column.ty)
+        {
+            d.error(
+                name.span,
+                format!(
+                    "`{}` is {}, which a list cannot filter on",
+                    name.value,
+                    column.ty.spec_text()
+                ),
+            )
+            .hint("filter on fields of one value (string, enum, int, bool, uuid, email, timestamp) or lists of texts; search long text with `search:` on the entity");
+        }
+    }
+    for name in &route.sort {
+        let Some(column) = column_of(name, "sort on", d) else {
+            continue;
+        };
+        if name.value == "created_at" {
+            d.warning(
+                name.span,
+                "lists always sort on `created_at`; no need to name it",
+            );
+        } else if !comparable(&column.ty) || matches!(column.ty, Type::Optional(_)) {
+            d.error(
+                name.span,
+                format!(
+                    "`{}` is {}, which a list cannot sort on",
+                    name.value,
+                    column.ty.spec_text()
+                ),
+            )
+            .hint("sort on required fields of one value (an optional field has no place for its empty rows in a page order)");
         }
     }
 }

@@ -23,7 +23,7 @@ use sqlx::{ConnectOptions, Connection, SqlSafeStr};
 
 pub use constraints::{Constraint, ConstraintKind, Violation};
 pub(crate) use query::sqlite_timestamp;
-pub use query::{Bind, FromColumn, Query, Row, query};
+pub use query::{Bind, FromColumn, Query, Row, query, query_owned};
 pub use retry::{MAX_ATTEMPTS, Transient, retrying};
 
 /// How long a request waits for a pooled connection before giving up with an error (a 503),
@@ -192,7 +192,7 @@ pub enum DbError {
     #[error("cannot encode value for `{sql}`: {message}")]
     Encode {
         /// The statement the value was bound to.
-        sql: &'static str,
+        sql: String,
         /// What went wrong.
         message: String,
     },

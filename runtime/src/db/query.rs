@@ -1,5 +1,7 @@
 //! Statements, bound values and result rows, engine-neutral.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
 use sqlx::postgres::{PgArguments, PgRow, Postgres};
@@ -21,7 +23,18 @@ use super::{Conn, Db, DbError, SQLITE_TIMESTAMP_FORMAT, Tx};
 /// placeholder uses, or a bare `?` is reported as [`DbError::Encode`] when the query runs.
 pub fn query(sql: &'static str) -> Query {
     Query {
-        sql,
+        sql: Cow::Borrowed(sql),
+        args: Vec::new(),
+        encode_error: None,
+        constraints: &[],
+    }
+}
+
+/// [`query`] of a statement made at run time (a list's filters and order, say). Its values are
+/// bound as arguments like any other's: only the statement's shape is made at run time.
+pub fn query_owned(sql: String) -> Query {
+    Query {
+        sql: Cow::Owned(sql),
         args: Vec::new(),
         encode_error: None,
         constraints: &[],
@@ -32,7 +45,7 @@ pub fn query(sql: &'static str) -> Query {
 #[must_use = "a query does nothing until it is executed or fetched"]
 #[derive(Debug)]
 pub struct Query {
-    sql: &'static str,
+    sql: Cow<'static, str>,
     args: Vec<private::Value>,
     /// A `bind_json` serialization failure, reported when the query runs so that binding
     /// stays chainable.
@@ -211,7 +224,7 @@ impl Query {
     fn check_encoded(&mut self) -> Result<(), DbError> {
         match self.encode_error.take() {
             Some(message) => Err(DbError::Encode {
-                sql: self.sql,
+                sql: self.sql.to_string(),
                 message,
             }),
             None => Ok(()),
@@ -223,7 +236,7 @@ impl Query {
     ) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>, DbError> {
         use private::Value;
         self.check_encoded()?;
-        let mut query = sqlx::query::<Sqlite>(self.sql);
+        let mut query = sqlx::query::<Sqlite>(sqlx::AssertSqlSafe(self.sql));
         for value in self.args {
             query = match value {
                 Value::Uuid(v) => query.bind(v.map(|id| id.hyphenated().to_string())),
@@ -244,7 +257,7 @@ impl Query {
     ) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>, DbError> {
         use private::Value;
         self.check_encoded()?;
-        let mut query = sqlx::query::<Postgres>(self.sql);
+        let mut query = sqlx::query::<Postgres>(sqlx::AssertSqlSafe(self.sql));
         for value in self.args {
             query = match value {
                 Value::Uuid(v) => query.bind(v),
@@ -263,12 +276,13 @@ impl Query {
     fn into_mysql(mut self) -> Result<sqlx::query::Query<'static, MySql, MySqlArguments>, DbError> {
         use private::Value;
         self.check_encoded()?;
-        let translated = super::mysql::translate(self.sql, self.args.len()).map_err(|message| {
-            DbError::Encode {
-                sql: self.sql,
-                message,
-            }
-        })?;
+        let translated =
+            super::mysql::translate(&self.sql, self.args.len()).map_err(|message| {
+                DbError::Encode {
+                    sql: self.sql.to_string(),
+                    message,
+                }
+            })?;
         let mut query = sqlx::query::<MySql>(sqlx::AssertSqlSafe(translated.sql));
         for index in translated.order {
             query = match self.args[index].clone() {

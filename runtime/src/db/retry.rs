@@ -145,7 +145,7 @@ mod tests {
     fn only_database_refusals_are_transient() {
         assert!(
             !DbError::Encode {
-                sql: "SELECT 1",
+                sql: "SELECT 1".into(),
                 message: "no".into()
             }
             .is_transient()

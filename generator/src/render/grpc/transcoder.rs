@@ -80,10 +80,10 @@ impl Grpc<'_> {
                 )
             }
             Operation::List => (
-                quote!(let page = svcgen_runtime::http::Page::with(request.limit, request.cursor.as_deref()).map_err(|error| rpc::status_of(&error))?;),
-                quote!(#caller_arg page),
+                quote!(let query = rpc::list_query(request.query.as_deref(), request.limit, request.cursor.as_deref());),
+                quote!(#caller_arg axum::extract::RawQuery(query)),
                 quote!(let Json(page) = answer;),
-                quote!(#proto::#response_ty { items: ToProto::to_proto(&page.items), next_cursor: page.next_cursor }),
+                quote!(#proto::#response_ty { items: ToProto::to_proto(&page.items), next_cursor: page.next_cursor, total: page.total }),
             ),
             Operation::Get => (
                 quote!(let id: uuid::Uuid = FromProto::from_proto(request.id.clone())?;),
@@ -207,11 +207,11 @@ impl Grpc<'_> {
                     )
                 }
                 Operation::List => (
-                    quote!(let page = match call.page().await { Ok(page) => page, Err(error) => return axum::response::IntoResponse::into_response(error) };),
-                    quote!(#proto::#request_ty { limit: Some(page.limit), cursor: page.after.as_ref().map(|after| after.encode()) }),
+                    TokenStream::new(),
+                    quote!(#proto::#request_ty { limit: None, cursor: None, query: call.parts.uri.query().map(str::to_owned) }),
                     quote! {
                         match Vec::<#model>::from_proto(response.items) {
-                            Ok(items) => rpc::json_response(StatusCode::OK, &svcgen_runtime::http::Paginated { items, next_cursor: response.next_cursor }),
+                            Ok(items) => rpc::json_response(StatusCode::OK, &svcgen_runtime::http::Paginated { items, next_cursor: response.next_cursor, total: response.total }),
                             Err(status) => rpc::failure_response(&status),
                         }
                     },

@@ -143,6 +143,7 @@ mod tests {
             fields: vec![Field::plain(name("published"), Type::Bool)],
             indexes: Vec::new(),
             unique: Vec::new(),
+            search: Vec::new(),
         }
     }
 

@@ -553,6 +553,7 @@ mod tests {
                 .collect(),
             indexes: Vec::new(),
             unique: Vec::new(),
+            search: Vec::new(),
         }
     }
 

@@ -106,8 +106,13 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     if has(&[Operation::Update, Operation::Delete]) {
         http.push(quote!(IfMatch));
     }
+    let mut list_imports = TokenStream::new();
     if has(&[Operation::List]) {
-        http.extend([quote!(Cursor), quote!(Page), quote!(Paginated)]);
+        http.push(quote!(Paginated));
+        list_imports.extend(quote!(
+            use axum::extract::RawQuery;
+            use svcgen_runtime::list::{self, ListRequest};
+        ));
     }
     let status = (has(&[Operation::Create, Operation::Delete])
         || service.transport == Transport::Grpc)
@@ -156,6 +161,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         use svcgen_runtime::db::{self, #row_imports Migration, Migrations};
         use svcgen_runtime::http::{#(#http),*};
         #caller
+        #list_imports
         #rpc_imports
         #consumer_imports
         #capability_imports
@@ -224,9 +230,8 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
         model,
         new,
         patch,
-        from_row,
         table,
-        select,
+        ..
     } = &names;
     let name = handler_name(&service.routes, route);
     let entity_name = &entity.name.value;
@@ -234,7 +239,7 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     let mut summary = format!("`{} {}`: ", route.method.as_str(), route.path);
     summary += match route.operation {
         Operation::Create => "creates a",
-        Operation::List => "lists, newest first, each",
+        Operation::List => "lists (newest first unless sorted) each",
         Operation::Get => "reads one",
         Operation::Update => "changes one",
         Operation::Delete => "deletes one",
@@ -258,6 +263,24 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                 .map(|m| format!("`{}`", m.value))
                 .collect();
             summary += &format!("; {} manage every row", managers.join(", "));
+        }
+    }
+    if route.operation == Operation::List {
+        let named = |names: &[Name]| {
+            names
+                .iter()
+                .map(|n| format!("`{}`", n.value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !route.filter.is_empty() {
+            summary += &format!("; filters on {}", named(&route.filter));
+        }
+        if !route.sort.is_empty() {
+            summary += &format!("; sorts on {}", named(&route.sort));
+        }
+        if !entity.search.is_empty() {
+            summary += &format!("; `q` searches {}", named(&entity.search));
         }
     }
     if let Some(emit) = &route.emit {
@@ -459,47 +482,7 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                 }
             }
         }
-        Operation::List => {
-            let order = "ORDER BY \"created_at\" DESC, \"id\" DESC";
-            let scope = access::condition(entity, access::Scope::Visible { mine: route.mine }, 1);
-            let (first_page, next_page, scope_binds) = match scope {
-                Some((condition, binds)) => {
-                    let n = binds.len();
-                    (
-                        format!("{select} WHERE {condition} {order} LIMIT ${}", n + 1),
-                        format!(
-                            "{select} WHERE {condition} AND (\"created_at\", \"id\") < (${}, ${}) {order} LIMIT ${}",
-                            n + 1,
-                            n + 2,
-                            n + 3
-                        ),
-                        binds,
-                    )
-                }
-                None => (
-                    format!("{select} {order} LIMIT $1"),
-                    format!("{select} WHERE (\"created_at\", \"id\") < ($1, $2) {order} LIMIT $3"),
-                    Vec::new(),
-                ),
-            };
-            let (first_page, next_page) = (lit(&first_page), lit(&next_page));
-            quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller page: Page) -> ApiResult<Json<Paginated<#model>>> {
-                    #viewer
-                    let query = match &page.after {
-                        None => db::query(#first_page) #(#scope_binds)* .bind(page.limit),
-                        Some(after) => db::query(#next_page) #(#scope_binds)* .bind(after.created_at).bind(after.id).bind(page.limit),
-                    };
-                    let rows = query
-                        .fetch_all(&ctx.db)
-                        .await?
-                        .iter()
-                        .map(#from_row)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(Json(Paginated::new(rows, page.limit, |row| Cursor { created_at: row.created_at, id: row.id })))
-                }
-            }
-        }
+        Operation::List => lists::list_handler(entity, route, &name, &caller, &viewer),
     };
     quote! {
         #handler_doc

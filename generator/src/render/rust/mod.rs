@@ -11,6 +11,7 @@ mod consumers;
 mod contracts;
 mod entities;
 mod handlers;
+mod lists;
 mod system;
 
 pub(crate) use capabilities::message_format;

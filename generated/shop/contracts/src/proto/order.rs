@@ -26,6 +26,9 @@ pub struct OrderApiServiceListOrdersRequest {
     /// `cursor`: string?.
     #[prost(string, optional, tag = "2")]
     pub cursor: ::core::option::Option<::prost::alloc::string::String>,
+    /// `query`: string?.
+    #[prost(string, optional, tag = "3")]
+    pub query: ::core::option::Option<::prost::alloc::string::String>,
 }
 /// What `GET /orders` answers.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -36,6 +39,9 @@ pub struct OrderApiServiceListOrdersResponse {
     /// `next_cursor`: string?.
     #[prost(string, optional, tag = "2")]
     pub next_cursor: ::core::option::Option<::prost::alloc::string::String>,
+    /// `total`: int?.
+    #[prost(int64, optional, tag = "3")]
+    pub total: ::core::option::Option<i64>,
 }
 /// What `GET /orders/{id}` takes.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -86,6 +86,9 @@ pub struct ProductApiServiceListProductsRequest {
     /// `cursor`: string?.
     #[prost(string, optional, tag = "2")]
     pub cursor: ::core::option::Option<::prost::alloc::string::String>,
+    /// `query`: string?.
+    #[prost(string, optional, tag = "3")]
+    pub query: ::core::option::Option<::prost::alloc::string::String>,
 }
 /// What `GET /products` answers.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -96,6 +99,9 @@ pub struct ProductApiServiceListProductsResponse {
     /// `next_cursor`: string?.
     #[prost(string, optional, tag = "2")]
     pub next_cursor: ::core::option::Option<::prost::alloc::string::String>,
+    /// `total`: int?.
+    #[prost(int64, optional, tag = "3")]
+    pub total: ::core::option::Option<i64>,
 }
 /// What `GET /products/{id}` takes.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -10,18 +10,22 @@ BEGIN
 END
 $$;
 
--- A note a user writes.
+-- A note a user writes; only its owner reads it, unless it is public.
 CREATE TABLE "note" (
     "id" UUID NOT NULL PRIMARY KEY,
     "owner_id" UUID NOT NULL,
     "title" TEXT NOT NULL,
     "body" TEXT NOT NULL,
     "tags" JSONB,
+    "public" BOOLEAN NOT NULL DEFAULT FALSE,
     "created_at" TIMESTAMPTZ NOT NULL,
     "updated_at" TIMESTAMPTZ NOT NULL,
-    "version" BIGINT NOT NULL DEFAULT 1
+    "version" BIGINT NOT NULL DEFAULT 1,
+    "svcgen_search" TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', coalesce("title", '') || ' ' || coalesce("body", ''))) STORED
 );
 
 CREATE TRIGGER "note_version" BEFORE UPDATE ON "note" FOR EACH ROW EXECUTE FUNCTION svcgen_next_version();
+
+CREATE INDEX "note_search_idx" ON "note" USING GIN ("svcgen_search");
 
 CREATE INDEX "note_owner_id_created_at_idx" ON "note" ("owner_id", "created_at");

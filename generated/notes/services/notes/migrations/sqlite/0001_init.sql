@@ -2,13 +2,14 @@
 -- The first schema of service `notes` (sqlite). Later spec changes add new
 -- migration files beside this one; an applied migration is never edited.
 
--- A note a user writes.
+-- A note a user writes; only its owner reads it, unless it is public.
 CREATE TABLE "note" (
     "id" TEXT NOT NULL PRIMARY KEY,
     "owner_id" TEXT NOT NULL,
     "title" TEXT NOT NULL,
     "body" TEXT NOT NULL,
     "tags" TEXT,
+    "public" INTEGER NOT NULL DEFAULT 0,
     "created_at" TEXT NOT NULL,
     "updated_at" TEXT NOT NULL,
     "version" INTEGER NOT NULL DEFAULT 1
@@ -17,6 +18,21 @@ CREATE TABLE "note" (
 CREATE TRIGGER "note_version" AFTER UPDATE ON "note" FOR EACH ROW WHEN NEW."version" = OLD."version"
 BEGIN
     UPDATE "note" SET "version" = OLD."version" + 1 WHERE "id" = NEW."id";
+END;
+
+CREATE VIRTUAL TABLE "note_search" USING fts5("title", "body", content='note', content_rowid='rowid');
+
+CREATE TRIGGER "note_search_insert" AFTER INSERT ON "note" BEGIN
+    INSERT INTO "note_search" (rowid, "title", "body") VALUES (new.rowid, new."title", new."body");
+END;
+
+CREATE TRIGGER "note_search_delete" AFTER DELETE ON "note" BEGIN
+    INSERT INTO "note_search" ("note_search", rowid, "title", "body") VALUES ('delete', old.rowid, old."title", old."body");
+END;
+
+CREATE TRIGGER "note_search_update" AFTER UPDATE ON "note" BEGIN
+    INSERT INTO "note_search" ("note_search", rowid, "title", "body") VALUES ('delete', old.rowid, old."title", old."body");
+    INSERT INTO "note_search" (rowid, "title", "body") VALUES (new.rowid, new."title", new."body");
 END;
 
 CREATE INDEX "note_owner_id_created_at_idx" ON "note" ("owner_id", "created_at");

@@ -1,0 +1,105 @@
+//! List routes: what each lets its callers ask for (a `svcgen_runtime::list::ListDef`: the
+//! entity's columns, the route's filters and sorts, whether it searches) and the handler that
+//! reads the request against it and fetches the page the caller may see.
+
+use super::*;
+
+/// The runtime's kind of a field's values, for filters and sorts.
+fn kind(ty: &Type) -> TokenStream {
+    match ty.required() {
+        Type::Int { .. } => quote!(list::Kind::Int),
+        Type::Bool => quote!(list::Kind::Bool),
+        Type::Uuid => quote!(list::Kind::Uuid),
+        Type::Timestamp => quote!(list::Kind::Timestamp),
+        Type::Enum(words) => {
+            let words = words.iter().map(|w| lit(w));
+            quote!(list::Kind::Enum(&[#(#words),*]))
+        }
+        Type::List(_) => quote!(list::Kind::TextList),
+        _ => quote!(list::Kind::Text),
+    }
+}
+
+/// `list::Field`s of the entity's columns named in `names`.
+fn fields(entity: &Entity, names: &[Name]) -> Vec<TokenStream> {
+    names
+        .iter()
+        .filter_map(|name| entity.column(&name.value))
+        .map(|column| {
+            let name = lit(&column.name);
+            let kind = kind(&column.ty);
+            quote!(list::Field { name: #name, kind: #kind })
+        })
+        .collect()
+}
+
+/// The name of the static that describes a list route: `LIST_NOTES`.
+fn def_name(handler: &proc_macro2::Ident) -> proc_macro2::Ident {
+    format_ident!(
+        "{}",
+        handler
+            .to_string()
+            .trim_start_matches("r#")
+            .to_ascii_uppercase()
+    )
+}
+
+/// The handler of a `list` route, and the static that describes what it takes.
+pub(crate) fn list_handler(
+    entity: &Entity,
+    route: &Route,
+    name: &proc_macro2::Ident,
+    caller: &TokenStream,
+    viewer: &TokenStream,
+) -> TokenStream {
+    let names = EntityNames::of(entity);
+    let (model, from_row) = (&names.model, &names.from_row);
+    let def = def_name(name);
+    let table = lit(&entity.name.value);
+    let columns = entity.columns();
+    let columns = columns.iter().map(|c| lit(&c.name));
+    let filters = fields(entity, &route.filter);
+    // Every list sorts on `created_at` already.
+    let sort: Vec<Name> = route
+        .sort
+        .iter()
+        .filter(|name| name.value != "created_at")
+        .cloned()
+        .collect();
+    let sorts = fields(entity, &sort);
+    let search = !entity.search.is_empty();
+    let (scope, binds) =
+        match access::condition(entity, access::Scope::Visible { mine: route.mine }, 1) {
+            Some((condition, binds)) => {
+                let params = proc_macro2::Literal::usize_unsuffixed(binds.len());
+                let condition = lit(&condition);
+                (
+                    quote!(Some((#condition, #params))),
+                    quote!(|query: db::Query| query #(#binds)*),
+                )
+            }
+            None => (quote!(None), quote!(std::convert::identity)),
+        };
+    let def_doc = doc(&format!(
+        "What `{} {}` lets its callers ask for.",
+        route.method.as_str(),
+        route.path
+    ));
+    quote! {
+        async fn #name(State(ctx): State<ServiceContext>, #caller RawQuery(query): RawQuery) -> ApiResult<Json<Paginated<#model>>> {
+            let request = ListRequest::parse(query.as_deref(), &#def)?;
+            #viewer
+            let page = list::fetch(&ctx.db, &#def, &request, #scope, #binds, #from_row).await?;
+            Ok(Json(page))
+        }
+
+        #def_doc
+        static #def: list::ListDef = list::ListDef {
+            table: #table,
+            columns: &[#(#columns),*],
+            filters: &[#(#filters),*],
+            sorts: &[#(#sorts),*],
+            search: #search,
+        };
+    }
+}
