@@ -27,6 +27,8 @@ fn every_valid_spec_generates_code_that_passes_clippy() {
     ));
     // The workspace the rules and consumers tests run: one build for the three.
     specs.push(("tests/systems/clubs.yaml".into(), "clubs".into()));
+    // The workspace the forum test runs.
+    specs.push(("tests/systems/forum.yaml".into(), "forum".into()));
     specs.sort();
     for (spec, name) in specs {
         let system = System::generate(&spec, &name);

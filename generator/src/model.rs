@@ -1034,6 +1034,34 @@ pub struct Route {
     pub set: Vec<(Name, Expr)>,
 }
 
+impl Route {
+    /// The names of its path's parameters, in order (`/posts/{post_id}/comments/{id}`:
+    /// `post_id`, `id`).
+    pub fn params(&self) -> Vec<&str> {
+        self.path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .collect()
+    }
+
+    /// Whether its path names the row by `{id}`.
+    pub fn has_id(&self) -> bool {
+        self.params().contains(&"id")
+    }
+
+    /// Whether it is a `create` backed by steps, its own input or set values.
+    pub fn has_steps(&self) -> bool {
+        self.operation == Operation::Create
+            && (!self.steps.is_empty() || self.input.is_some() || !self.set.is_empty())
+    }
+
+    /// Whether it is a `create` that keeps an existing row: a `PUT` creates the row its path
+    /// names, or answers the one that exists.
+    pub fn keeps_existing(&self) -> bool {
+        self.operation == Operation::Create && self.method == Method::Put
+    }
+}
+
 /// A consumer of an event.
 #[derive(Debug, Clone)]
 pub struct Consumer {

@@ -265,6 +265,80 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The parameters of a route's path (`/posts/{post_id}/comments/{id}`), each read as the type
+/// of the field it names; a malformed one is a 400 naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathParams(Vec<(String, String)>);
+
+impl PathParams {
+    fn raw(&self, name: &str) -> ApiResult<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+            // A handler reading a parameter its route lacks is a bug in the service.
+            .ok_or_else(|| ApiError::internal(format!("the route has no path parameter `{name}`")))
+    }
+
+    /// A uuid parameter.
+    pub fn uuid(&self, name: &str) -> ApiResult<Uuid> {
+        let raw = self.raw(name)?;
+        Uuid::parse_str(raw)
+            .map_err(|_| ApiError::bad_request(format!("malformed {name} `{}`", shorten(raw, 64))))
+    }
+
+    /// A whole-number parameter.
+    pub fn int(&self, name: &str) -> ApiResult<i64> {
+        let raw = self.raw(name)?;
+        raw.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "{name} must be a whole number, not `{}`",
+                shorten(raw, 64)
+            ))
+        })
+    }
+
+    /// A text parameter.
+    pub fn text(&self, name: &str) -> ApiResult<String> {
+        self.raw(name).map(str::to_owned)
+    }
+
+    /// A parameter that is one of `words`.
+    pub fn word(&self, name: &str, words: &[&str]) -> ApiResult<String> {
+        let raw = self.raw(name)?;
+        if words.contains(&raw) {
+            Ok(raw.to_owned())
+        } else {
+            Err(ApiError::bad_request(format!(
+                "{name} must be one of {}",
+                words.join(", ")
+            )))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status().is_server_error() {
+                    ApiError::internal(rejection.body_text())
+                } else {
+                    ApiError::bad_request(rejection.body_text())
+                }
+            })?;
+        Ok(PathParams(
+            params
+                .iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        ))
+    }
+}
+
 /// Cuts echoed client input to a sane length (by characters, never inside one).
 fn shorten(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {

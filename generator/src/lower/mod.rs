@@ -15,7 +15,9 @@ mod rpcs;
 pub use consumers::{ActionIr, ConsumerIr, ConsumerValue, SqlParam};
 pub use conversions::{Conversion, Direction, Pair};
 pub use gateway::{GatewayRoute, RouteLimits};
-pub use routes::{CallIr, EmitIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource};
+pub use routes::{
+    CallIr, EmitIr, ParamIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource,
+};
 pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
 
 use crate::contract::{self, ProtoFile};

@@ -40,6 +40,20 @@ pub struct RouteIr<'m> {
     pub steps: Vec<StepIr<'m>>,
     /// The values `set` gives columns of the created row.
     pub set: Vec<(&'m Name, ValueIr<'m>)>,
+    /// Its path's parameters, in order.
+    pub params: Vec<ParamIr<'m>>,
+}
+
+/// A parameter of a route's path.
+#[derive(Debug)]
+pub struct ParamIr<'m> {
+    /// Its name, which is its column's.
+    pub name: &'m str,
+    /// The column it names: `None` for the row's `id`.
+    pub column: Option<Column>,
+    /// The entity of the service whose row the field references (`{post_id}` of a comment):
+    /// the caller must see that row for the route to answer.
+    pub parent: Option<&'m Entity>,
 }
 
 /// A step of a route, with the RPCs it calls resolved.
@@ -272,6 +286,24 @@ pub(super) fn lower_route<'m>(
         .iter()
         .map(|(column, expr)| (column, value(&route.steps, expr)))
         .collect();
+    let params = route
+        .params()
+        .into_iter()
+        .map(|name| {
+            let column = (name != "id").then(|| entity.column(name)).flatten();
+            let parent = entity
+                .fields
+                .iter()
+                .find(|f| f.name.value == name)
+                .and_then(|f| f.rules.references.as_ref())
+                .and_then(|reference| service.entity(&reference.entity.value));
+            ParamIr {
+                name,
+                column,
+                parent,
+            }
+        })
+        .collect();
     RouteIr {
         model: route,
         entity,
@@ -279,6 +311,7 @@ pub(super) fn lower_route<'m>(
         emit,
         steps,
         set,
+        params,
     }
 }
 

@@ -94,30 +94,16 @@ impl Resolver<'_> {
             self.d
                 .error(node.span, format!("`{key}` is only for `create` routes"));
         }
-        let needs_id = matches!(
-            operation,
-            Operation::Get | Operation::Update | Operation::Delete
-        );
-        let has_id = path.ends_with("/{id}");
-        if needs_id && !has_id {
+        if matches!(operation, Operation::Create | Operation::List) && path.contains("{id}") {
             self.d
                 .error(
                     key.span,
                     format!(
-                        "`{}` needs the row's id: its path must end in `/{{id}}`",
+                        "a `{}` route has no row yet, so its path has no `{{id}}`",
                         operation.keyword()
                     ),
                 )
-                .hint(format!(
-                    "e.g. `{} {}/{{id}}`",
-                    method.as_str(),
-                    path.trim_end_matches('/')
-                ));
-        } else if !needs_id && path.contains('{') {
-            self.d.error(
-                key.span,
-                format!("`{}` routes take no path parameters", operation.keyword()),
-            );
+                .hint("name the parent instead, e.g. `/posts/{post_id}/comments`");
         }
         Some(Route {
             method,
@@ -165,19 +151,38 @@ impl Resolver<'_> {
                 return None;
             }
         };
+        let literal = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        };
+        fn parameter(s: &str) -> Option<&str> {
+            s.strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .filter(|name| crate::ident::is_snake(name))
+        }
         let segments_ok = path.starts_with('/')
             && path.len() > 1
-            && path[1..].split('/').all(|s| {
-                s == "{id}"
-                    || (!s.is_empty()
-                        && s.chars().all(|c| {
-                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-                        }))
-            });
+            && path[1..]
+                .split('/')
+                .all(|s| literal(s) || parameter(s).is_some());
         if !segments_ok {
             self.d
                 .error(key.span, format!("`{path}` is not a route path"))
-                .hint("use lower-case segments and `{id}`, e.g. `/notes/{id}`");
+                .hint("use lower-case segments and parameters named like fields, e.g. `/posts/{post_id}/comments/{id}`");
+            return None;
+        }
+        let names: Vec<&str> = path[1..].split('/').filter_map(parameter).collect();
+        if let Some(twice) = names
+            .iter()
+            .enumerate()
+            .find(|(i, name)| names[..*i].contains(name))
+            .map(|(_, name)| name)
+        {
+            self.d.error(
+                key.span,
+                format!("`{path}` names the parameter `{twice}` twice"),
+            );
             return None;
         }
         Some((method, path.to_string()))

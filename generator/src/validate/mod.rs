@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod consumers;
 mod entities;
+mod paths;
 
 pub(crate) use consumers::{sql_scope as consumer_sql_scope, value_type as consumer_value_type};
 
@@ -59,6 +60,7 @@ fn check_services(system: &System, d: &mut Diagnostics) {
             .hint("pick another name, e.g. `{}_service`".replace("{}", service.name.as_str()));
         }
         entities::check(system, service, d);
+        paths::check(service, d);
     }
 }
 

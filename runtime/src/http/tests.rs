@@ -24,8 +24,16 @@ async fn list(page: Page) -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "limit": page.limit, "after": page.after.map(|c| c.id) }))
 }
 
+async fn nested(params: PathParams) -> ApiResult<String> {
+    let post = params.uuid("post_id")?;
+    let n = params.int("n")?;
+    let kind = params.word("kind", &["a", "b"])?;
+    Ok(format!("{post} {n} {kind} {}", params.text("kind")?))
+}
+
 fn app() -> Router {
     Router::new()
+        .route("/posts/{post_id}/items/{n}/{kind}", get(nested))
         .route("/notes", post(create).get(list))
         .route("/notes/{id}", get(show))
         .route("/users/{user_id}/notes/{id}", get(show))
@@ -282,4 +290,27 @@ fn db_errors_map_to_409_or_500() {
     let error: ApiError = DbError::decode("x", "broken").into();
     assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(error.message(), "internal error");
+}
+
+#[tokio::test]
+async fn path_params_are_read_as_their_fields_types() {
+    let id = uuid::Uuid::now_v7();
+    let (status, _) = call(
+        &app(),
+        request(Method::GET, &format!("/posts/{id}/items/3/a"), None, &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (path, message) in [
+        ("/posts/x/items/3/a".to_owned(), "malformed post_id `x`"),
+        (
+            format!("/posts/{id}/items/three/a"),
+            "n must be a whole number, not `three`",
+        ),
+        (format!("/posts/{id}/items/3/c"), "kind must be one of a, b"),
+    ] {
+        let (status, answer) = call(&app(), request(Method::GET, &path, None, &[])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(answer["error"], message, "{path}");
+    }
 }

@@ -154,7 +154,7 @@ pub(super) fn create_body_type(
     route: &Route,
     entity: &Entity,
 ) -> proc_macro2::Ident {
-    if crate::render::rust::has_steps(route) {
+    if route.has_steps() {
         input_type(routes, route)
     } else {
         format_ident!("New{}", rust_type(&entity.name.value))

@@ -70,8 +70,7 @@ impl Grpc<'_> {
                     let value = proto_to_plain(&source, &f.ty, &f.ty, &f.name.value);
                     quote!(#ident: #value,)
                 });
-                let deadline =
-                    crate::render::rust::has_steps(route).then(|| quote!(incoming.deadline,));
+                let deadline = route.has_steps().then(|| quote!(incoming.deadline,));
                 (
                     quote!(let input = #input_ty { #(#fields)* };),
                     quote!(#caller_arg #deadline Json(input)),

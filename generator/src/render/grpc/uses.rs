@@ -175,7 +175,7 @@ impl Grpc<'_> {
         self.lowered
             .routes
             .iter()
-            .filter(|route| crate::render::rust::has_steps(route.model))
+            .filter(|route| route.model.has_steps())
             .map(|route| {
                 let from_result = |value: &ValueIr, wanted: &Type| match &value.source {
                     ValueSource::StepResult { field, .. } => {
@@ -293,7 +293,7 @@ mod tests {
                 }
                 code.extend(grpc.gateway_adapter());
                 for route in &lowered.routes {
-                    if crate::render::rust::has_steps(route.model) {
+                    if route.model.has_steps() {
                         code.extend(grpc.create_handler(route));
                     }
                 }

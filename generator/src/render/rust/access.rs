@@ -98,9 +98,23 @@ pub(crate) fn caller_of(entity: &Entity, route: &Route) -> CallerParam {
     }
 }
 
+/// How a route's handler takes its caller, the parents its path names included (seeing an
+/// owned parent needs the caller).
+pub(crate) fn route_caller(lowered: &crate::lower::RouteIr) -> CallerParam {
+    let own = caller_of(lowered.entity, lowered.model);
+    if !super::paths::parents_need_caller(lowered) {
+        return own;
+    }
+    match own {
+        CallerParam::None => CallerParam::Maybe,
+        CallerParam::Unused => CallerParam::Caller,
+        used => used,
+    }
+}
+
 /// The caller parameter of `route`'s handler.
-pub(crate) fn caller_param(entity: &Entity, route: &Route) -> TokenStream {
-    match caller_of(entity, route) {
+pub(crate) fn caller_param(lowered: &crate::lower::RouteIr) -> TokenStream {
+    match route_caller(lowered) {
         CallerParam::None => TokenStream::new(),
         CallerParam::Maybe => quote!(caller: MaybeCaller,),
         CallerParam::Caller => quote!(caller: Caller,),

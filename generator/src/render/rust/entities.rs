@@ -36,6 +36,40 @@ impl EntityNames {
     }
 }
 
+/// The body of a request that creates a row, with its checks: `fields`, each optional one (and
+/// each with a default) may be left out.
+pub(crate) fn create_body(name: &proc_macro2::Ident, text: &str, fields: &[Field]) -> TokenStream {
+    let body_doc = doc(text);
+    let decls = fields.iter().map(|f| {
+        let ident = rust_ident(&f.name.value);
+        let ty = rust_field_type(&f.ty);
+        let field_doc = doc(&field_doc_text(f));
+        let default = matches!(f.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
+        quote!(#field_doc #default pub #ident: #ty,)
+    });
+    let checks = field_checks(fields);
+    let checker = if checks.is_empty() {
+        quote!(let check = Validator::new();)
+    } else {
+        quote!(let mut check = Validator::new();)
+    };
+    quote! {
+        #body_doc
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #name { #(#decls)* }
+
+        impl #name {
+            /// Checks the spec's constraints; a violation is a 400 naming every problem.
+            pub fn validate(&self) -> ApiResult<()> {
+                #checker
+                #(#checks)*
+                check.finish()
+            }
+        }
+    }
+}
+
 /// Model, request bodies, validation and SQL helpers of one entity.
 pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) -> TokenStream {
     let names = EntityNames::of(entity);
@@ -66,14 +100,6 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
         quote!(#field_doc pub #ident: #ty,)
     });
     let inputs: Vec<&Field> = entity.fields.iter().collect();
-    let create_fields = entity.create_fields();
-    let new_fields = create_fields.iter().map(|f| {
-        let ident = rust_ident(&f.name.value);
-        let ty = rust_field_type(&f.ty);
-        let field_doc = doc(&field_doc_text(f));
-        let default = matches!(f.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
-        quote!(#field_doc #default pub #ident: #ty,)
-    });
     let patch_fields = inputs.iter().map(|f| {
         let ident = rust_ident(&f.name.value);
         let ty = rust_field_type(&f.ty);
@@ -84,7 +110,6 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
             quote!(#field_doc pub #ident: Option<#ty>,)
         }
     });
-    let new_checks = field_checks(&create_fields);
     let patch_checks: Vec<TokenStream> = inputs
         .iter()
         .filter_map(|f| {
@@ -105,7 +130,7 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
             quote!(let mut check = Validator::new();)
         }
     };
-    let (new_checker, patch_checker) = (checker(&new_checks), checker(&patch_checks));
+    let patch_checker = checker(&patch_checks);
     let row_fields = columns.iter().map(|c| {
         let ident = rust_ident(&c.name);
         let column = lit(&c.name);
@@ -115,9 +140,11 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
             quote!(#ident: row.get(#column)?,)
         }
     });
-    let new_doc = doc(&format!(
-        "The body of a request that creates a `{entity_name}`."
-    ));
+    let new_struct = create_body(
+        new,
+        &format!("The body of a request that creates a `{entity_name}`."),
+        &entity.create_fields(),
+    );
     let patch_doc = doc(&format!(
         "The body of a request that changes a `{entity_name}`: absent fields stay as they are."
     ));
@@ -168,19 +195,7 @@ pub(crate) fn entity_items(entity: &Entity, read_back: bool, finds_one: bool) ->
         #[derive(Debug, Clone, Serialize)]
         pub struct #model { #(#model_fields)* }
 
-        #new_doc
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct #new { #(#new_fields)* }
-
-        impl #new {
-            /// Checks the spec's constraints; a violation is a 400 naming every problem.
-            pub fn validate(&self) -> ApiResult<()> {
-                #new_checker
-                #(#new_checks)*
-                check.finish()
-            }
-        }
+        #new_struct
 
         #patch_doc
         #[derive(Debug, Default, Deserialize)]
@@ -446,27 +461,31 @@ pub(crate) fn bind(column: &Column) -> TokenStream {
     }
 }
 
-/// The statement of a PATCH: `$1` the id, `$2` the change time, then per declared field a flag
-/// (was it sent?) and its value, then the owner when rows are owned. A field not sent keeps the
-/// value the row has when the statement runs, never one read earlier.
-pub(crate) fn patch_sql(entity: &Entity) -> String {
+/// The statement of a PATCH: `$1` the change time, then per declared field a flag (was it
+/// sent?) and its value, then the `key` conditions that name the row (numbered by the caller),
+/// the write scope of owned rows, and the version `If-Match` holds to. A field not sent keeps
+/// the value the row has when the statement runs, never one read earlier.
+pub(crate) fn patch_sql(entity: &Entity, key: &[String]) -> String {
+    // $1: the change time; then a flag and a value per field; then the key, numbered by the
+    // caller from 2 + 2 * fields; then the write scope and the version `If-Match` holds to.
     let mut sets: Vec<String> = entity
         .fields
         .iter()
         .enumerate()
         .map(|(i, field)| {
             let column = sql(&field.name.value);
-            let (flag, value) = (3 + 2 * i, 4 + 2 * i);
+            let (flag, value) = (2 + 2 * i, 3 + 2 * i);
             format!("{column} = CASE WHEN ${flag} THEN ${value} ELSE {column} END")
         })
         .collect();
-    sets.push("\"updated_at\" = $2".into());
+    sets.push("\"updated_at\" = $1".into());
     let mut statement = format!(
-        "UPDATE {} SET {} WHERE \"id\" = $1",
+        "UPDATE {} SET {} WHERE {}",
         sql(&entity.name.value),
-        sets.join(", ")
+        sets.join(", "),
+        key.join(" AND ")
     );
-    let mut position = 3 + 2 * entity.fields.len();
+    let mut position = 2 + 2 * entity.fields.len() + key.len();
     if let Some((condition, binds)) =
         super::access::condition(entity, super::access::Scope::Write, position)
     {
@@ -570,21 +589,26 @@ mod tests {
 
     #[test]
     fn a_patch_sets_each_field_only_when_sent_and_keeps_the_row_otherwise() {
-        let sql = patch_sql(&entity(&[("name", string()), ("units", Type::INT)], false));
+        let key = ["\"id\" = $6".to_owned()];
+        let sql = patch_sql(
+            &entity(&[("name", string()), ("units", Type::INT)], false),
+            &key,
+        );
         assert_eq!(
             sql,
-            "UPDATE \"item\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \
-             \"units\" = CASE WHEN $5 THEN $6 ELSE \"units\" END, \"updated_at\" = $2 \
-             WHERE \"id\" = $1 AND ($7 IS NULL OR \"version\" = $7)"
+            "UPDATE \"item\" SET \"name\" = CASE WHEN $2 THEN $3 ELSE \"name\" END, \
+             \"units\" = CASE WHEN $4 THEN $5 ELSE \"units\" END, \"updated_at\" = $1 \
+             WHERE \"id\" = $6 AND ($7 IS NULL OR \"version\" = $7)"
         );
     }
 
     #[test]
-    fn a_patch_of_an_owned_row_binds_the_viewer_then_the_expected_version() {
-        let sql = patch_sql(&entity(&[("name", string())], true));
+    fn a_patch_of_an_owned_row_binds_the_key_the_viewer_then_the_expected_version() {
+        let key = ["\"id\" = $4".to_owned()];
+        let sql = patch_sql(&entity(&[("name", string())], true), &key);
         assert!(
             sql.ends_with(
-                "WHERE \"id\" = $1 AND (\"user_id\" = $5) AND ($6 IS NULL OR \"version\" = $6)"
+                "WHERE \"id\" = $4 AND (\"user_id\" = $5) AND ($6 IS NULL OR \"version\" = $6)"
             ),
             "{sql}"
         );

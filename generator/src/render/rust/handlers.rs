@@ -17,12 +17,14 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
             |rpc| matches!(&rpc.kind, RpcKind::Get { record } if record.value == entity.name.value),
         )
     };
-    // ... and one row by id only by routes that get, change or delete it.
+    // ... and one row by id only by routes that get, change or delete it by `{id}` alone.
+    // (Routes that name their row otherwise have finders of their own.)
     let finds = |entity: &Entity| {
-        service.routes.iter().any(|r| {
-            r.entity.value == entity.name.value
+        lowered.routes.iter().any(|r| {
+            r.entity.name.value == entity.name.value
+                && paths::by_id_alone(r)
                 && matches!(
-                    r.operation,
+                    r.model.operation,
                     Operation::Get | Operation::Update | Operation::Delete
                 )
         })
@@ -42,7 +44,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         .routes
         .iter()
         .map(|route| {
-            if has_steps(route.model) {
+            if route.model.has_steps() {
                 let input = grpc.input_struct(route);
                 let handler = grpc.create_handler(route);
                 quote!(#input #handler)
@@ -97,10 +99,25 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     if !service.routes.is_empty() {
         http.push(quote!(Json));
     }
-    if has(&[Operation::Get, Operation::Update, Operation::Delete]) {
-        http.extend([quote!(ApiError), quote!(IdPath)]);
+    let parents = lowered
+        .routes
+        .iter()
+        .any(|r| r.params.iter().any(|p| p.parent.is_some()));
+    if has(&[Operation::Get, Operation::Update, Operation::Delete]) || parents {
+        http.push(quote!(ApiError));
     }
-    if has(&[Operation::Get, Operation::Update]) {
+    if lowered.routes.iter().any(paths::by_id_alone) {
+        http.push(quote!(IdPath));
+    }
+    if lowered
+        .routes
+        .iter()
+        .any(|r| !r.params.is_empty() && !paths::by_id_alone(r))
+    {
+        http.push(quote!(PathParams));
+    }
+    if has(&[Operation::Get, Operation::Update]) || service.routes.iter().any(Route::keeps_existing)
+    {
         http.push(quote!(ETag));
     }
     if has(&[Operation::Update, Operation::Delete]) {
@@ -124,13 +141,13 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     // The runtime's caller types and `Viewer` the handlers take.
     let (mut signed_in, mut maybe, mut viewer) = (false, false, false);
     for route in &lowered.routes {
-        let (entity, route) = (route.entity, route.model);
-        match access::caller_of(entity, route) {
+        match access::route_caller(route) {
             access::CallerParam::None => {}
             access::CallerParam::Maybe => maybe = true,
             access::CallerParam::Caller | access::CallerParam::Unused => signed_in = true,
         }
-        viewer |= access::uses_viewer(entity, route);
+        viewer |=
+            access::uses_viewer(route.entity, route.model) || paths::parents_need_caller(route);
     }
     let callers: Vec<TokenStream> = [(signed_in, quote!(Caller)), (maybe, quote!(MaybeCaller))]
         .into_iter()
@@ -196,12 +213,6 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     }
 }
 
-/// Whether a `create` route is backed by steps, its own input or set values.
-pub(crate) fn has_steps(route: &Route) -> bool {
-    route.operation == Operation::Create
-        && (!route.steps.is_empty() || route.input.is_some() || !route.set.is_empty())
-}
-
 /// The statement that publishes the route's event built from `row`, if the route emits.
 pub(crate) fn emit(system: &System, route: &RouteIr) -> TokenStream {
     let Some(emit) = &route.emit else {
@@ -228,7 +239,6 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     let names = EntityNames::of(entity);
     let EntityNames {
         model,
-        new,
         patch,
         table,
         ..
@@ -288,7 +298,7 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     }
     summary.push('.');
     let handler_doc = doc(&summary);
-    let caller = access::caller_param(entity, route);
+    let caller = access::caller_param(lowered);
     let viewer = if route.operation == Operation::Create {
         TokenStream::new()
     } else {
@@ -298,116 +308,149 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     let emit = emit(system, lowered);
     let not_found = lit(&format!("{entity_name} not found"));
     let entity_lit = lit(entity_name);
+    let path = paths::reads(lowered);
+    let path_param = &path.param;
+    let path_reads = &path.reads;
+    let parent_checks = paths::parent_checks(lowered);
     // An attempt of a change runs on its own transaction and knows the caller as `viewer`.
     let (viewer_param, viewer_arg) = if owned {
         (quote!(, viewer: Viewer), quote!(, viewer))
     } else {
         Default::default()
     };
-    let find_viewer = access::find_needs_viewer(entity).then(|| quote!(, viewer));
+    // The path's values, as an attempt takes them.
+    let key_params: Vec<TokenStream> = path
+        .values
+        .iter()
+        .map(|v| {
+            let (ident, ty) = (&v.ident, &v.ty);
+            quote!(#ident: #ty,)
+        })
+        .collect();
+    let key_args: Vec<TokenStream> = path
+        .values
+        .iter()
+        .map(|v| {
+            let arg = v.arg();
+            quote!(#arg,)
+        })
+        .collect();
+    // The row a get, update or delete names: by `{id}` alone through the entity's
+    // `find_<entity>`, otherwise through a finder of the route's own.
+    let by_id = paths::by_id_alone(lowered);
+    let route_find = format_ident!("find_for_{}", name.to_string().trim_start_matches("r#"));
+    let finder_needs_viewer = access::find_needs_viewer(entity) || (owned && !route.has_id());
+    let finder_viewer = finder_needs_viewer.then(|| quote!(, viewer));
+    let find_call = |on: TokenStream| {
+        if by_id {
+            let viewer = access::find_needs_viewer(entity).then(|| quote!(, viewer));
+            quote!(#find_fn(#on, id #viewer))
+        } else {
+            let args = path.values.iter().map(paths::PathValue::arg);
+            quote!(#route_find(#on, #(#args),* #finder_viewer))
+        }
+    };
+    let finder = (!by_id
+        && matches!(
+            route.operation,
+            Operation::Get | Operation::Update | Operation::Delete
+        ))
+    .then(|| {
+        let key = paths::row_key(lowered, 1);
+        let mut conditions = key.conditions;
+        let mut binds: Vec<TokenStream> = key.values.iter().map(|v| quote!(.bind(#v))).collect();
+        if let Some((condition, scope_binds)) = access::condition(
+            entity,
+            access::Scope::Visible { mine: false },
+            binds.len() + 1,
+        ) {
+            conditions.push(condition);
+            binds.extend(scope_binds);
+        }
+        let statement = lit(&format!("{} WHERE {}", names.select, conditions.join(" AND ")));
+        let from_row = &names.from_row;
+        let params = key_params.iter();
+        let viewer_decl = finder_needs_viewer.then(|| quote!(viewer: Viewer));
+        let finder_doc = doc(&format!(
+            "Reads the `{entity_name}` that `{} {}` names, if the caller may read it; 404 otherwise.",
+            route.method.as_str(),
+            route.path
+        ));
+        quote! {
+            #finder_doc
+            async fn #route_find(on: impl Into<db::Conn<'_>>, #(#params)* #viewer_decl) -> ApiResult<#model> {
+                let row = db::query(#statement)
+                    #(#binds)*
+                    .fetch_optional(on)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(#not_found))?;
+                Ok(#from_row(&row)?)
+            }
+        }
+    });
     // Where others may read the row, a change reads it first: a row the caller may not see is
     // a 404, one it sees but may not change a 403.
-    let (read_first, expected) = if let (true, Some(owner)) =
-        (access::change_reads_first(entity), &entity.owner)
-    {
-        let owner = rust_ident(&owner.value);
-        (
-            quote! {
-                let current = #find_fn(&mut tx, id #find_viewer).await?;
-                viewer.may_change(current.#owner, #entity_lit)?;
-            },
-            quote!(let expected = if_match.check(current.version, #entity_lit)?;),
-        )
-    } else {
-        (
-            TokenStream::new(),
-            quote! {
-                let expected = if_match
-                    .expected(#entity_lit, async { Ok(#find_fn(&mut tx, id #find_viewer).await?.version) })
-                    .await?;
-            },
-        )
-    };
-    let columns = entity.columns();
+    let read_current = find_call(quote!(&mut tx));
+    let (read_first, expected) =
+        if let (true, Some(owner)) = (access::change_reads_first(entity), &entity.owner) {
+            let owner = rust_ident(&owner.value);
+            (
+                quote! {
+                    let current = #read_current.await?;
+                    viewer.may_change(current.#owner, #entity_lit)?;
+                },
+                quote!(let expected = if_match.check(current.version, #entity_lit)?;),
+            )
+        } else {
+            (
+                TokenStream::new(),
+                quote! {
+                    let expected = if_match
+                        .expected(#entity_lit, async { Ok(#read_current.await?.version) })
+                        .await?;
+                },
+            )
+        };
     let writes = write_constraints(entity);
     let deletes = delete_constraints(service, entity);
     let body = match route.operation {
-        Operation::Create => {
-            let inits = columns.iter().map(|c| {
-                let ident = rust_ident(&c.name);
-                match c.source {
-                    ColumnSource::Id => quote!(#ident: uuid::Uuid::now_v7(),),
-                    ColumnSource::Owner => quote!(#ident: caller.user_id,),
-                    ColumnSource::Input => {
-                        let value = create_value(c, quote!(input.#ident));
-                        quote!(#ident: #value,)
-                    }
-                    ColumnSource::CreatedAt | ColumnSource::UpdatedAt => quote!(#ident: now,),
-                    ColumnSource::Version => quote!(#ident: 1,),
-                }
-            });
-            let insert = insert_sql(entity);
-            let binds = columns.iter().map(bind);
-            if route.emit.is_some() {
-                // A change and the event it emits commit together: the event goes to the
-                // outbox in the change's transaction.
-                quote! {
-                    async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
-                        /// One attempt: the row and its event in one transaction.
-                        async fn attempt(ctx: &ServiceContext, row: &#model) -> ApiResult<()> {
-                            let mut tx = ctx.begin().await?;
-                            db::query(#insert) #(#binds)* #writes .execute(&mut tx).await?;
-                            #emit
-                            ctx.commit(tx).await?;
-                            Ok(())
-                        }
-                        input.validate()?;
-                        let now = db::now();
-                        let row = #model { #(#inits)* };
-                        db::retrying(|| attempt(&ctx, &row)).await?;
-                        Ok((StatusCode::CREATED, Json(row)))
-                    }
-                }
-            } else {
-                quote! {
-                    async fn #name(State(ctx): State<ServiceContext>, #caller Json(input): Json<#new>) -> ApiResult<(StatusCode, Json<#model>)> {
-                        input.validate()?;
-                        let now = db::now();
-                        let row = #model { #(#inits)* };
-                        db::query(#insert) #(#binds)* #writes .execute(&ctx.db).await?;
-                        Ok((StatusCode::CREATED, Json(row)))
-                    }
+        Operation::Create => creates::create_handler(system, lowered, &name, &caller),
+        Operation::Get => {
+            let find = find_call(quote!(&ctx.db));
+            quote! {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param) -> ApiResult<(ETag, Json<#model>)> {
+                    #path_reads
+                    #parent_checks
+                    #viewer
+                    let row = #find.await?;
+                    Ok((ETag(row.version), Json(row)))
                 }
             }
         }
-        Operation::Get => quote! {
-            async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath) -> ApiResult<(ETag, Json<#model>)> {
-                #viewer
-                let row = #find_fn(&ctx.db, id #find_viewer).await?;
-                Ok((ETag(row.version), Json(row)))
-            }
-        },
         Operation::Update => {
-            let update = lit(&patch_sql(entity));
+            let key = paths::row_key(lowered, 2 + 2 * entity.fields.len());
+            let key_values = &key.values;
+            let update = lit(&patch_sql(entity, &key.conditions));
             let binds = entity.fields.iter().map(patch_binds);
             let write_binds = access::condition(entity, access::Scope::Write, 0)
                 .map(|(_, binds)| binds)
                 .unwrap_or_default();
+            let read_back = find_call(quote!(&mut tx));
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch, Json(input): Json<#patch>) -> ApiResult<(ETag, Json<#model>)> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param if_match: IfMatch, Json(input): Json<#patch>) -> ApiResult<(ETag, Json<#model>)> {
                     /// One attempt: one statement writes only the fields sent, so a concurrent
                     /// change of another column (an RPC's `stock = stock - 1`, say) is never
                     /// undone, and only to the version `If-Match` names; the row is read back
                     /// in the same transaction.
-                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #viewer_param, if_match: &IfMatch, input: &#patch) -> ApiResult<#model> {
+                    async fn attempt(ctx: &ServiceContext, #(#key_params)* if_match: &IfMatch, input: &#patch #viewer_param) -> ApiResult<#model> {
                         let mut tx = ctx.begin().await?;
                         #read_first
                         #expected
                         let changed = db::query(#update)
                             #writes
-                            .bind(id)
                             .bind(db::now())
                             #(#binds)*
+                            #(.bind(#key_values))*
                             #(#write_binds)*
                             .bind(expected)
                             .execute(&mut tx)
@@ -415,26 +458,32 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         if changed == 0 {
                             return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                         }
-                        let row = #find_fn(&mut tx, id #find_viewer).await?;
+                        let row = #read_back.await?;
                         #emit
                         ctx.commit(tx).await?;
                         Ok(row)
                     }
+                    #path_reads
                     input.validate()?;
+                    #parent_checks
                     #viewer
-                    let row = db::retrying(|| attempt(&ctx, id #viewer_arg, &if_match, &input)).await?;
+                    let row = db::retrying(|| attempt(&ctx, #(#key_args)* &if_match, &input #viewer_arg)).await?;
                     Ok((ETag(row.version), Json(row)))
                 }
             }
         }
         Operation::Delete => {
-            let (write, write_binds) = match access::condition(entity, access::Scope::Write, 2) {
-                Some((condition, binds)) => (format!(" AND {condition}"), binds),
-                None => (String::new(), Vec::new()),
-            };
-            let version = 2 + write_binds.len();
+            let key = paths::row_key(lowered, 1);
+            let key_values = &key.values;
+            let (write, write_binds) =
+                match access::condition(entity, access::Scope::Write, key.columns.len() + 1) {
+                    Some((condition, binds)) => (format!(" AND {condition}"), binds),
+                    None => (String::new(), Vec::new()),
+                };
+            let version = key.columns.len() + 1 + write_binds.len();
             let delete = lit(&format!(
-                "DELETE FROM {table} WHERE \"id\" = $1{write} AND (${version} IS NULL OR \"version\" = ${version})"
+                "DELETE FROM {table} WHERE {}{write} AND (${version} IS NULL OR \"version\" = ${version})",
+                key.conditions.join(" AND ")
             ));
             let (doc, read) = if route.emit.is_some() {
                 (
@@ -444,13 +493,13 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         (true, Some(owner)) => {
                             let owner = rust_ident(&owner.value);
                             quote! {
-                                let row = #find_fn(&mut tx, id #find_viewer).await?;
+                                let row = #read_current.await?;
                                 viewer.may_change(row.#owner, #entity_lit)?;
                                 let expected = if_match.check(row.version, #entity_lit)?;
                             }
                         }
                         _ => quote! {
-                            let row = #find_fn(&mut tx, id #find_viewer).await?;
+                            let row = #read_current.await?;
                             let expected = if_match.check(row.version, #entity_lit)?;
                         },
                     },
@@ -463,12 +512,12 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
             };
             let doc = super::doc(doc);
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller IdPath(id): IdPath, if_match: IfMatch) -> ApiResult<StatusCode> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param if_match: IfMatch) -> ApiResult<StatusCode> {
                     #doc
-                    async fn attempt(ctx: &ServiceContext, id: uuid::Uuid #viewer_param, if_match: &IfMatch) -> ApiResult<()> {
+                    async fn attempt(ctx: &ServiceContext, #(#key_params)* if_match: &IfMatch #viewer_param) -> ApiResult<()> {
                         let mut tx = ctx.begin().await?;
                         #read
-                        let deleted = db::query(#delete).bind(id) #(#write_binds)* .bind(expected) #deletes .execute(&mut tx).await?;
+                        let deleted = db::query(#delete) #(.bind(#key_values))* #(#write_binds)* .bind(expected) #deletes .execute(&mut tx).await?;
                         if deleted == 0 {
                             return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                         }
@@ -476,17 +525,21 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         ctx.commit(tx).await?;
                         Ok(())
                     }
+                    #path_reads
+                    #parent_checks
                     #viewer
-                    db::retrying(|| attempt(&ctx, id #viewer_arg, &if_match)).await?;
+                    db::retrying(|| attempt(&ctx, #(#key_args)* &if_match #viewer_arg)).await?;
                     Ok(StatusCode::NO_CONTENT)
                 }
             }
         }
-        Operation::List => lists::list_handler(entity, route, &name, &caller, &viewer),
+        Operation::List => lists::list_handler(lowered, &name, &caller, &viewer),
     };
     quote! {
         #handler_doc
         #body
+
+        #finder
     }
 }
 

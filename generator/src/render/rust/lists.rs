@@ -46,12 +46,15 @@ fn def_name(handler: &proc_macro2::Ident) -> proc_macro2::Ident {
 
 /// The handler of a `list` route, and the static that describes what it takes.
 pub(crate) fn list_handler(
-    entity: &Entity,
-    route: &Route,
+    lowered: &RouteIr,
     name: &proc_macro2::Ident,
     caller: &TokenStream,
     viewer: &TokenStream,
 ) -> TokenStream {
+    let (entity, route) = (lowered.entity, lowered.model);
+    let path = paths::reads(lowered);
+    let (path_param, path_reads) = (&path.param, &path.reads);
+    let parent_checks = paths::parent_checks(lowered);
     let names = EntityNames::of(entity);
     let (model, from_row) = (&names.model, &names.from_row);
     let def = def_name(name);
@@ -68,26 +71,40 @@ pub(crate) fn list_handler(
         .collect();
     let sorts = fields(entity, &sort);
     let search = !entity.search.is_empty();
-    let (scope, binds) =
-        match access::condition(entity, access::Scope::Visible { mine: route.mine }, 1) {
-            Some((condition, binds)) => {
-                let params = proc_macro2::Literal::usize_unsuffixed(binds.len());
-                let condition = lit(&condition);
-                (
-                    quote!(Some((#condition, #params))),
-                    quote!(|query: db::Query| query #(#binds)*),
-                )
-            }
-            None => (quote!(None), quote!(std::convert::identity)),
-        };
+    // The rows the caller may read, under the parent the path names.
+    let mut conditions = Vec::new();
+    let mut binds = Vec::new();
+    if let Some((condition, access_binds)) =
+        access::condition(entity, access::Scope::Visible { mine: route.mine }, 1)
+    {
+        conditions.push(condition);
+        binds.extend(access_binds);
+    }
+    for value in &path.values {
+        conditions.push(format!("{} = ${}", sql(&value.column), binds.len() + 1));
+        let arg = value.arg();
+        binds.push(quote!(.bind(#arg)));
+    }
+    let (scope, binds) = if conditions.is_empty() {
+        (quote!(None), quote!(std::convert::identity))
+    } else {
+        let params = proc_macro2::Literal::usize_unsuffixed(binds.len());
+        let condition = lit(&conditions.join(" AND "));
+        (
+            quote!(Some((#condition, #params))),
+            quote!(|query: db::Query| query #(#binds)*),
+        )
+    };
     let def_doc = doc(&format!(
         "What `{} {}` lets its callers ask for.",
         route.method.as_str(),
         route.path
     ));
     quote! {
-        async fn #name(State(ctx): State<ServiceContext>, #caller RawQuery(query): RawQuery) -> ApiResult<Json<Paginated<#model>>> {
+        async fn #name(State(ctx): State<ServiceContext>, #caller #path_param RawQuery(query): RawQuery) -> ApiResult<Json<Paginated<#model>>> {
             let request = ListRequest::parse(query.as_deref(), &#def)?;
+            #path_reads
+            #parent_checks
             #viewer
             let page = list::fetch(&ctx.db, &#def, &request, #scope, #binds, #from_row).await?;
             Ok(Json(page))

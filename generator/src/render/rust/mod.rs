@@ -9,9 +9,11 @@ pub(crate) mod access;
 mod capabilities;
 mod consumers;
 mod contracts;
+mod creates;
 mod entities;
 mod handlers;
 mod lists;
+mod paths;
 mod system;
 
 pub(crate) use capabilities::message_format;
@@ -19,11 +21,11 @@ use capabilities::{auth_service, capability_routes, notify_service};
 use consumers::consumers_fn;
 pub(crate) use contracts::contracts;
 pub(crate) use entities::{
-    EntityNames, bind, constraint_items, create_value, default_value, delete_constraints,
-    entity_items, field_checks, insert_sql, insert_statement, now_plus, now_value, patch_binds,
-    patch_sql, validation, write_constraints,
+    EntityNames, bind, constraint_items, create_body, create_value, default_value,
+    delete_constraints, entity_items, field_checks, insert_sql, insert_statement, now_plus,
+    now_value, patch_binds, patch_sql, validation, write_constraints,
 };
-pub(crate) use handlers::{emit, entity_service, has_steps};
+pub(crate) use handlers::{emit, entity_service};
 pub(crate) use system::system_main;
 
 use crate::ident::{self, handler_name, rust_ident, rust_joined, rust_type, sql};

@@ -342,18 +342,17 @@ async fn update_note(
     async fn attempt(
         ctx: &ServiceContext,
         id: uuid::Uuid,
-        viewer: Viewer,
         if_match: &IfMatch,
         input: &NotePatch,
+        viewer: Viewer,
     ) -> ApiResult<Note> {
         let mut tx = ctx.begin().await?;
         let current = find_note(&mut tx, id, viewer).await?;
         viewer.may_change(current.owner_id, "note")?;
         let expected = if_match.check(current.version, "note")?;
         let changed = db::query(
-                "UPDATE \"note\" SET \"title\" = CASE WHEN $3 THEN $4 ELSE \"title\" END, \"body\" = CASE WHEN $5 THEN $6 ELSE \"body\" END, \"tags\" = CASE WHEN $7 THEN $8 ELSE \"tags\" END, \"public\" = CASE WHEN $9 THEN $10 ELSE \"public\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND (\"owner_id\" = $11) AND ($12 IS NULL OR \"version\" = $12)",
+                "UPDATE \"note\" SET \"title\" = CASE WHEN $2 THEN $3 ELSE \"title\" END, \"body\" = CASE WHEN $4 THEN $5 ELSE \"body\" END, \"tags\" = CASE WHEN $6 THEN $7 ELSE \"tags\" END, \"public\" = CASE WHEN $8 THEN $9 ELSE \"public\" END, \"updated_at\" = $1 WHERE \"id\" = $10 AND (\"owner_id\" = $11) AND ($12 IS NULL OR \"version\" = $12)",
             )
-            .bind(id)
             .bind(db::now())
             .bind(input.title.is_some())
             .bind(input.title.clone())
@@ -363,6 +362,7 @@ async fn update_note(
             .bind_json(&input.tags.as_ref().and_then(Option::as_ref))
             .bind(input.public.is_some())
             .bind(input.public)
+            .bind(id)
             .bind(viewer.user)
             .bind(expected)
             .execute(&mut tx)
@@ -385,7 +385,7 @@ async fn update_note(
     }
     input.validate()?;
     let viewer = Viewer::of(&caller, &[]);
-    let row = db::retrying(|| attempt(&ctx, id, viewer, &if_match, &input)).await?;
+    let row = db::retrying(|| attempt(&ctx, id, &if_match, &input, viewer)).await?;
     Ok((ETag(row.version), Json(row)))
 }
 
@@ -402,8 +402,8 @@ async fn delete_note(
     async fn attempt(
         ctx: &ServiceContext,
         id: uuid::Uuid,
-        viewer: Viewer,
         if_match: &IfMatch,
+        viewer: Viewer,
     ) -> ApiResult<()> {
         let mut tx = ctx.begin().await?;
         let row = find_note(&mut tx, id, viewer).await?;
@@ -432,6 +432,6 @@ async fn delete_note(
         Ok(())
     }
     let viewer = Viewer::of(&caller, &[]);
-    db::retrying(|| attempt(&ctx, id, viewer, &if_match)).await?;
+    db::retrying(|| attempt(&ctx, id, &if_match, viewer)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

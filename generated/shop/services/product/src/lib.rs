@@ -357,9 +357,8 @@ async fn update_product(
             })
             .await?;
         let changed = db::query(
-                "UPDATE \"product\" SET \"name\" = CASE WHEN $3 THEN $4 ELSE \"name\" END, \"description\" = CASE WHEN $5 THEN $6 ELSE \"description\" END, \"price_cents\" = CASE WHEN $7 THEN $8 ELSE \"price_cents\" END, \"stock\" = CASE WHEN $9 THEN $10 ELSE \"stock\" END, \"updated_at\" = $2 WHERE \"id\" = $1 AND ($11 IS NULL OR \"version\" = $11)",
+                "UPDATE \"product\" SET \"name\" = CASE WHEN $2 THEN $3 ELSE \"name\" END, \"description\" = CASE WHEN $4 THEN $5 ELSE \"description\" END, \"price_cents\" = CASE WHEN $6 THEN $7 ELSE \"price_cents\" END, \"stock\" = CASE WHEN $8 THEN $9 ELSE \"stock\" END, \"updated_at\" = $1 WHERE \"id\" = $10 AND ($11 IS NULL OR \"version\" = $11)",
             )
-            .bind(id)
             .bind(db::now())
             .bind(input.name.is_some())
             .bind(input.name.clone())
@@ -369,6 +368,7 @@ async fn update_product(
             .bind(input.price_cents)
             .bind(input.stock.is_some())
             .bind(input.stock)
+            .bind(id)
             .bind(expected)
             .execute(&mut tx)
             .await?;
