@@ -14,7 +14,8 @@
 //! * routes on any path: comments under their post, made and read only under a post the
 //!   caller can see, and not found under another post; fifty concurrent likes of one member
 //!   make one row (one 201, the others 200), a like is taken back by its path, and deleting a
-//!   post takes its comments and likes with it.
+//!   post takes its comments and likes with it; publishing is an action route that applies to
+//!   a draft once (409 after), by its author only.
 //!
 //! The distributed tests skip with a message when a server is down, and fail instead when
 //! `SVCGEN_REQUIRE_INFRA=1` (as on CI).
@@ -824,6 +825,59 @@ async fn paths_hold(gateway: &str, tag: &str) {
     )
     .await;
     assert_eq!(count().await, 1, "{tag}");
+
+    // An action route: publishing applies to a draft only, by its author.
+    let publish = format!("/posts/{draft_id}/publish");
+    expect(
+        &api,
+        bob,
+        Method::POST,
+        &publish,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        &api,
+        None,
+        Method::POST,
+        &publish,
+        None,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let published = expect(&api, ada, Method::POST, &publish, None, StatusCode::OK).await;
+    assert_eq!(
+        (
+            published["published"].as_bool(),
+            published["version"].as_i64()
+        ),
+        (Some(true), Some(2)),
+        "{tag}: {published}"
+    );
+    let again = expect(
+        &api,
+        ada,
+        Method::POST,
+        &publish,
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        again["error"],
+        "this post is not in a state for `POST /posts/{id}/publish`: published must be false",
+        "{tag}"
+    );
+    expect(
+        &api,
+        bob,
+        Method::POST,
+        &publish,
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
 
     // A post's comments and likes go with it.
     expect(

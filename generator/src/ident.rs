@@ -267,6 +267,7 @@ mod tests {
             input: None,
             steps: Vec::new(),
             set: Vec::new(),
+            when: Vec::new(),
         }
     }
 

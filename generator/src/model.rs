@@ -1030,8 +1030,10 @@ pub struct Route {
     pub input: Option<Vec<Field>>,
     /// Steps run before the row is written (`steps:`), undone in reverse on failure.
     pub steps: Vec<Step>,
-    /// Column values of the created row (`set:`).
+    /// Column values of the created row (`set:`), or the set change of an `update` route.
     pub set: Vec<(Name, Expr)>,
+    /// What the row must hold for an `update` with `set` to apply (`when:`): 409 otherwise.
+    pub when: Vec<(Name, Expr)>,
 }
 
 impl Route {

@@ -631,7 +631,10 @@ fn check_statement(
 }
 
 fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagnostics) {
-    if route.steps.is_empty() && route.set.is_empty() && route.input.is_none() {
+    // (The set change of an `update` route is checked with the route's path.)
+    if route.operation != Operation::Create
+        || (route.steps.is_empty() && route.set.is_empty() && route.input.is_none())
+    {
         return;
     }
     for (index, step) in route.steps.iter().enumerate() {

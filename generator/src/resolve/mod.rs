@@ -129,6 +129,7 @@ const ROUTE_KEYS: &[&str] = &[
     "input",
     "steps",
     "set",
+    "when",
 ];
 /// What a consumer can do, one per action.
 const ACTION_KEYWORDS: &[&str] = &[

@@ -86,13 +86,29 @@ impl Resolver<'_> {
             None => Vec::new(),
         };
         let set = self.assignments(entries.get("set"));
+        let when = self.assignments(entries.get("when"));
         if operation != Operation::Create
-            && let Some((key, node)) = ["input", "steps", "set"]
+            && let Some((key, node)) = ["input", "steps"]
                 .iter()
                 .find_map(|k| entries.get(k).map(|n| (k, n)))
         {
             self.d
                 .error(node.span, format!("`{key}` is only for `create` routes"));
+        }
+        if !matches!(operation, Operation::Create | Operation::Update)
+            && let Some(node) = entries.get("set")
+        {
+            self.d.error(
+                node.span,
+                "`set` is for `create` routes and for `update` routes that change a row in a set way",
+            );
+        }
+        if operation != Operation::Update
+            && let Some(node) = entries.get("when")
+        {
+            self.d
+                .error(node.span, "`when` is for `update` routes with `set`")
+                .hint("e.g. `POST /orders/{id}/cancel: { update: order, set: { status: cancelled }, when: { status: pending } }`");
         }
         if matches!(operation, Operation::Create | Operation::List) && path.contains("{id}") {
             self.d
@@ -124,6 +140,7 @@ impl Resolver<'_> {
             input,
             steps,
             set,
+            when,
         })
     }
 

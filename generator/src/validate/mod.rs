@@ -5,6 +5,7 @@ use crate::diag::{Diagnostics, Span, did_you_mean};
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod actions;
 mod consumers;
 mod entities;
 mod paths;
@@ -61,6 +62,7 @@ fn check_services(system: &System, d: &mut Diagnostics) {
         }
         entities::check(system, service, d);
         paths::check(service, d);
+        actions::check(service, d);
     }
 }
 

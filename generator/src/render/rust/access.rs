@@ -89,7 +89,12 @@ pub(crate) enum CallerParam {
 /// How `route`'s handler takes its caller.
 pub(crate) fn caller_of(entity: &Entity, route: &Route) -> CallerParam {
     let used = uses_viewer(entity, route)
-        || (route.operation == Operation::Create && entity.owner.is_some());
+        || (route.operation == Operation::Create && entity.owner.is_some())
+        || (route.operation == Operation::Update
+            && route
+                .set
+                .iter()
+                .any(|(_, value)| matches!(value, Expr::Caller)));
     match (route.public, used) {
         (true, false) => CallerParam::None,
         (true, true) => CallerParam::Maybe,

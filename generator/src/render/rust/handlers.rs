@@ -293,6 +293,25 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
             summary += &format!("; `q` searches {}", named(&entity.search));
         }
     }
+    if route.operation == Operation::Update && !route.set.is_empty() {
+        let set: Vec<String> = route
+            .set
+            .iter()
+            .map(|(n, _)| format!("`{}`", n.value))
+            .collect();
+        summary += &format!("; sets {}", set.join(", "));
+        if !route.when.is_empty() {
+            let when: Vec<String> = route
+                .when
+                .iter()
+                .map(|(n, _)| format!("`{}`", n.value))
+                .collect();
+            summary += &format!(
+                " when {} hold what the spec says (409 otherwise)",
+                when.join(", ")
+            );
+        }
+    }
     if let Some(emit) = &route.emit {
         summary += &format!("; emits `{}`", emit.value);
     }
@@ -436,8 +455,20 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                 .map(|(_, binds)| binds)
                 .unwrap_or_default();
             let read_back = find_call(quote!(&mut tx));
+            // An action route: the change is the spec's, the body none.
+            let (body_param, set_input) = if route.set.is_empty() {
+                (quote!(Json(input): Json<#patch>), TokenStream::new())
+            } else {
+                (TokenStream::new(), set_change(entity, route, patch))
+            };
+            // ... applied only to a row in the state `when` names, and to the version read.
+            let (read_first, expected) = if route.when.is_empty() {
+                (read_first.clone(), expected.clone())
+            } else {
+                state_check(entity, route, &read_current)
+            };
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param if_match: IfMatch, Json(input): Json<#patch>) -> ApiResult<(ETag, Json<#model>)> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param if_match: IfMatch, #body_param) -> ApiResult<(ETag, Json<#model>)> {
                     /// One attempt: one statement writes only the fields sent, so a concurrent
                     /// change of another column (an RPC's `stock = stock - 1`, say) is never
                     /// undone, and only to the version `If-Match` names; the row is read back
@@ -464,6 +495,7 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         Ok(row)
                     }
                     #path_reads
+                    #set_input
                     input.validate()?;
                     #parent_checks
                     #viewer
@@ -541,6 +573,99 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
 
         #finder
     }
+}
+
+/// `let input = <Patch> { .. };`: the set change of an action route, as the patch it makes.
+fn set_change(entity: &Entity, route: &Route, patch: &proc_macro2::Ident) -> TokenStream {
+    let fields = route.set.iter().filter_map(|(name, expr)| {
+        let field = entity.fields.iter().find(|f| f.name.value == name.value)?;
+        let ident = rust_ident(&name.value);
+        let value = match expr {
+            Expr::Caller => quote!(caller.user_id),
+            Expr::Id => quote!(id),
+            Expr::Now { plus_secs } => now_value(*plus_secs),
+            Expr::Int(n) => {
+                let n = Literal::i64_unsuffixed(*n);
+                quote!(#n)
+            }
+            Expr::Bool(b) => quote!(#b),
+            Expr::Text(text) => {
+                let text = lit(text);
+                quote!(#text.to_owned())
+            }
+            Expr::Path { .. } => return None,
+        };
+        Some(if matches!(field.ty, Type::Optional(_)) {
+            quote!(#ident: Some(Some(#value)),)
+        } else {
+            quote!(#ident: Some(#value),)
+        })
+    });
+    let rest = (route.set.len() < entity.fields.len()).then(|| quote!(..Default::default()));
+    quote!(let input = #patch { #(#fields)* #rest };)
+}
+
+/// The read of the row an action route changes, refused (409) unless it holds what `when`
+/// names, and the change then held to the version read.
+fn state_check(entity: &Entity, route: &Route, read: &TokenStream) -> (TokenStream, TokenStream) {
+    let entity_lit = lit(&entity.name.value);
+    // Each way the row can differ from what `when` names.
+    let differs = route.when.iter().map(|(name, expr)| {
+        let ident = rust_ident(&name.value);
+        match expr {
+            Expr::Int(n) => {
+                let n = Literal::i64_unsuffixed(*n);
+                quote!(current.#ident != #n)
+            }
+            Expr::Bool(true) => quote!(!current.#ident),
+            Expr::Bool(false) => quote!(current.#ident),
+            Expr::Text(text) => {
+                let text = lit(text);
+                quote!(current.#ident != #text)
+            }
+            _ => quote!(true),
+        }
+    });
+    let state: Vec<String> = route
+        .when
+        .iter()
+        .map(|(name, expr)| {
+            let value = match expr {
+                Expr::Int(n) => n.to_string(),
+                Expr::Bool(b) => b.to_string(),
+                Expr::Text(text) => text.clone(),
+                _ => String::new(),
+            };
+            format!("{} must be {value}", name.value)
+        })
+        .collect();
+    let refused = lit(&format!(
+        "this {} is not in a state for `{} {}`: {}",
+        entity.name.value,
+        route.method.as_str(),
+        route.path,
+        state.join(", ")
+    ));
+    let may_change = match (super::access::change_reads_first(entity), &entity.owner) {
+        (true, Some(owner)) => {
+            let owner = rust_ident(&owner.value);
+            quote!(viewer.may_change(current.#owner, #entity_lit)?;)
+        }
+        _ => TokenStream::new(),
+    };
+    (
+        quote! {
+            let current = #read.await?;
+            #may_change
+            if #(#differs)||* {
+                return Err(ApiError::conflict(#refused));
+            }
+        },
+        quote! {
+            if_match.check(current.version, #entity_lit)?;
+            let expected = Some(current.version);
+        },
+    )
 }
 
 /// The `use` of the runtime's `rpc` items the code names (nothing when it names none).
