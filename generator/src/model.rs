@@ -431,6 +431,30 @@ pub struct Service {
     pub constants: Vec<(Name, i64)>,
     /// How the gateway reaches it (`transport:`).
     pub transport: Transport,
+    /// Its scheduled jobs (`jobs:`).
+    pub jobs: Vec<Job>,
+}
+
+/// A job a service runs on a schedule.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its name.
+    pub name: Name,
+    /// What it does.
+    pub description: Option<String>,
+    /// When it runs.
+    pub schedule: JobSchedule,
+    /// Its actions (`sql` and `emit`), in order, in one transaction.
+    pub actions: Vec<Action>,
+}
+
+/// When a job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSchedule {
+    /// Every so many seconds (`every: 1h`).
+    Every(u64),
+    /// At the times of a cron expression, in UTC (`cron: "0 3 * * *"`).
+    Cron(String),
 }
 
 /// How the gateway reaches a service.
@@ -457,12 +481,16 @@ impl Service {
                 }
                 RpcKind::Get { .. } => Vec::new(),
             }))
-            .chain(self.consumers.iter().flat_map(|c| {
-                c.actions.iter().filter_map(|action| match action {
-                    Action::Emit { event, .. } => Some(event),
-                    _ => None,
-                })
-            }))
+            .chain(
+                self.consumers
+                    .iter()
+                    .flat_map(|c| &c.actions)
+                    .chain(self.jobs.iter().flat_map(|j| &j.actions))
+                    .filter_map(|action| match action {
+                        Action::Emit { event, .. } => Some(event),
+                        _ => None,
+                    }),
+            )
     }
 
     /// An entity by name.

@@ -30,6 +30,7 @@ use crate::db::{CapabilityTables, Db, Migrations};
 use crate::events::EventError;
 use crate::gateway::{self, GatewayPolicy, GatewayRoute, Upstream};
 use crate::identity::{DEFAULT_KID, JwtKey, JwtKeys, development_secret_problem};
+use crate::jobs::JobDef;
 use crate::rpc::env_key;
 use crate::service::{ServiceContext, Settings, service_app};
 use crate::telemetry;
@@ -45,6 +46,8 @@ pub struct ServiceDef {
     pub migrations: &'static Migrations,
     /// The tables of the capability it uses, migrated before its own; `None` without one.
     pub capability: Option<&'static CapabilityTables>,
+    /// Its scheduled jobs (`&[]` without).
+    pub jobs: &'static [JobDef],
     /// Its routes (wrapped by [`service_app`]).
     pub routes: fn() -> Router<ServiceContext>,
     /// Registers the service's event consumers; [`no_consumers`] when it has none.
@@ -231,7 +234,7 @@ impl Embedded {
             let app = Upstream::InProcess(service_app(ctx.clone(), (service.routes)()));
             upstreams.insert(service.name, reached(app, service.grpc_gateway));
             databases.push(db);
-            contexts.push(ctx);
+            contexts.push((ctx, service.jobs));
         }
         // Services call each other through their apps in this process.
         settings.peers.set_local(
@@ -347,7 +350,7 @@ async fn run_service(
     };
     run_start_hook(service, &ctx).await?;
     register_consumers(service, &ctx).await?;
-    let relays = Relays::start(vec![ctx.clone()]);
+    let relays = Relays::start(vec![(ctx.clone(), service.jobs)]);
 
     let default_port = u16::try_from(index + 1)
         .ok()
@@ -367,23 +370,35 @@ async fn run_service(
     Ok(())
 }
 
-/// The outbox relays of the services running in this process.
+/// The outbox relays and job schedulers of the services running in this process.
 struct Relays {
     stopping: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Relays {
-    fn start(contexts: Vec<ServiceContext>) -> Relays {
+    /// A relay for each service, and a scheduler for each one with jobs.
+    fn start(services: Vec<(ServiceContext, &'static [JobDef])>) -> Relays {
         let (stopping, _) = tokio::sync::watch::channel(false);
-        let tasks = contexts
-            .into_iter()
-            .map(|ctx| tokio::spawn(crate::events::relay(ctx, stopping.subscribe())))
-            .collect();
+        let mut tasks = Vec::new();
+        for (ctx, jobs) in services {
+            if !jobs.is_empty() {
+                tasks.push(tokio::spawn(crate::jobs::schedule(
+                    ctx.clone(),
+                    jobs,
+                    stopping.subscribe(),
+                )));
+            }
+            tasks.push(tokio::spawn(crate::events::relay(
+                ctx,
+                stopping.subscribe(),
+            )));
+        }
         Relays { stopping, tasks }
     }
 
-    /// Lets each relay finish its round; what is left waits in the outbox for the next start.
+    /// Lets each relay finish its round and each job its run; what is left waits in the outbox
+    /// for the next start.
     async fn stop(self) {
         let _ = self.stopping.send(true);
         for task in self.tasks {
@@ -444,6 +459,9 @@ async fn start_database(service: &ServiceDef, url: &str) -> anyhow::Result<Db> {
             service.name
         )
     })?;
+    crate::jobs::prepare(&db, service.jobs)
+        .await
+        .with_context(|| format!("cannot create the job tables of service `{}`", service.name))?;
     Ok(db)
 }
 
@@ -828,6 +846,7 @@ mod tests {
                     name: "auth",
                     migrations: &Migrations::NONE,
                     capability: Some(&auth::TABLES),
+                    jobs: &[],
                     routes: auth_routes,
                     consumers: no_consumers,
                     on_start: Some(auth::on_start),
@@ -837,6 +856,7 @@ mod tests {
                     name: "notification",
                     migrations: &Migrations::NONE,
                     capability: Some(&notify::TABLES),
+                    jobs: &[],
                     routes: notify::routes,
                     consumers: notification_consumers,
                     on_start: None,

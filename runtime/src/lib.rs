@@ -28,6 +28,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod list;
 pub mod rpc;
 pub mod saga;

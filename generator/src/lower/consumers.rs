@@ -70,6 +70,31 @@ pub enum SqlParam {
     Event,
 }
 
+/// An `sql` action with positional parameters, each from `:now`, `:new_id`, a constant of
+/// the service, or else the event (typed by `event_type`).
+pub(super) fn sql_action<'m>(
+    service: &Service,
+    sql: &str,
+    event_type: impl Fn(&str) -> Option<Type>,
+) -> ActionIr<'m> {
+    let (sql, names) = crate::rpc::positional_sql(sql);
+    let params = names
+        .into_iter()
+        .map(|name| {
+            let constant = service.constants.iter().find(|(n, _)| n.value == name);
+            let source = match (name.as_str(), constant) {
+                ("now", _) => SqlParam::Now,
+                ("new_id", _) => SqlParam::NewId,
+                (_, Some((_, value))) => SqlParam::Constant(*value),
+                (_, None) => SqlParam::Event,
+            };
+            let ty = event_type(&name).unwrap_or(Type::INT);
+            (name, ty, source)
+        })
+        .collect();
+    ActionIr::Sql { sql, params }
+}
+
 /// A value a consumer writes, with the type it has before it fills its place.
 #[derive(Debug, Clone)]
 pub struct ConsumerValue {
@@ -114,23 +139,8 @@ pub(super) fn lower_consumer<'m>(
                 }
             }
             Action::Sql { sql, .. } => {
-                let (sql, names) = crate::rpc::positional_sql(sql);
                 let scope = crate::validate::consumer_sql_scope(service, consumed);
-                let params = names
-                    .into_iter()
-                    .map(|name| {
-                        let constant = service.constants.iter().find(|(n, _)| n.value == name);
-                        let source = match (name.as_str(), constant) {
-                            ("now", _) => SqlParam::Now,
-                            ("new_id", _) => SqlParam::NewId,
-                            (_, Some((_, value))) => SqlParam::Constant(*value),
-                            (_, None) => SqlParam::Event,
-                        };
-                        let ty = scope.get(&name).cloned().unwrap_or(Type::INT);
-                        (name, ty, source)
-                    })
-                    .collect();
-                ActionIr::Sql { sql, params }
+                sql_action(service, sql, |name| scope.get(name).cloned())
             }
             Action::Emit { event: name, with } => {
                 let emitted = resolved(event(system, name), name);

@@ -77,6 +77,36 @@ pub(super) fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 summary,
             });
         }
+        if !service.jobs.is_empty() {
+            let jobs = format!("/admin/{name}/jobs");
+            for (method, path, summary) in [
+                (
+                    Method::Get,
+                    jobs.clone(),
+                    "the scheduled jobs, their next and last runs (admin)",
+                ),
+                (
+                    Method::Get,
+                    format!("{jobs}/{{job}}/runs"),
+                    "the last runs of a job (admin)",
+                ),
+                (
+                    Method::Post,
+                    format!("{jobs}/{{job}}/run"),
+                    "runs a job now (admin)",
+                ),
+            ] {
+                routes.push(GatewayRoute {
+                    method,
+                    path,
+                    service: name.clone(),
+                    public: false,
+                    roles: vec!["admin".into()],
+                    limits: RouteLimits::default(),
+                    summary: summary.into(),
+                });
+            }
+        }
         if !service.consumers.is_empty() {
             let dead_letters = format!("/admin/{name}/dead-letters");
             routes.push(GatewayRoute {

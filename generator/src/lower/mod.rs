@@ -9,12 +9,14 @@
 mod consumers;
 mod conversions;
 mod gateway;
+mod jobs;
 mod routes;
 mod rpcs;
 
 pub use consumers::{ActionIr, ConsumerIr, ConsumerValue, SqlParam};
 pub use conversions::{Conversion, Direction, Pair};
 pub use gateway::{GatewayRoute, RouteLimits};
+pub use jobs::JobIr;
 pub use routes::{
     CallIr, EmitIr, ParamIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource,
 };
@@ -61,6 +63,8 @@ pub struct ServiceIr<'m> {
     pub routes: Vec<RouteIr<'m>>,
     /// Its consumers, each with the event it consumes.
     pub consumers: Vec<ConsumerIr<'m>>,
+    /// Its scheduled jobs.
+    pub jobs: Vec<JobIr<'m>>,
     /// The RPCs it serves, with what backs each.
     pub rpcs: Vec<RpcIr<'m>>,
     /// Its routes as RPCs, when the gateway reaches it over gRPC (else empty).
@@ -119,6 +123,11 @@ pub fn lower(system: &System) -> Ir<'_> {
                     .consumers
                     .iter()
                     .map(|consumer| consumers::lower_consumer(system, service, consumer))
+                    .collect(),
+                jobs: service
+                    .jobs
+                    .iter()
+                    .map(|job| jobs::lower_job(system, service, job))
                     .collect(),
                 rpcs,
                 contract: contract::proto_file(system, service, &route_rpcs),

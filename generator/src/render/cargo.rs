@@ -216,7 +216,10 @@ pub fn service(system: &System, service: &Service) -> String {
     // Its own entities' crate (a plain service, or a capability service with entities).
     if service.uses.is_none() || !service.entities.is_empty() {
         names.extend(["chrono", "serde", "uuid"].map(String::from));
-        if service.routes.iter().any(|r| r.emit.is_some()) || !service.consumers.is_empty() {
+        if service.routes.iter().any(|r| r.emit.is_some())
+            || !service.consumers.is_empty()
+            || !service.jobs.is_empty()
+        {
             names.push(ident::crate_name(&system.name.value, "contracts"));
         }
     }

@@ -65,6 +65,73 @@ impl Resolver<'_> {
         })
     }
 
+    /// A scheduled job: `every` or `cron`, and a `do` list of actions.
+    pub(super) fn job(&mut self, key: &Node, value: &Node) -> Option<Job> {
+        let name = self.declared_name(key, "job name")?;
+        let what = format!("job `{}`", name.value);
+        let entries = self.entries(value, &what, JOB_KEYS);
+        let description = entries
+            .get("description")
+            .and_then(|n| self.text(n, "description"));
+        let schedule = match (entries.get("every"), entries.get("cron")) {
+            (Some(every), None) => {
+                let secs = self.duration(every)?;
+                if secs < 1 {
+                    self.d.error(every.span, "a job runs at most every second");
+                    return None;
+                }
+                JobSchedule::Every(u64::try_from(secs).ok()?)
+            }
+            (None, Some(cron)) => {
+                let text = self.text(cron, "cron expression")?;
+                let problem = match svcgen_cron::Cron::parse(&text) {
+                    Err(problem) => Some(problem),
+                    Ok(parsed) if parsed.next_after(Default::default()).is_none() => {
+                        Some("it names no time that ever comes".into())
+                    }
+                    Ok(_) => None,
+                };
+                if let Some(problem) = problem {
+                    self.d
+                        .error(cron.span, format!("bad cron expression `{text}`: {problem}"))
+                        .hint("five fields in UTC: minute hour day-of-month month day-of-week, e.g. `0 3 * * *` for 03:00 every day");
+                    return None;
+                }
+                JobSchedule::Cron(text)
+            }
+            (Some(_), Some(cron)) => {
+                self.d
+                    .error(cron.span, format!("{what} has both `every` and `cron`"))
+                    .hint("keep one schedule");
+                return None;
+            }
+            (None, None) => {
+                self.d
+                    .error(value.span, format!("{what} has no schedule"))
+                    .hint("add `every: 1h` or `cron: \"0 3 * * *\"` (UTC)");
+                return None;
+            }
+        };
+        let actions = match entries.get("do") {
+            Some(list) => self.seq(list, "`do`", |r, item| {
+                let entries = r.entries(item, "an action", &action_keys());
+                r.action(item, &entries)
+            }),
+            None => {
+                self.d
+                    .error(value.span, format!("{what} does nothing"))
+                    .hint("give it `do:`, a list of `sql` and `emit` actions");
+                Vec::new()
+            }
+        };
+        Some(Job {
+            name,
+            description,
+            schedule,
+            actions,
+        })
+    }
+
     /// One action: its keyword (exactly one of [`ACTION_KEYWORDS`]) and the modifiers it takes.
     fn action(&mut self, node: &Node, entries: &Entries) -> Option<Action> {
         let written: Vec<(&str, &Node, &Node)> = entries

@@ -75,7 +75,10 @@ const SERVICE_KEYS: &[&str] = &[
     "calls",
     "constants",
     "transport",
+    "jobs",
 ];
+/// The keys of a job.
+const JOB_KEYS: &[&str] = &["description", "every", "cron", "do"];
 const MESSAGE_KEYS: &[&str] = &["description", "fields"];
 const RPC_KEYS: &[&str] = &[
     "description",
@@ -455,6 +458,7 @@ impl Resolver<'_> {
                 Transport::Http
             }
         };
+        let jobs = self.each(entries.get("jobs"), "jobs", |r, k, v| r.job(k, v));
         let constants = self.each(entries.get("constants"), "constants", |r, k, v| {
             let name = r.name(k, "constant name")?;
             let value = v.as_str().and_then(|t| t.parse::<i64>().ok());
@@ -480,6 +484,7 @@ impl Resolver<'_> {
             calls,
             constants,
             transport,
+            jobs,
         })
     }
 

@@ -7,7 +7,7 @@ use crate::model::*;
 
 /// Whether literal `expr` is a value `ty` holds; `None` for a value computed when the route
 /// runs.
-fn literal_fits(expr: &Expr, ty: &Type) -> Option<bool> {
+pub(super) fn literal_fits(expr: &Expr, ty: &Type) -> Option<bool> {
     let ty = ty.required();
     Some(match expr {
         Expr::Int(n) => match ty {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 mod actions;
 mod consumers;
 mod entities;
+mod jobs;
 mod paths;
 
 pub(crate) use consumers::{sql_scope as consumer_sql_scope, value_type as consumer_value_type};
@@ -63,6 +64,7 @@ fn check_services(system: &System, d: &mut Diagnostics) {
         entities::check(system, service, d);
         paths::check(service, d);
         actions::check(service, d);
+        jobs::check(system, service, d);
     }
 }
 

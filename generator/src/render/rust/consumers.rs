@@ -109,6 +109,80 @@ fn subscription(system: &System, service: &Service, lowered: &ConsumerIr) -> Tok
     }
 }
 
+/// A service's scheduled jobs: a function per job that runs its actions in one transaction
+/// (retried like a request's), and `JOBS`, the schedule of each (`None` without jobs).
+pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenStream> {
+    if lowered.jobs.is_empty() {
+        return None;
+    }
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let mut runs = Vec::new();
+    let mut defs = Vec::new();
+    for job in &lowered.jobs {
+        let model = job.model;
+        let run = format_ident!("run_{}", model.name.value);
+        let actions = job.actions.iter().map(|action| match action {
+            ActionIr::Sql { sql, params } => statement(sql, params),
+            ActionIr::Emit { event, fields } => emit(&contracts, event, fields),
+            _ => TokenStream::new(),
+        });
+        let reads_now = job.actions.iter().any(|action| match action {
+            ActionIr::Sql { params, .. } => params.iter().any(|(_, _, p)| *p == SqlParam::Now),
+            ActionIr::Emit { fields, .. } => fields
+                .iter()
+                .flat_map(|(_, v)| v)
+                .any(|v| matches!(v.expr, Expr::Now { .. })),
+            _ => false,
+        });
+        let now = reads_now.then(|| quote!(let now = db::now();));
+        let schedule_text = match &model.schedule {
+            JobSchedule::Every(secs) => format!("every {secs} s"),
+            JobSchedule::Cron(text) => format!("at `{text}` (cron, UTC)"),
+        };
+        let run_doc = doc_opt(
+            model.description.as_ref(),
+            &format!("The job `{}`.", model.name.value),
+        );
+        let when_doc = doc(&format!("Runs {schedule_text}."));
+        runs.push(quote! {
+            #run_doc
+            ///
+            #when_doc
+            fn #run(ctx: ServiceContext) -> svcgen_runtime::BoxFuture<'static, ApiResult<()>> {
+                /// One attempt: every action in one transaction.
+                async fn attempt(ctx: &ServiceContext) -> ApiResult<()> {
+                    let mut tx = ctx.begin().await?;
+                    #now
+                    #(#actions)*
+                    ctx.commit(tx).await?;
+                    Ok(())
+                }
+                Box::pin(async move { db::retrying(|| attempt(&ctx)).await })
+            }
+        });
+        let name = lit(&model.name.value);
+        let schedule = match &model.schedule {
+            JobSchedule::Every(secs) => {
+                let secs = Literal::u64_unsuffixed(*secs);
+                quote!(svcgen_runtime::jobs::Schedule::Every(#secs))
+            }
+            JobSchedule::Cron(text) => {
+                let text = lit(text);
+                quote!(svcgen_runtime::jobs::Schedule::Cron(#text))
+            }
+        };
+        defs.push(
+            quote!(svcgen_runtime::jobs::JobDef { name: #name, schedule: #schedule, run: #run },),
+        );
+    }
+    Some(quote! {
+        /// This service's scheduled jobs.
+        pub static JOBS: &[svcgen_runtime::jobs::JobDef] = &[#(#defs)*];
+
+        #(#runs)*
+    })
+}
+
 /// Whether a consumer's actions read the time the event is applied.
 fn needs_now(lowered: &ConsumerIr) -> bool {
     let reads_now = |value: &ConsumerValue| matches!(value.expr, Expr::Now { .. });

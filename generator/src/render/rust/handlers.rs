@@ -163,6 +163,10 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         ));
     }
     let (consumer_imports, consumers) = consumers_fn(system, lowered).unwrap_or_default();
+    let jobs = consumers::jobs_items(system, lowered);
+    let job_routes = jobs
+        .is_some()
+        .then(|| quote!(.merge(svcgen_runtime::jobs::admin_routes(SERVICE, JOBS))));
     // The routes of the capability it also uses.
     let (capability_imports, capability) = match capability_routes(system, service) {
         Some((imports, routes)) => (imports, quote!(.merge(#routes))),
@@ -196,7 +200,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
 
         /// This service's routes (the gateway mounts them under its prefix).
         pub fn routes() -> Router<ServiceContext> {
-            Router::new() #(#route_calls)* #server_route #capability
+            Router::new() #(#route_calls)* #server_route #capability #job_routes
         }
 
         #messages
@@ -206,6 +210,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         #(#handlers)*
 
         #consumers
+
+        #jobs
 
         #server_items
 

@@ -106,7 +106,11 @@ pub fn service(system: &System, lowered: &ServiceIr) -> TokenStream {
     let service = lowered.model;
     // A capability service with entities of its own is an entity service that also serves
     // the capability's routes.
-    match (service.uses, service.entities.is_empty()) {
+    // ... and so is one with jobs.
+    match (
+        service.uses,
+        service.entities.is_empty() && service.jobs.is_empty(),
+    ) {
         (Some(Capability::Auth), true) => auth_service(system, lowered),
         (Some(Capability::Notify), true) => notify_service(system, lowered),
         _ => entity_service(system, lowered),

@@ -153,6 +153,11 @@ pub(crate) fn system_main(ir: &crate::lower::Ir) -> TokenStream {
         } else {
             quote!(&#krate::MIGRATIONS)
         };
+        let jobs = if service.jobs.is_empty() {
+            quote!(&[])
+        } else {
+            quote!(#krate::JOBS)
+        };
         let capability = match service.uses {
             Some(Capability::Auth) => quote!(Some(&svcgen_runtime::capability::auth::TABLES)),
             Some(Capability::Notify) => quote!(Some(&svcgen_runtime::capability::notify::TABLES)),
@@ -163,6 +168,7 @@ pub(crate) fn system_main(ir: &crate::lower::Ir) -> TokenStream {
                 name: #krate::SERVICE,
                 migrations: #migrations,
                 capability: #capability,
+                jobs: #jobs,
                 routes: #krate::routes,
                 consumers: #consumers,
                 on_start: #on_start,
