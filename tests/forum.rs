@@ -2,6 +2,9 @@
 //! blocks together, run embedded (SQLite) and distributed with its posts store on PostgreSQL
 //! and on MariaDB. Each run checks the same answers:
 //!
+//! * the accounts service (the auth capability with an entity of its own) makes each member's
+//!   profile from its own `user.registered`; field rules answer 400 naming the field, a taken
+//!   unique key 409, a missing reference 400; a stale `If-Match` 412;
 //! * access beyond owner-only: a draft is its author's alone (404 to others, anonymous callers
 //!   included), a published post everyone's to read but only its author's to change (403), a
 //!   member's own list has their drafts, moderators and admins (`managers`) read, change and
@@ -1034,6 +1037,164 @@ async fn jobs_hold(gateway: &str, tag: &str) {
     );
 }
 
+async fn rules_hold(gateway: &str, tag: &str) {
+    let api = Api::new(gateway);
+    let username = format!("member-{tag}");
+    let (member_id, member) = register(&api, &format!("{username}@example.com")).await;
+    let (_, other) = register(&api, &format!("neighbour-{tag}@example.com")).await;
+    let (member, other) = (Some(member.as_str()), Some(other.as_str()));
+
+    // The consumer of `user.registered` made the profile, with its default.
+    let path = format!("/profiles?user_id={member_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let profile = loop {
+        let page = expect(&api, None, Method::GET, &path, None, StatusCode::OK).await;
+        if let Some(profile) = page["items"].as_array().and_then(|items| items.first()) {
+            break profile.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{tag}: the profile is made"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (profile["display_name"].as_str(), profile["bio"].as_str()),
+        (Some(username.as_str()), Some("")),
+        "{tag}: {profile}"
+    );
+    let profile_path = format!("/profiles/{}", profile["id"].as_str().unwrap());
+    expect(
+        &api,
+        other,
+        Method::PATCH,
+        &profile_path,
+        Some(json!({"bio": "Not mine"})),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect(
+        &api,
+        member,
+        Method::PATCH,
+        &profile_path,
+        Some(json!({"bio": "Reads a lot."})),
+        StatusCode::OK,
+    )
+    .await;
+
+    // Field rules: 400 naming the field.
+    for (body, field) in [
+        (json!({"title": "", "body": "x"}), "title"),
+        (json!({"title": "x", "body": "x", "score": -1}), "score"),
+        (
+            json!({"title": "x", "body": "x", "topic": "opinion"}),
+            "topic",
+        ),
+    ] {
+        let answer = expect(
+            &api,
+            member,
+            Method::POST,
+            "/posts",
+            Some(body),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{tag}: {answer}"
+        );
+    }
+    let post = expect(
+        &api,
+        member,
+        Method::POST,
+        "/posts",
+        Some(json!({"title": "Rules", "body": "x", "published": true})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let post_id = post["id"].as_str().unwrap();
+    // A unique key taken: 409 naming its fields; a reference to no row: 400 naming the field.
+    expect(
+        &api,
+        member,
+        Method::POST,
+        "/bookmarks",
+        Some(json!({"post_id": post_id})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let taken = expect(
+        &api,
+        member,
+        Method::POST,
+        "/bookmarks",
+        Some(json!({"post_id": post_id})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        taken["error"], "a bookmark with these values of post_id, member_id already exists",
+        "{tag}"
+    );
+    let missing = expect(
+        &api,
+        member,
+        Method::POST,
+        "/bookmarks",
+        Some(json!({"post_id": uuid::Uuid::now_v7()})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(missing["error"], "post_id names no existing post", "{tag}");
+
+    // A change held to a version read before another change: 412.
+    let post_path = format!("/posts/{post_id}");
+    let (status, headers, _) = api
+        .call_with(Method::GET, &post_path, None, &[], None)
+        .await;
+    assert_eq!(
+        (status, headers["etag"].to_str().unwrap()),
+        (StatusCode::OK, "\"1\""),
+        "{tag}"
+    );
+    for expected in [StatusCode::OK, StatusCode::PRECONDITION_FAILED] {
+        let (status, _, body) = api
+            .call_with(
+                Method::PATCH,
+                &post_path,
+                member,
+                &[("if-match", "\"1\"")],
+                Some(json!({"score": 3})),
+            )
+            .await;
+        assert_eq!(status, expected, "{tag}: {body}");
+    }
+    // The post goes, its bookmark with it (cascade), so the lists below start empty.
+    let (status, _, body) = api
+        .call_with(
+            Method::DELETE,
+            &post_path,
+            member,
+            &[("if-match", "\"2\"")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{tag}: {body}");
+    let bookmarks = expect(
+        &api,
+        member,
+        Method::GET,
+        "/bookmarks",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(ids(&bookmarks).is_empty(), "{tag}: {bookmarks}");
+}
+
 /// `text` as a query-string value.
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
@@ -1043,6 +1204,7 @@ fn urlencode(text: &str) -> String {
 fn embedded_sqlite_forum() {
     let data = tempfile::tempdir().unwrap();
     let running = FORUM.embedded(data.path(), &admin());
+    runtime().block_on(rules_hold(&running.url, "embedded"));
     runtime().block_on(access_holds(&running.url, "embedded"));
     runtime().block_on(lists_hold(&running.url, "embedded"));
     runtime().block_on(paths_hold(&running.url, "embedded"));
@@ -1067,6 +1229,7 @@ fn distributed_postgres_forum() {
     ) else {
         return;
     };
+    runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(access_holds(&run.system.gateway.url, &run.system.run));
     runtime().block_on(lists_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(paths_hold(&run.system.gateway.url, &run.system.run));
@@ -1085,6 +1248,7 @@ fn distributed_mariadb_forum() {
     ) else {
         return;
     };
+    runtime().block_on(rules_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(access_holds(&run.system.gateway.url, &run.system.run));
     runtime().block_on(lists_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(paths_hold(&run.system.gateway.url, &run.system.run));
