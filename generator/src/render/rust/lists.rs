@@ -81,7 +81,13 @@ pub(crate) fn list_handler(
         binds.extend(access_binds);
     }
     for value in &path.values {
-        conditions.push(format!("{} = ${}", sql(&value.column), binds.len() + 1));
+        // Qualified: a searched list joins the search index, whose columns are text fields.
+        conditions.push(format!(
+            "{}.{} = ${}",
+            sql(&entity.name.value),
+            sql(&value.column),
+            binds.len() + 1
+        ));
         let arg = value.arg();
         binds.push(quote!(.bind(#arg)));
     }
