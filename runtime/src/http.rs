@@ -237,17 +237,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| {
-                // Undecodable percent-escapes are the client's fault; anything else means the
-                // extractor is used on a route without parameters, a bug in the service.
-                if rejection.status().is_server_error() {
-                    ApiError::internal(rejection.body_text())
-                } else {
-                    ApiError::bad_request(rejection.body_text())
-                }
-            })?;
+        let params = raw_path_params(parts, state).await?;
         let params: Vec<(&str, &str)> = params.iter().collect();
         let raw = match params.iter().find(|(name, _)| *name == "id") {
             Some((_, value)) => *value,
@@ -321,15 +311,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status().is_server_error() {
-                    ApiError::internal(rejection.body_text())
-                } else {
-                    ApiError::bad_request(rejection.body_text())
-                }
-            })?;
+        let params = raw_path_params(parts, state).await?;
         Ok(PathParams(
             params
                 .iter()
@@ -337,6 +319,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
                 .collect(),
         ))
     }
+}
+
+/// The path's parameters as axum reads them. Undecodable percent-escapes are the client's fault
+/// (400); anything else means an extractor is used on a route without parameters, a bug in
+/// the service (500).
+async fn raw_path_params<S: Send + Sync>(parts: &mut Parts, state: &S) -> ApiResult<RawPathParams> {
+    RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status().is_server_error() {
+                ApiError::internal(rejection.body_text())
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })
 }
 
 /// Cuts echoed client input to a sane length (by characters, never inside one).

@@ -234,16 +234,8 @@ fn value(value: &ConsumerValue, to: &Type) -> TokenStream {
             }
         }
         Expr::Now { plus_secs } => now_plus(*plus_secs),
-        Expr::Int(n) => {
-            let n = Literal::i64_unsuffixed(*n);
-            quote!(#n)
-        }
-        Expr::Bool(b) => quote!(#b),
-        Expr::Text(text) => {
-            let text = lit(text);
-            quote!(#text.to_owned())
-        }
         Expr::Caller | Expr::Id => unreachable!("validation keeps the caller out of consumers"),
+        literal => literal_value(literal).unwrap_or_default(),
     };
     if matches!(to, Type::Optional(_)) && !matches!(value.ty, Type::Optional(_)) {
         quote!(Some(#plain))

@@ -590,16 +590,7 @@ fn set_change(entity: &Entity, route: &Route, patch: &proc_macro2::Ident) -> Tok
             Expr::Caller => quote!(caller.user_id),
             Expr::Id => quote!(id),
             Expr::Now { plus_secs } => now_value(*plus_secs),
-            Expr::Int(n) => {
-                let n = Literal::i64_unsuffixed(*n);
-                quote!(#n)
-            }
-            Expr::Bool(b) => quote!(#b),
-            Expr::Text(text) => {
-                let text = lit(text);
-                quote!(#text.to_owned())
-            }
-            Expr::Path { .. } => return None,
+            literal => literal_value(literal)?,
         };
         Some(if matches!(field.ty, Type::Optional(_)) {
             quote!(#ident: Some(Some(#value)),)

@@ -58,6 +58,23 @@ pub(super) fn rust_field_type(ty: &Type) -> TokenStream {
     }
 }
 
+/// A literal value of the spec (a whole number, `true`/`false`, text) as Rust; `None` for a
+/// value computed when the code runs.
+pub(super) fn literal_value(expr: &Expr) -> Option<TokenStream> {
+    match expr {
+        Expr::Int(n) => {
+            let n = Literal::i64_unsuffixed(*n);
+            Some(quote!(#n))
+        }
+        Expr::Bool(b) => Some(quote!(#b)),
+        Expr::Text(text) => {
+            let text = lit(text);
+            Some(quote!(#text.to_owned()))
+        }
+        _ => None,
+    }
+}
+
 /// Whether a value of this type is `Copy` (bound without `.clone()`).
 pub(super) fn is_copy(ty: &Type) -> bool {
     match ty {
