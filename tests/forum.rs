@@ -20,13 +20,18 @@
 //!   post takes its comments and likes with it; publishing is an action route that applies to
 //!   a draft once (409 after), by its author only;
 //! * scheduled jobs: a draft whose publish time has come is published by the posts service's
-//!   job, run by an admin through its route (recorded with its outcome) and by its schedule.
+//!   job, run by an admin through its route (recorded with its outcome) and by its schedule;
+//! * calls from consumers and jobs: a consumer of `post.published` asks the posts service for
+//!   the author's count of published posts and keeps it on their profile; a job asks it for a
+//!   census of the posts and records it.
 //!
 //! The distributed tests skip with a message when a server is down, and fail instead when
 //! `SVCGEN_REQUIRE_INFRA=1` (as on CI).
 
 #[path = "forum/access.rs"]
 mod access;
+#[path = "forum/calls.rs"]
+mod calls;
 mod harness;
 #[path = "forum/jobs.rs"]
 mod jobs;
@@ -95,6 +100,7 @@ fn embedded_sqlite_forum() {
     runtime().block_on(lists::lists_hold(&running.url, "embedded"));
     runtime().block_on(paths::paths_hold(&running.url, "embedded"));
     runtime().block_on(jobs::jobs_hold(&running.url, "embedded"));
+    runtime().block_on(calls::calls_hold(&running.url, "embedded"));
     running.stop();
 }
 
@@ -123,6 +129,7 @@ fn distributed_postgres_forum() {
     runtime().block_on(lists::lists_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(paths::paths_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(jobs::jobs_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(calls::calls_hold(&run.system.gateway.url, &run.system.run));
     run.stop();
 }
 
@@ -145,5 +152,6 @@ fn distributed_mariadb_forum() {
     runtime().block_on(lists::lists_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(paths::paths_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(jobs::jobs_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(calls::calls_hold(&run.system.gateway.url, &run.system.run));
     run.stop();
 }

@@ -539,7 +539,8 @@ pub const CLUBS: TestSystem = TestSystem {
 pub const FORUM: TestSystem = TestSystem {
     spec: "tests/systems/forum.yaml",
     name: "forum",
-    services: &["accounts", "posts"],
+    // The accounts service calls the posts service, which therefore starts first.
+    services: &["posts", "accounts"],
     switched: &[("posts", "posts_db")],
 };
 

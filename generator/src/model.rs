@@ -1133,6 +1133,13 @@ pub enum Action {
         /// Its fields' values; a field left out takes the consumed event's field of its name.
         with: Vec<(Name, Expr)>,
     },
+    /// Call an RPC of another service, before the transaction (`call:`, `with:`, `as:`).
+    Call {
+        /// The RPC and its request values.
+        call: Call,
+        /// The name later actions read its response by (`$<name>.<field>`).
+        name: Option<Name>,
+    },
 }
 
 /// A change to rows of an entity made by a consumer.

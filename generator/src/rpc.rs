@@ -783,6 +783,22 @@ fn check_call(
     call: &Call,
     d: &mut Diagnostics,
 ) {
+    let Some((target, rpc)) = declared_call(system, service, call, d) else {
+        return;
+    };
+    check_call_values(call, target, rpc, d, |expr| {
+        expr_type(system, service, route, before, expr)
+    });
+}
+
+/// The service and RPC `call` reaches, when `service` declares it in `calls:` (an error
+/// otherwise) and it exists (the `calls:` entry reports it otherwise).
+pub fn declared_call<'s>(
+    system: &'s System,
+    service: &Service,
+    call: &Call,
+    d: &mut Diagnostics,
+) -> Option<(&'s Service, &'s Rpc)> {
     if !service.calls.iter().any(|c| c.text() == call.target.text()) {
         d.error(
             call.target.span,
@@ -796,11 +812,20 @@ fn check_call(
             "add `{}` to the service's `calls:`",
             call.target.text()
         ));
-        return;
+        return None;
     }
-    let Some((target, rpc)) = find_rpc(system, &call.target) else {
-        return;
-    };
+    find_rpc(system, &call.target)
+}
+
+/// Checks the `with` values of `call` to `rpc` of `target`: each request field it names
+/// exists and takes its value (typed by `type_of`), and every required one is given.
+pub fn check_call_values<'s>(
+    call: &Call,
+    target: &'s Service,
+    rpc: &Rpc,
+    d: &mut Diagnostics,
+    type_of: impl Fn(&Expr) -> Result<Typed<'s>, String>,
+) {
     for field in &rpc.request {
         let expected = Typed {
             ty: field.ty.clone(),
@@ -811,7 +836,7 @@ fn check_call(
             .iter()
             .find(|(name, _)| name.value == field.name.value)
         {
-            Some((name, expr)) => match expr_type(system, service, route, before, expr) {
+            Some((name, expr)) => match type_of(expr) {
                 Ok(typed) if typed.fits(&expected) => {}
                 Ok(typed) => {
                     d.error(

@@ -278,15 +278,78 @@ impl ServiceContext {
         F: Fn(Envelope, E, Tx) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<Tx>> + Send + 'static,
     {
+        self.subscribe_phased(
+            policy,
+            critical,
+            false,
+            |_: &E| std::future::ready(Ok::<(), std::convert::Infallible>(())),
+            move |envelope, event, (), tx| handler(envelope, event, tx),
+        )
+        .await
+    }
+
+    /// Subscribes as [`ServiceContext::subscribe`] does, with work done before the
+    /// transaction: `prepare` (calls of other services, which must not hold the database
+    /// while they wait) runs first, and its answer goes to the handler. An event already in the
+    /// inbox is acknowledged before `prepare` runs; one whose `prepare` fails is retried whole,
+    /// so what `prepare` does must bear being done again.
+    pub async fn subscribe_calling<E, T, PE, P, PFut, F, Fut>(
+        &self,
+        policy: RetryPolicy,
+        critical: bool,
+        prepare: P,
+        handler: F,
+    ) -> Result<(), EventError>
+    where
+        E: Event,
+        T: Send + 'static,
+        PE: std::error::Error + Send + Sync + 'static,
+        P: Fn(&E) -> PFut + Send + Sync + 'static,
+        PFut: Future<Output = Result<T, PE>> + Send + 'static,
+        F: Fn(Envelope, E, T, Tx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Tx>> + Send + 'static,
+    {
+        self.subscribe_phased(policy, critical, true, prepare, handler)
+            .await
+    }
+
+    /// The subscription of a consumer in two phases: `prepare` outside any transaction (after
+    /// a look into the inbox when `look_first` is set), then the handler in the transaction
+    /// that records the event in the inbox.
+    async fn subscribe_phased<E, T, PE, P, PFut, F, Fut>(
+        &self,
+        policy: RetryPolicy,
+        critical: bool,
+        look_first: bool,
+        prepare: P,
+        handler: F,
+    ) -> Result<(), EventError>
+    where
+        E: Event,
+        T: Send + 'static,
+        PE: std::error::Error + Send + Sync + 'static,
+        P: Fn(&E) -> PFut + Send + Sync + 'static,
+        PFut: Future<Output = Result<T, PE>> + Send + 'static,
+        F: Fn(Envelope, E, T, Tx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Tx>> + Send + 'static,
+    {
         let consumer = self.service;
         let db = self.db.clone();
         let wake = self.events.wake.clone();
-        let handler = Arc::new(handler);
+        let (prepare, handler) = (Arc::new(prepare), Arc::new(handler));
         let apply: Handler = Arc::new(move |envelope: Envelope| {
-            let (db, handler, wake) = (db.clone(), handler.clone(), wake.clone());
+            let (db, prepare, handler, wake) =
+                (db.clone(), prepare.clone(), handler.clone(), wake.clone());
             async move {
                 let event = serde_json::from_value::<E>(envelope.data.clone())
                     .map_err(|error| anyhow::Error::new(Undecodable(error.to_string())))?;
+                if look_first && applied(&db, consumer, &envelope).await? {
+                    tracing::debug!(consumer, event_id = %envelope.id, "event already applied; skipping");
+                    return Ok(());
+                }
+                let traceparent = envelope.traceparent.clone();
+                let prepared =
+                    crate::telemetry::with_traceparent(traceparent.clone(), prepare(&event)).await?;
                 let mut tx = db.begin().await?;
                 let fresh = query(match tx.engine() {
                     // MySQL has no ON CONFLICT; INSERT IGNORE skips the duplicate key, and
@@ -304,8 +367,11 @@ impl ServiceContext {
                     tracing::debug!(consumer, event_id = %envelope.id, "event already applied; skipping");
                     return Ok(());
                 }
-                let traceparent = envelope.traceparent.clone();
-                let tx = crate::telemetry::with_traceparent(traceparent, handler(envelope, event, tx)).await?;
+                let tx = crate::telemetry::with_traceparent(
+                    traceparent,
+                    handler(envelope, event, prepared, tx),
+                )
+                .await?;
                 tx.commit().await?;
                 // The handler may have emitted events: the relay sends them at once.
                 wake.notify_one();
@@ -340,6 +406,16 @@ impl ServiceContext {
         self.bus.subscribe(subscription).await?;
         Ok(())
     }
+}
+
+/// Whether `consumer` already applied the event of `envelope` (it is in the inbox).
+async fn applied(db: &Db, consumer: &str, envelope: &Envelope) -> Result<bool, EventError> {
+    let found = query("SELECT 1 FROM svcgen_inbox WHERE consumer = $1 AND event_id = $2")
+        .bind(consumer.to_owned())
+        .bind(envelope.id.to_string())
+        .fetch_optional(db)
+        .await?;
+    Ok(found.is_some())
 }
 
 async fn store_dead_letter(

@@ -3,9 +3,10 @@
 
 use super::{event, resolved};
 use crate::model::{
-    Action, Column, Consumer, Entity, Event, Expr, Field, Name, Recipient, Service, System, Type,
-    Write,
+    Action, Call, Column, Consumer, Entity, Event, Expr, Field, Name, Recipient, Rpc, Service,
+    System, Type, Write,
 };
+use crate::validate::ConsumerScope as Scope;
 
 /// A consumer with the event it consumes and its actions resolved.
 #[derive(Debug)]
@@ -55,6 +56,25 @@ pub enum ActionIr<'m> {
         /// Every field of it, with its value (none: an optional field left empty).
         fields: Vec<(&'m Field, Option<ConsumerValue>)>,
     },
+    /// A call of another service's RPC, made before the transaction.
+    Call(CallActionIr<'m>),
+}
+
+/// A call of a consumer or a job, with its target resolved.
+#[derive(Debug)]
+pub struct CallActionIr<'m> {
+    /// The call as the spec writes it.
+    pub model: &'m Call,
+    /// The name later actions read its response by.
+    pub name: Option<&'m Name>,
+    /// The service called.
+    pub service: &'m Service,
+    /// The RPC called.
+    pub rpc: &'m Rpc,
+    /// Each request field given a value, with the value.
+    pub with: Vec<(&'m Field, ConsumerValue)>,
+    /// The fields of its response that later actions read (`$<name>.<field>`).
+    pub read: Vec<&'m Field>,
 }
 
 /// Where an SQL parameter of a consumer comes from.
@@ -110,70 +130,139 @@ pub(super) fn lower_consumer<'m>(
     consumer: &'m Consumer,
 ) -> ConsumerIr<'m> {
     let consumed = resolved(event(system, &consumer.event), &consumer.event);
-    let value = |expr: &Expr| ConsumerValue {
-        ty: crate::validate::consumer_value_type(consumed, expr).unwrap_or_else(|problem| {
-            panic!("validation let through a value it rejects: {problem}")
-        }),
-        expr: expr.clone(),
-    };
-    let actions = consumer
-        .actions
+    ConsumerIr {
+        model: consumer,
+        event: consumed,
+        actions: lower_actions(system, service, Some(consumed), &consumer.actions),
+    }
+}
+
+/// The actions of a consumer of `consumed`, or of a job (no event), lowered.
+pub(super) fn lower_actions<'m>(
+    system: &'m System,
+    service: &'m Service,
+    consumed: Option<&'m Event>,
+    actions: &'m [Action],
+) -> Vec<ActionIr<'m>> {
+    actions
         .iter()
-        .map(|action| match action {
-            Action::Notify { to, kind, message } => ActionIr::Notify { to, kind, message },
-            Action::Write(write) => {
-                let entity = resolved(service.entity(&write.entity.value), &write.entity);
-                let columns = |values: &[(Name, Expr)]| {
-                    values
-                        .iter()
-                        .map(|(name, expr)| {
-                            (resolved(entity.column(&name.value), name), value(expr))
-                        })
-                        .collect()
-                };
-                ActionIr::Write {
-                    model: write,
-                    entity,
-                    set: columns(&write.set),
-                    filter: columns(&write.filter),
-                }
+        .enumerate()
+        .map(|(index, action)| {
+            let scope = Scope::before(system, consumed, &actions[..index]);
+            let value = |expr: &Expr| ConsumerValue {
+                ty: crate::validate::consumer_value_type(&scope, expr).unwrap_or_else(|problem| {
+                    panic!("validation let through a value it rejects: {problem}")
+                }),
+                expr: expr.clone(),
+            };
+            lower_action(
+                system,
+                service,
+                consumed,
+                &actions[index + 1..],
+                action,
+                value,
+            )
+        })
+        .collect()
+}
+
+fn lower_action<'m>(
+    system: &'m System,
+    service: &'m Service,
+    consumed: Option<&'m Event>,
+    after: &'m [Action],
+    action: &'m Action,
+    value: impl Fn(&Expr) -> ConsumerValue,
+) -> ActionIr<'m> {
+    match action {
+        Action::Notify { to, kind, message } => ActionIr::Notify { to, kind, message },
+        Action::Write(write) => {
+            let entity = resolved(service.entity(&write.entity.value), &write.entity);
+            let columns = |values: &[(Name, Expr)]| {
+                values
+                    .iter()
+                    .map(|(name, expr)| (resolved(entity.column(&name.value), name), value(expr)))
+                    .collect()
+            };
+            ActionIr::Write {
+                model: write,
+                entity,
+                set: columns(&write.set),
+                filter: columns(&write.filter),
             }
-            Action::Sql { sql, .. } => {
+        }
+        Action::Sql { sql, .. } => match consumed {
+            Some(consumed) => {
                 let scope = crate::validate::consumer_sql_scope(service, consumed);
                 sql_action(service, sql, |name| scope.get(name).cloned())
             }
-            Action::Emit { event: name, with } => {
-                let emitted = resolved(event(system, name), name);
-                let fields = emitted
-                    .fields
-                    .iter()
-                    .map(|field| {
-                        let given = with.iter().find(|(n, _)| n.value == field.name.value);
-                        let expr = match given {
-                            Some((_, expr)) => Some(expr.clone()),
-                            // A field left out is the consumed event's field of its name; an
-                            // optional one the consumed event lacks stays empty.
-                            None => consumed.field(&field.name.value).map(|_| Expr::Path {
+            // A job has no event: validation let only `:now`, `:new_id` and constants through.
+            None => sql_action(service, sql, |_| None),
+        },
+        Action::Emit { event: name, with } => {
+            let emitted = resolved(event(system, name), name);
+            let fields = emitted
+                .fields
+                .iter()
+                .map(|field| {
+                    let given = with.iter().find(|(n, _)| n.value == field.name.value);
+                    let expr = match given {
+                        Some((_, expr)) => Some(expr.clone()),
+                        // A field left out is the consumed event's field of its name; an
+                        // optional one the consumed event lacks stays empty.
+                        None => consumed
+                            .and_then(|consumed| consumed.field(&field.name.value))
+                            .map(|_| Expr::Path {
                                 root: Name {
                                     value: "event".into(),
                                     span: field.name.span,
                                 },
                                 fields: vec![field.name.clone()],
                             }),
-                        };
-                        (field, expr.map(|expr| value(&expr)))
-                    })
-                    .collect();
-                ActionIr::Emit {
-                    event: emitted,
-                    fields,
-                }
+                    };
+                    (field, expr.map(|expr| value(&expr)))
+                })
+                .collect();
+            ActionIr::Emit {
+                event: emitted,
+                fields,
             }
-        })
-        .collect();
-    ConsumerIr {
-        model: consumer,
-        event: consumed,
-        actions,
+        }
+        Action::Call { call, name } => {
+            let (target, rpc, with) = super::call_values(system, call, value);
+            // The response fields later actions read, each converted once.
+            let read = rpc
+                .response
+                .iter()
+                .filter(|field| {
+                    name.as_ref()
+                        .is_some_and(|name| reads_result(after, &name.value, &field.name.value))
+                })
+                .collect();
+            ActionIr::Call(CallActionIr {
+                model: call,
+                name: name.as_ref(),
+                service: target,
+                rpc,
+                with,
+                read,
+            })
+        }
     }
+}
+
+/// Whether any of `actions` reads `$<call>.<field>`.
+fn reads_result(actions: &[Action], call: &str, field: &str) -> bool {
+    let reads = |values: &[(Name, Expr)]| {
+        values.iter().any(|(_, expr)| {
+            matches!(expr, Expr::Path { root, fields } if root.value == call && fields.first().is_some_and(|f| f.value == field))
+        })
+    };
+    actions.iter().any(|action| match action {
+        Action::Write(write) => reads(&write.set) || reads(&write.filter),
+        Action::Emit { with, .. } => reads(with),
+        Action::Call { call, .. } => reads(&call.with),
+        Action::Notify { .. } | Action::Sql { .. } => false,
+    })
 }

@@ -13,7 +13,7 @@ mod jobs;
 mod routes;
 mod rpcs;
 
-pub use consumers::{ActionIr, ConsumerIr, ConsumerValue, SqlParam};
+pub use consumers::{ActionIr, CallActionIr, ConsumerIr, ConsumerValue, SqlParam};
 pub use conversions::{Conversion, Direction, Pair};
 pub use gateway::{GatewayRoute, RouteLimits};
 pub use jobs::JobIr;
@@ -180,8 +180,34 @@ pub(super) fn resolved<T>(found: Option<T>, reference: &Name) -> T {
     })
 }
 
+/// The service and RPC `call` reaches, and each request field it gives with its value, in the
+/// request's order.
+pub(super) fn call_values<'m, V>(
+    system: &'m System,
+    call: &'m crate::model::Call,
+    value: impl Fn(&'m crate::model::Expr) -> V,
+) -> (
+    &'m Service,
+    &'m crate::model::Rpc,
+    Vec<(&'m crate::model::Field, V)>,
+) {
+    let (target, rpc) = resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
+    let with = rpc
+        .request
+        .iter()
+        .filter_map(|field| {
+            let (_, expr) = call
+                .with
+                .iter()
+                .find(|(n, _)| n.value == field.name.value)?;
+            Some((field, value(expr)))
+        })
+        .collect();
+    (target, rpc, with)
+}
+
 /// The message a type names, through lists and options.
-pub(super) fn record_of(ty: &Type) -> Option<&str> {
+pub(crate) fn record_of(ty: &Type) -> Option<&str> {
     match ty {
         Type::Message(name) => Some(name),
         Type::List(inner) | Type::Optional(inner) => record_of(inner),

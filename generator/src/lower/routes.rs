@@ -240,18 +240,7 @@ pub(super) fn lower_route<'m>(
     let value =
         |before: &'m [Step], expr: &'m Expr| lower_value(system, service, route, before, expr);
     let call = |before: &'m [Step], call: &'m Call| {
-        let (target, rpc) = resolved(crate::rpc::find_rpc(system, &call.target), &call.target.rpc);
-        let with = rpc
-            .request
-            .iter()
-            .filter_map(|field| {
-                let (_, expr) = call
-                    .with
-                    .iter()
-                    .find(|(n, _)| n.value == field.name.value)?;
-                Some((field, value(before, expr)))
-            })
-            .collect();
+        let (target, rpc, with) = super::call_values(system, call, |expr| value(before, expr));
         CallIr {
             model: call,
             service: target,

@@ -201,7 +201,12 @@ pub fn service(system: &System, service: &Service) -> String {
         r.steps
             .iter()
             .any(|s| matches!(s.action, StepAction::Call(_)))
-    });
+    }) || service
+        .consumers
+        .iter()
+        .flat_map(|c| &c.actions)
+        .chain(service.jobs.iter().flat_map(|j| &j.actions))
+        .any(|a| matches!(a, crate::model::Action::Call { .. }));
     if crate::rpc::has_contract(service) || calls {
         names.extend(["tonic", "uuid"].map(String::from));
         names.push(ident::crate_name(&system.name.value, "contracts"));

@@ -120,7 +120,7 @@ impl Resolver<'_> {
             None => {
                 self.d
                     .error(value.span, format!("{what} does nothing"))
-                    .hint("give it `do:`, a list of `sql` and `emit` actions");
+                    .hint("give it `do:`, a list of actions: `call`, `create`, `upsert`, `update`, `delete`, `sql`, `emit`");
                 Vec::new()
             }
         };
@@ -144,7 +144,7 @@ impl Resolver<'_> {
             [one] => *one,
             [] => {
                 self.d
-                    .error(node.span, "an action needs one of `create`, `upsert`, `update`, `delete`, `sql`, `emit` or `notify`");
+                    .error(node.span, "an action needs one of `create`, `upsert`, `update`, `delete`, `sql`, `emit`, `call` or `notify`");
                 return None;
             }
             [_, second, ..] => {
@@ -166,6 +166,7 @@ impl Resolver<'_> {
             "update" => &["set", "where"],
             "delete" => &["where"],
             "emit" => &["with"],
+            "call" => &["with", "as"],
             _ => &[],
         };
         for (modifier, modifier_node, _) in entries.entries.iter().copied() {
@@ -198,6 +199,13 @@ impl Resolver<'_> {
             "emit" => Some(Action::Emit {
                 event: self.event_name(value)?,
                 with: self.values(entries.get("with"), "with"),
+            }),
+            "call" => Some(Action::Call {
+                call: Call {
+                    target: self.rpc_ref(value)?,
+                    with: self.values(entries.get("with"), "with"),
+                },
+                name: entries.get("as").and_then(|n| self.name(n, "call name")),
             }),
             _ => {
                 let entity = self.name(value, "entity name")?;

@@ -136,14 +136,14 @@ const ROUTE_KEYS: &[&str] = &[
 ];
 /// What a consumer can do, one per action.
 const ACTION_KEYWORDS: &[&str] = &[
-    "notify", "create", "upsert", "update", "delete", "sql", "emit",
+    "notify", "create", "upsert", "update", "delete", "sql", "emit", "call",
 ];
 /// The keys of one action (`do:` items), beside its keyword.
-const ACTION_MODIFIERS: &[&str] = &["set", "where", "key", "with"];
+const ACTION_MODIFIERS: &[&str] = &["set", "where", "key", "with", "as"];
 /// The keys of a consumer: one action written inline, or `do:` a list of them.
 const CONSUMER_KEYS: &[&str] = &[
-    "notify", "create", "upsert", "update", "delete", "sql", "emit", "set", "where", "key", "with",
-    "do", "critical", "attempts",
+    "notify", "create", "upsert", "update", "delete", "sql", "emit", "call", "set", "where", "key",
+    "with", "as", "do", "critical", "attempts",
 ];
 const NOTIFY_KEYS: &[&str] = &["user", "role", "kind", "message"];
 /// The built-in type names (for did-you-mean hints).

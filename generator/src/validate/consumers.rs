@@ -14,7 +14,9 @@ pub(super) fn check(
     event: &Event,
     d: &mut Diagnostics,
 ) {
-    for action in &consumer.actions {
+    check_calls_first(&consumer.actions, d);
+    for (index, action) in consumer.actions.iter().enumerate() {
+        let scope = Scope::before(system, Some(event), &consumer.actions[..index]);
         match action {
             Action::Notify { to, message, .. } => {
                 if service.uses != Some(Capability::Notify) {
@@ -24,15 +26,111 @@ pub(super) fn check(
                 check_recipient(system, event, to, d);
                 check_message_placeholders(event, message, d);
             }
-            Action::Write(write) => check_write(service, event, write, d),
+            Action::Write(write) => check_write(service, &scope, write, d),
             Action::Sql { sql, span } => check_sql(service, event, sql, *span, d),
             Action::Emit { event: name, with } => {
                 if let Some(emitted) = find_event(system, declared, name, d) {
-                    check_emit(event, emitted, with, name.span, d);
+                    check_emit(&scope, emitted, with, name.span, d);
                 }
             }
+            Action::Call { call, .. } => check_call(system, service, call, &scope, d),
         }
     }
+}
+
+/// What the values of a consumer's or a job's actions can read: the consumed event (a job has
+/// none) and the responses of the calls before them that have a name (`as:`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scope<'m> {
+    /// The consumed event.
+    pub event: Option<&'m Event>,
+    /// Each named call before: its name, and the RPC it calls.
+    pub results: Vec<(&'m str, &'m Rpc)>,
+}
+
+impl<'m> Scope<'m> {
+    /// The scope of the action that follows `before`.
+    pub(crate) fn before(
+        system: &'m System,
+        event: Option<&'m Event>,
+        before: &'m [Action],
+    ) -> Scope<'m> {
+        let results = before
+            .iter()
+            .filter_map(|action| match action {
+                Action::Call {
+                    call,
+                    name: Some(name),
+                } => {
+                    crate::rpc::find_rpc(system, &call.target).map(|(_, rpc)| (name.as_str(), rpc))
+                }
+                _ => None,
+            })
+            .collect();
+        Scope { event, results }
+    }
+}
+
+/// Calls run before the transaction of the other actions, so they are written first.
+pub(super) fn check_calls_first(actions: &[Action], d: &mut Diagnostics) {
+    let mut other = false;
+    for action in actions {
+        match action {
+            Action::Call { call, .. } if other => {
+                d.error(
+                    call.target.span,
+                    format!("`call: {}` comes after an action that changes data", call.target.text()),
+                )
+                .hint("calls run first, before the transaction of the other actions: move every `call` to the start of `do:`");
+            }
+            Action::Call { .. } => {}
+            _ => other = true,
+        }
+    }
+}
+
+/// A call of a consumer or a job: to an RPC the service declares in `calls:` that may be
+/// repeated (an event is delivered again, a job run again after a failure), with a value of
+/// the right type for each request field.
+pub(super) fn check_call(
+    system: &System,
+    service: &Service,
+    call: &Call,
+    scope: &Scope,
+    d: &mut Diagnostics,
+) {
+    if service.entities.is_empty() {
+        d.error(
+            call.target.span,
+            format!(
+                "service `{}` has no entities of its own: calls are made by consumers and jobs of services that keep data",
+                service.name.value
+            ),
+        );
+        return;
+    }
+    let Some((target, rpc)) = crate::rpc::declared_call(system, service, call, d) else {
+        return;
+    };
+    if !rpc.idempotent && !matches!(rpc.kind, RpcKind::Get { .. }) {
+        d.error(
+            call.target.span,
+            format!(
+                "`{}` is not idempotent, and an event or a job may call it again after a failure",
+                call.target.text()
+            ),
+        )
+        .hint(format!(
+            "mark the RPC `idempotent: true` once calling it twice does what calling it once does (service `{}`)",
+            target.name.value
+        ));
+    }
+    crate::rpc::check_call_values(call, target, rpc, d, |expr| {
+        let ty = value_type(scope, expr)?;
+        // A value that may break a rule of the request's field (`string` into
+        // `string(1..80)`) is checked by the service called, like any request.
+        Ok(crate::rpc::Typed { ty, owner: service })
+    });
 }
 
 fn check_recipient(system: &System, event: &Event, to: &Recipient, d: &mut Diagnostics) {
@@ -77,7 +175,7 @@ fn check_recipient(system: &System, event: &Event, to: &Recipient, d: &mut Diagn
     }
 }
 
-fn check_write(service: &Service, event: &Event, write: &Write, d: &mut Diagnostics) {
+pub(super) fn check_write(service: &Service, scope: &Scope, write: &Write, d: &mut Diagnostics) {
     let keyword = write.kind.keyword();
     let Some(entity) = service.entity(&write.entity.value) else {
         d.error(
@@ -129,7 +227,7 @@ fn check_write(service: &Service, event: &Event, write: &Write, d: &mut Diagnost
             }
             _ => {}
         }
-        check_value(event, &column.name, &column.ty, expr, name.span, d);
+        check_value(scope, &column.name, &column.ty, expr, name.span, d);
     }
     for (name, expr) in &write.filter {
         let Some(column) = column_of(name, d) else {
@@ -150,7 +248,7 @@ fn check_write(service: &Service, event: &Event, write: &Write, d: &mut Diagnost
             continue;
         }
         check_value(
-            event,
+            scope,
             &column.name,
             column.ty.required(),
             expr,
@@ -245,28 +343,67 @@ fn check_write(service: &Service, event: &Event, write: &Write, d: &mut Diagnost
     }
 }
 
-/// The type of a consumer's value: a field of the event, the current time or a literal.
-pub(crate) fn value_type(event: &Event, expr: &Expr) -> Result<Type, String> {
+/// The type of a consumer's or a job's value: a field of the event, of an earlier call's
+/// response, the current time or a literal.
+pub(crate) fn value_type(scope: &Scope, expr: &Expr) -> Result<Type, String> {
     match expr {
-        Expr::Path { root, fields } if root.value == "event" => match fields.as_slice() {
-            [field] => event.field(&field.value).map(|f| f.ty.clone()).ok_or_else(|| {
-                format!(
-                    "event `{}` has no field `{}`{}",
-                    event.name.value,
+        Expr::Path { root, fields } if root.value == "event" => {
+            let Some(event) = scope.event else {
+                return Err(
+                    "a job has no event: values are `$now`, `$<call>.<field>` or literals".into(),
+                );
+            };
+            match fields.as_slice() {
+                [field] => event.field(&field.value).map(|f| f.ty.clone()).ok_or_else(|| {
+                    format!(
+                        "event `{}` has no field `{}`{}",
+                        event.name.value,
+                        field.value,
+                        did_you_mean(&field.value, event.fields.iter().map(|f| f.name.as_str()))
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default()
+                    )
+                }),
+                _ => Err("read one field of the event: `$event.<field>`".into()),
+            }
+        }
+        Expr::Path { root, fields } => {
+            let Some((_, rpc)) = scope.results.iter().find(|(name, _)| *name == root.value) else {
+                let known = if scope.event.is_some() { "`$event.<field>`, " } else { "" };
+                return Err(format!(
+                    "`${}` is not known here: values are {known}`$<call>.<field>` of a call before (`as: {}`), `$now` or literals",
+                    root.value, root.value
+                ));
+            };
+            let [field] = fields.as_slice() else {
+                return Err(format!(
+                    "read one field of the call's response: `${}.<field>`",
+                    root.value
+                ));
+            };
+            let found = rpc.response.iter().find(|f| f.name.value == field.value);
+            let Some(found) = found else {
+                return Err(format!(
+                    "the response of `{}` has no field `{}`{}",
+                    rpc.name.value,
                     field.value,
-                    did_you_mean(&field.value, event.fields.iter().map(|f| f.name.as_str()))
+                    did_you_mean(&field.value, rpc.response.iter().map(|f| f.name.as_str()))
                         .map(|h| format!(" ({h})"))
                         .unwrap_or_default()
-                )
-            }),
-            _ => Err("read one field of the event: `$event.<field>`".into()),
-        },
-        Expr::Path { root, .. } => Err(format!(
-            "`${}` is not known in a consumer: values are `$event.<field>`, `$now` or literals",
-            root.value
-        )),
+                ));
+            };
+            if crate::lower::record_of(&found.ty).is_some() {
+                return Err(format!(
+                    "`${}.{}` is a message ({}); values are single fields and lists of them",
+                    root.value,
+                    field.value,
+                    found.ty.spec_text()
+                ));
+            }
+            Ok(found.ty.clone())
+        }
         Expr::Caller | Expr::Id => Err(
-            "a consumer has no caller and makes no row id: values are `$event.<field>`, `$now` or literals"
+            "a consumer or a job has no caller and makes no row id: values are `$event.<field>`, `$<call>.<field>`, `$now` or literals"
                 .into(),
         ),
         Expr::Now { .. } => Ok(Type::Timestamp),
@@ -282,8 +419,8 @@ pub(crate) fn value_type(event: &Event, expr: &Expr) -> Result<Type, String> {
 /// Checks that `expr` can fill `name` of type `ty`. A literal must fit the type here; a value
 /// from the event that may not fit (a string into `string(1..80)`, into an `enum`) is checked
 /// by the generated code, and an event that breaks the rule goes to the dead letters.
-fn check_value(event: &Event, name: &str, ty: &Type, expr: &Expr, at: Span, d: &mut Diagnostics) {
-    let from = match value_type(event, expr) {
+fn check_value(scope: &Scope, name: &str, ty: &Type, expr: &Expr, at: Span, d: &mut Diagnostics) {
+    let from = match value_type(scope, expr) {
         Ok(from) => from,
         Err(problem) => {
             d.error(at, problem);
@@ -323,8 +460,9 @@ fn check_value(event: &Event, name: &str, ty: &Type, expr: &Expr, at: Span, d: &
 
 fn describe(expr: &Expr, ty: &Type) -> String {
     match expr {
-        Expr::Path { fields, .. } => format!(
-            "`$event.{}` ({})",
+        Expr::Path { root, fields } => format!(
+            "`${}.{}` ({})",
+            root.value,
             fields.first().map_or("", |f| f.as_str()),
             ty.spec_text()
         ),
@@ -406,8 +544,8 @@ fn check_sql(service: &Service, event: &Event, sql: &str, span: Span, d: &mut Di
     }
 }
 
-fn check_emit(
-    consumed: &Event,
+pub(super) fn check_emit(
+    scope: &Scope,
     emitted: &Event,
     with: &[(Name, Expr)],
     at: Span,
@@ -431,9 +569,12 @@ fn check_emit(
     for field in &emitted.fields {
         match with.iter().find(|(n, _)| n.value == field.name.value) {
             Some((name, expr)) => {
-                check_value(consumed, &field.name.value, &field.ty, expr, name.span, d)
+                check_value(scope, &field.name.value, &field.ty, expr, name.span, d)
             }
-            None => match consumed.field(&field.name.value) {
+            None => match scope
+                .event
+                .and_then(|consumed| consumed.field(&field.name.value))
+            {
                 Some(same) => {
                     if let Err(problem) = assignable(&same.ty, &field.ty) {
                         d.error(
@@ -449,19 +590,34 @@ fn check_emit(
                     }
                 }
                 None if matches!(field.ty, Type::Optional(_)) => {}
-                None => {
-                    d.error(
-                        at,
-                        format!(
-                            "emitting `{}` needs `{}`, and event `{}` has no field of that name",
-                            emitted.name.value, field.name.value, consumed.name.value
-                        ),
-                    )
-                    .hint(format!(
-                        "give it in `with:`, e.g. `with: {{ {}: $event.<field> }}`",
-                        field.name.value
-                    ));
-                }
+                None => match scope.event {
+                    Some(consumed) => {
+                        d.error(
+                            at,
+                            format!(
+                                "emitting `{}` needs `{}`, and event `{}` has no field of that name",
+                                emitted.name.value, field.name.value, consumed.name.value
+                            ),
+                        )
+                        .hint(format!(
+                            "give it in `with:`, e.g. `with: {{ {}: $event.<field> }}`",
+                            field.name.value
+                        ));
+                    }
+                    None => {
+                        d.error(
+                            at,
+                            format!(
+                                "the job does not say what `{}` of event `{}` is",
+                                field.name.value, emitted.name.value
+                            ),
+                        )
+                        .hint(format!(
+                            "add it to `with:`, e.g. `with: {{ {}: ... }}`",
+                            field.name.value
+                        ));
+                    }
+                },
             },
         }
     }

@@ -1,6 +1,7 @@
-//! Scheduled jobs: a job runs `sql` statements and emits events, with values known when it
-//! runs (`:now`, `:new_id`, the service's constants; literals and `$now` for an event's
-//! fields), in the database of its service.
+//! Scheduled jobs: a job calls other services' RPCs, then writes rows of its service, runs
+//! `sql` statements and emits events, with values known when it runs (`:now`, `:new_id`, the
+//! service's constants in SQL; literals, `$now` and its calls' answers elsewhere), in the
+//! database of its service.
 
 use crate::diag::{Diagnostics, did_you_mean};
 use crate::model::*;
@@ -27,7 +28,9 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
             )
             .hint("give the service a store");
         }
-        for action in &job.actions {
+        super::consumers::check_calls_first(&job.actions, d);
+        for (index, action) in job.actions.iter().enumerate() {
+            let scope = super::consumers::Scope::before(system, None, &job.actions[..index]);
             match action {
                 Action::Sql { sql, span } => {
                     for param in crate::rpc::sql_params(sql) {
@@ -52,58 +55,21 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
                         ));
                         continue;
                     };
-                    for (name, expr) in with {
-                        let Some(field) = declared.field(&name.value) else {
-                            d.error(
-                                name.span,
-                                format!("event `{}` has no field `{}`", event.value, name.value),
-                            );
-                            continue;
-                        };
-                        let fits = match expr {
-                            Expr::Now { .. } => matches!(field.ty.required(), Type::Timestamp),
-                            literal => {
-                                super::actions::literal_fits(literal, &field.ty) == Some(true)
-                            }
-                        };
-                        if !fits {
-                            d.error(
-                                name.span,
-                                format!(
-                                    "`{}` of event `{}` is {}: a job gives it a literal of that type or `$now`",
-                                    name.value,
-                                    event.value,
-                                    field.ty.spec_text()
-                                ),
-                            );
-                        }
-                    }
-                    for field in &declared.fields {
-                        let given = with.iter().any(|(n, _)| n.value == field.name.value);
-                        if !given && !matches!(field.ty, Type::Optional(_)) {
-                            d.error(
-                                event.span,
-                                format!(
-                                    "the job does not say what `{}` of event `{}` is",
-                                    field.name.value, event.value
-                                ),
-                            )
-                            .hint(format!(
-                                "add it to `with:`, e.g. `with: {{ {}: ... }}`",
-                                field.name.value
-                            ));
-                        }
-                    }
+                    super::consumers::check_emit(&scope, declared, with, event.span, d);
                 }
-                _ => {
+                Action::Call { call, .. } => {
+                    super::consumers::check_call(system, service, call, &scope, d);
+                }
+                Action::Write(write) => super::consumers::check_write(service, &scope, write, d),
+                Action::Notify { .. } => {
                     d.error(
                         job.name.span,
                         format!(
-                            "job `{}` runs `sql` and `emit` actions only",
+                            "job `{}` cannot `notify`: a notification answers an event",
                             job.name.value
                         ),
                     )
-                    .hint("change rows with `sql` statements");
+                    .hint("emit an event, and notify from a consumer of it");
                 }
             }
         }

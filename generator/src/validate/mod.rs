@@ -11,7 +11,9 @@ mod entities;
 mod jobs;
 mod paths;
 
-pub(crate) use consumers::{sql_scope as consumer_sql_scope, value_type as consumer_value_type};
+pub(crate) use consumers::{
+    Scope as ConsumerScope, sql_scope as consumer_sql_scope, value_type as consumer_value_type,
+};
 
 /// Names a service cannot take because the generated workspace uses them for its own crates.
 const RESERVED_SERVICE_NAMES: &[&str] = &["contracts", "system", "gateway", "runtime"];

@@ -4,6 +4,7 @@
 //! `create` routes backed by steps ([`saga`]). This file holds what they share: the renderer of
 //! one service crate and the mounting of a gRPC server.
 
+mod calls;
 mod conversions;
 mod messages;
 mod saga;
@@ -11,6 +12,7 @@ mod server;
 mod transcoder;
 mod uses;
 
+pub use calls::{answer_ident, calls_of};
 pub use uses::RpcUses;
 
 use crate::lower::{

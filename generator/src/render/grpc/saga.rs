@@ -207,7 +207,11 @@ impl Grpc<'_> {
     }
 
     pub(super) fn send(&self, call: &CallIr) -> TokenStream {
-        let (target, rpc) = (call.service, call.rpc);
+        self.send_to(call.service, call.rpc)
+    }
+
+    /// The closure that sends a request of `rpc` to `target` through its generated client.
+    pub(super) fn send_to(&self, target: &Service, rpc: &Rpc) -> TokenStream {
         let proto = proto_module(self.system, &target.name.value);
         let pascal = ident::to_pascal(&target.name.value);
         let module = format_ident!("{}_service_client", ident::to_snake(&pascal));

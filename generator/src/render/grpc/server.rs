@@ -125,9 +125,27 @@ impl Grpc<'_> {
         });
         let rest = (filled.len() < rpc.response.len()).then(|| quote!(..Default::default()));
         let request = format_ident!("{}Request", rpc.name.value);
+        // Statements that read nothing from the request, or not the time, leave them unnamed.
+        let reads = |wanted: fn(&ParamSource) -> bool| {
+            statements
+                .iter()
+                .any(|s| s.declared.iter().any(|p| wanted(&p.source)))
+        };
+        let reads_request = statements.iter().any(|s| s.model.for_each.is_some())
+            || reads(|source| matches!(source, ParamSource::Request(_) | ParamSource::Element(_)));
+        let request_param = if reads_request {
+            quote!(request)
+        } else {
+            quote!(_request)
+        };
+        let now_param = if reads(|source| matches!(source, ParamSource::Now)) {
+            quote!(now)
+        } else {
+            quote!(_now)
+        };
         quote! {
             /// One attempt: every statement in one transaction.
-            async fn attempt(ctx: &ServiceContext, request: &#proto::#request, now: chrono::DateTime<chrono::Utc>) -> Result<#proto::#response, tonic::Status> {
+            async fn attempt(ctx: &ServiceContext, #request_param: &#proto::#request, #now_param: chrono::DateTime<chrono::Utc>) -> Result<#proto::#response, tonic::Status> {
                 let mut tx = ctx.begin().await?;
                 #(#runs)*
                 ctx.commit(tx).await?;

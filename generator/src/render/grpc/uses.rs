@@ -77,6 +77,27 @@ impl Grpc<'_> {
             | self.transcoder_uses()
             | self.saga_uses()
             | self.conversion_uses()
+            | self.calls_uses()
+    }
+
+    /// [`answers`](Self::answers) of each consumer and job that calls: `rpc::Outgoing`,
+    /// requests built from plain values, the answers read back.
+    fn calls_uses(&self) -> RpcUses {
+        let consumers = self.lowered.consumers.iter().map(|c| c.actions.as_slice());
+        let jobs = self.lowered.jobs.iter().map(|j| j.actions.as_slice());
+        consumers
+            .chain(jobs)
+            .flat_map(super::calls::calls_of)
+            .map(|call| {
+                let requests = RpcUses::when(!call.with.is_empty(), RpcUses::TO_PROTO);
+                let answers: RpcUses = call
+                    .read
+                    .iter()
+                    .map(|field| FromProtoShape::of(&field.ty, &field.ty).uses())
+                    .collect();
+                RpcUses::MODULE | requests | answers
+            })
+            .collect()
     }
 
     /// [`server`](Self::server): `rpc::Incoming` and `rpc::serve`, ids and rows converted, SQL

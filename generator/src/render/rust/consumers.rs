@@ -13,10 +13,11 @@ pub(crate) fn consumers_fn(
     if lowered.consumers.is_empty() {
         return None;
     }
+    let grpc = crate::render::grpc::Grpc::new(system, lowered);
     let subscriptions = lowered
         .consumers
         .iter()
-        .map(|consumer| subscription(system, lowered.model, consumer));
+        .map(|consumer| subscription(system, &grpc, lowered.model, consumer));
     let notifies = lowered
         .consumers
         .iter()
@@ -44,7 +45,12 @@ pub(crate) fn consumers_fn(
     Some((imports, item))
 }
 
-fn subscription(system: &System, service: &Service, lowered: &ConsumerIr) -> TokenStream {
+fn subscription(
+    system: &System,
+    grpc: &crate::render::grpc::Grpc,
+    service: &Service,
+    lowered: &ConsumerIr,
+) -> TokenStream {
     let (consumer, event) = (lowered.model, lowered.event);
     let contracts = ident::crate_ident(&system.name.value, "contracts");
     let ty = rust_type(&event.name.value);
@@ -57,10 +63,16 @@ fn subscription(system: &System, service: &Service, lowered: &ConsumerIr) -> Tok
             entity,
             set,
             filter,
-        } => write(service, model, entity, set, filter),
+        } => write(service, false, model, entity, set, filter),
         ActionIr::Sql { sql, params } => statement(sql, params),
         ActionIr::Emit { event, fields } => emit(&contracts, event, fields),
+        ActionIr::Call(_) => TokenStream::new(),
     });
+    let answers = grpc.answers(&lowered.actions, value);
+    let changes = lowered
+        .actions
+        .iter()
+        .any(|a| !matches!(a, ActionIr::Call(_)));
     let uses_envelope = lowered
         .actions
         .iter()
@@ -70,17 +82,25 @@ fn subscription(system: &System, service: &Service, lowered: &ConsumerIr) -> Tok
     } else {
         quote!(_envelope)
     };
-    let now = needs_now(lowered).then(|| quote!(let now = db::now();));
+    let now = needs_now(&lowered.actions).then(|| quote!(let now = db::now();));
     let emits = lowered
         .actions
         .iter()
         .any(|a| matches!(a, ActionIr::Emit { .. }));
-    let handler = if emits {
+    // What the handler takes beside the event: the answers of the calls made before.
+    let answers_param = answers.as_ref().map(|answers| {
+        let locals = &answers.locals;
+        quote!((#(#locals,)*),)
+    });
+    let handler = if !changes {
+        // Only calls: the transaction records the event in the inbox, and that is all.
+        quote!(|_envelope, _event, _answers, tx| async move { Ok(tx) })
+    } else if emits {
         // Emitting needs the service's context; each event gets its own handle on it.
         quote! {
             {
                 let emitter = ctx.clone();
-                move |#envelope, event, mut tx| {
+                move |#envelope, event, #answers_param mut tx| {
                     let ctx = emitter.clone();
                     async move {
                         #now
@@ -92,17 +112,43 @@ fn subscription(system: &System, service: &Service, lowered: &ConsumerIr) -> Tok
         }
     } else {
         quote! {
-            |#envelope, event, mut tx| async move {
+            |#envelope, event, #answers_param mut tx| async move {
                 #now
                 #(#actions)*
                 Ok(tx)
             }
         }
     };
+    let policy = quote!(RetryPolicy { attempts: #attempts, ..RetryPolicy::default() });
+    let Some(answers) = answers else {
+        return quote! {
+            ctx.subscribe::<#contracts::events::#ty, _, _>(#policy, #critical, #handler)
+                .await?;
+        };
+    };
+    // The calls read the event as it arrived, before the transaction.
+    let calls_read_event = crate::render::grpc::calls_of(&lowered.actions)
+        .iter()
+        .flat_map(|call| &call.with)
+        .any(|(_, given)| matches!(&given.expr, Expr::Path { root, .. } if root.value == "event"));
+    let (event_param, event_clone) = if calls_read_event {
+        (quote!(event), Some(quote!(let event = event.clone();)))
+    } else {
+        (quote!(_), None)
+    };
+    let body = answers.body;
     quote! {
-        ctx.subscribe::<#contracts::events::#ty, _, _>(
-            RetryPolicy { attempts: #attempts, ..RetryPolicy::default() },
+        ctx.subscribe_calling::<#contracts::events::#ty, _, _, _, _, _, _>(
+            #policy,
             #critical,
+            {
+                let caller = ctx.clone();
+                move |#event_param: &#contracts::events::#ty| {
+                    let ctx = caller.clone();
+                    #event_clone
+                    async move { #body }
+                }
+            },
             #handler,
         )
         .await?;
@@ -116,6 +162,7 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
         return None;
     }
     let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let grpc = crate::render::grpc::Grpc::new(system, lowered);
     let mut runs = Vec::new();
     let mut defs = Vec::new();
     for job in &lowered.jobs {
@@ -124,17 +171,16 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
         let actions = job.actions.iter().map(|action| match action {
             ActionIr::Sql { sql, params } => statement(sql, params),
             ActionIr::Emit { event, fields } => emit(&contracts, event, fields),
-            _ => TokenStream::new(),
+            ActionIr::Write {
+                model,
+                entity,
+                set,
+                filter,
+            } => write(lowered.model, true, model, entity, set, filter),
+            ActionIr::Notify { .. } | ActionIr::Call(_) => TokenStream::new(),
         });
-        let reads_now = job.actions.iter().any(|action| match action {
-            ActionIr::Sql { params, .. } => params.iter().any(|(_, _, p)| *p == SqlParam::Now),
-            ActionIr::Emit { fields, .. } => fields
-                .iter()
-                .flat_map(|(_, v)| v)
-                .any(|v| matches!(v.expr, Expr::Now { .. })),
-            _ => false,
-        });
-        let now = reads_now.then(|| quote!(let now = db::now();));
+        let changes = job.actions.iter().any(|a| !matches!(a, ActionIr::Call(_)));
+        let now = needs_now(&job.actions).then(|| quote!(let now = db::now();));
         let schedule_text = match &model.schedule {
             JobSchedule::Every(secs) => format!("every {secs} s"),
             JobSchedule::Cron(text) => format!("at `{text}` (cron, UTC)"),
@@ -144,20 +190,67 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
             &format!("The job `{}`.", model.name.value),
         );
         let when_doc = doc(&format!("Runs {schedule_text}."));
-        runs.push(quote! {
-            #run_doc
-            ///
-            #when_doc
-            fn #run(ctx: ServiceContext) -> svcgen_runtime::BoxFuture<'static, ApiResult<()>> {
-                /// One attempt: every action in one transaction.
-                async fn attempt(ctx: &ServiceContext) -> ApiResult<()> {
+        // The calls first, then every other action in one transaction, run again on a passing
+        // refusal of the database; each attempt takes its own copy of the calls' answers.
+        let answers = grpc.answers(&job.actions, value);
+        let held = answers.as_ref().filter(|a| !a.locals.is_empty());
+        let (answers_param, unpack, answers_arg) = match held {
+            Some(answers) => {
+                let (locals, types) = (&answers.locals, &answers.types);
+                let copy = if answers.copy {
+                    quote!(answers)
+                } else {
+                    quote!(answers.clone())
+                };
+                (
+                    quote!(answers: (#(#types,)*)),
+                    quote!(let (#(#locals,)*) = answers;),
+                    quote!(, #copy),
+                )
+            }
+            None => Default::default(),
+        };
+        let attempt = changes.then(|| {
+            quote! {
+                /// One attempt: the actions that change data, in one transaction.
+                async fn attempt(ctx: &ServiceContext, #answers_param) -> ApiResult<()> {
+                    #unpack
                     let mut tx = ctx.begin().await?;
                     #now
                     #(#actions)*
                     ctx.commit(tx).await?;
                     Ok(())
                 }
-                Box::pin(async move { db::retrying(|| attempt(&ctx)).await })
+            }
+        });
+        let holds = held.is_some();
+        let made = answers.as_ref().map(|answers| {
+            let body = &answers.body;
+            let answers = if holds {
+                quote!(let answers =)
+            } else {
+                TokenStream::new()
+            };
+            quote!(#answers async { #body }.await.map_err(|status| rpc::api_error(&status))?;)
+        });
+        let applied = if changes {
+            quote!(db::retrying(|| attempt(&ctx #answers_arg)).await)
+        } else {
+            quote!(Ok(()))
+        };
+        let body = quote! {
+            #attempt
+            Box::pin(async move {
+                #made
+                #applied
+            })
+        };
+        runs.push(quote! {
+            #run_doc
+            ///
+            #when_doc
+            fn #run(ctx: ServiceContext) -> svcgen_runtime::BoxFuture<'static, ApiResult<()>> {
+                #body
             }
         });
         let name = lit(&model.name.value);
@@ -183,14 +276,16 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
     })
 }
 
-/// Whether a consumer's actions read the time the event is applied.
-fn needs_now(lowered: &ConsumerIr) -> bool {
+/// Whether a consumer's or a job's actions read the time they are applied.
+fn needs_now(actions: &[ActionIr]) -> bool {
     let reads_now = |value: &ConsumerValue| matches!(value.expr, Expr::Now { .. });
-    lowered.actions.iter().any(|action| match action {
+    actions.iter().any(|action| match action {
         ActionIr::Notify { .. } => false,
         ActionIr::Write { model, .. } => model.kind != WriteKind::Delete,
         ActionIr::Sql { params, .. } => params.iter().any(|(_, _, p)| *p == SqlParam::Now),
         ActionIr::Emit { fields, .. } => fields.iter().flat_map(|(_, v)| v).any(reads_now),
+        // Calls read the clock of their own, before the transaction.
+        ActionIr::Call(_) => false,
     })
 }
 
@@ -222,9 +317,18 @@ fn notify(to: &Recipient, kind: &Name, message: &Name) -> TokenStream {
     }
 }
 
-/// A value as a Rust expression of type `to` (from the event, the clock or a literal).
+/// A value as a Rust expression of type `to` (from the event, a call's answer, the clock or a
+/// literal).
 fn value(value: &ConsumerValue, to: &Type) -> TokenStream {
     let plain = match &value.expr {
+        Expr::Path { root, fields } if root.value != "event" => {
+            let local = crate::render::grpc::answer_ident(&root.value, &fields[0].value);
+            if is_copy(&value.ty) {
+                quote!(#local)
+            } else {
+                quote!(#local.clone())
+            }
+        }
         Expr::Path { fields, .. } => {
             let field = rust_ident(&fields[0].value);
             if is_copy(&value.ty) {
@@ -258,6 +362,7 @@ fn bind_value(value: TokenStream, ty: &Type) -> TokenStream {
 fn value_checks(
     set: &[(Column, ConsumerValue)],
     place: impl Fn(&Column) -> TokenStream,
+    finish: &TokenStream,
 ) -> TokenStream {
     let checks: Vec<TokenStream> = set
         .iter()
@@ -271,12 +376,23 @@ fn value_checks(
     quote! {
         let mut check = Validator::new();
         #(#checks)*
-        svcgen_runtime::events::checked(check)?;
+        #finish
+    }
+}
+
+/// How a broken rule of a written value ends a consumer (the event is dead-lettered at once)
+/// or a job (its run fails, naming the rule).
+fn finish_checks(in_job: bool) -> TokenStream {
+    if in_job {
+        quote!(check.finish()?;)
+    } else {
+        quote!(svcgen_runtime::events::checked(check)?;)
     }
 }
 
 fn write(
     service: &Service,
+    in_job: bool,
     model: &Write,
     entity: &Entity,
     set: &[(Column, ConsumerValue)],
@@ -305,10 +421,14 @@ fn write(
             });
             let binds = columns.iter().map(bind);
             let writes = write_constraints(entity);
-            let checks = value_checks(set, |column| {
-                let ident = rust_ident(&column.name);
-                quote!(&row.#ident)
-            });
+            let checks = value_checks(
+                set,
+                |column| {
+                    let ident = rust_ident(&column.name);
+                    quote!(&row.#ident)
+                },
+                &finish_checks(in_job),
+            );
             let statement = match &model.kind {
                 WriteKind::Upsert { key } => {
                     let (standard, mysql) = upsert_sql(&insert_statement(entity), key, set);
@@ -353,10 +473,14 @@ fn write(
                 );
                 quote!(let #name: #ty = #init;)
             });
-            let checks = value_checks(set, |column| {
-                let name = local(column);
-                quote!(&#name)
-            });
+            let checks = value_checks(
+                set,
+                |column| {
+                    let name = local(column);
+                    quote!(&#name)
+                },
+                &finish_checks(in_job),
+            );
             let binds = set.iter().map(|(column, _)| {
                 let name = local(column);
                 bind_value(quote!(#name), &column.ty)

@@ -425,7 +425,13 @@ pub(crate) fn validation(name: &str, ty: &Type, value: TokenStream) -> TokenStre
                 None => quote!(None),
             };
             let (min, max) = (int(min), int(max));
-            quote!(check.range(#field, *#value, #min, #max);)
+            // `&place` is read as `place` (a copy), anything else dereferenced.
+            let mut tokens = value.clone().into_iter();
+            let number = match tokens.next() {
+                Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '&' => tokens.collect(),
+                _ => quote!(*#value),
+            };
+            quote!(check.range(#field, #number, #min, #max);)
         }
         Type::Enum(words) => quote!(check.one_of(#field, #value, &[#(#words),*]);),
         Type::Optional(inner) => {

@@ -1,0 +1,94 @@
+//! Calls from consumers and jobs: the accounts service asks the posts service, over its RPCs,
+//! for what the posts service alone knows.
+
+use super::*;
+
+/// Publishes a new post of `token`'s member; the post.
+async fn published(api: &Api, token: Option<&str>, title: &str) -> Value {
+    let post = expect(
+        api,
+        token,
+        Method::POST,
+        "/posts",
+        Some(json!({"title": title, "body": "Counted."})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/posts/{}/publish", post["id"].as_str().unwrap());
+    expect(api, token, Method::POST, &path, None, StatusCode::OK).await
+}
+
+/// Runs the census job as an admin; the census it took.
+async fn census(api: &Api, admin: Option<&str>, tag: &str) -> (i64, i64) {
+    let ran = expect(
+        api,
+        admin,
+        Method::POST,
+        "/admin/accounts/jobs/take_census/run",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ran["outcome"], "succeeded", "{tag}: {ran}");
+    let page = expect(api, admin, Method::GET, "/census", None, StatusCode::OK).await;
+    let newest = &page["items"][0];
+    (
+        newest["published"].as_i64().unwrap(),
+        newest["drafts"].as_i64().unwrap(),
+    )
+}
+
+pub(super) async fn calls_hold(gateway: &str, tag: &str) {
+    let api = Api::new(gateway);
+    let (grace_id, grace) = register(&api, &format!("counted-{tag}@example.com")).await;
+    let admin = admin_token(&api).await;
+    let (grace, admin) = (Some(grace.as_str()), Some(admin.as_str()));
+
+    // A consumer calls before it writes: each `post.published` has the accounts service ask
+    // the posts service how many of the author's posts are published, then keep the count on
+    // the author's profile.
+    published(&api, grace, "First").await;
+    published(&api, grace, "Second").await;
+    let profiles = format!("/profiles?user_id={grace_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let page = expect(&api, None, Method::GET, &profiles, None, StatusCode::OK).await;
+        if page["items"][0]["posts"] == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{tag}: the profile counts the two published posts: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // A job calls, then writes what it was told: the census counts the posts the posts
+    // service holds, and a later census sees one more of each kind.
+    expect(
+        &api,
+        grace,
+        Method::GET,
+        "/census",
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let (published_before, drafts_before) = census(&api, admin, tag).await;
+    assert!(published_before >= 2, "{tag}: {published_before}");
+    published(&api, grace, "Third").await;
+    expect(
+        &api,
+        grace,
+        Method::POST,
+        "/posts",
+        Some(json!({"title": "Unfinished", "body": "Not yet."})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        census(&api, admin, tag).await,
+        (published_before + 1, drafts_before + 1),
+        "{tag}: the second census"
+    );
+}
