@@ -23,7 +23,10 @@
 //!   job, run by an admin through its route (recorded with its outcome) and by its schedule;
 //! * calls from consumers and jobs: a consumer of `post.published` asks the posts service for
 //!   the author's count of published posts and keeps it on their profile; a job asks it for a
-//!   census of the posts and records it.
+//!   census of the posts and records it;
+//! * routes backed by RPCs: named SQL queries answer with the request from the path, the query
+//!   string (checked, unknown parameters refused) or the JSON body, and a route of the
+//!   accounts service answers with the posts service's RPC for the signed-in caller.
 //!
 //! The distributed tests skip with a message when a server is down, and fail instead when
 //! `SVCGEN_REQUIRE_INFRA=1` (as on CI).
@@ -39,6 +42,8 @@ mod jobs;
 mod lists;
 #[path = "forum/paths.rs"]
 mod paths;
+#[path = "forum/rpc_routes.rs"]
+mod rpc_routes;
 #[path = "forum/rules.rs"]
 mod rules;
 mod support;
@@ -101,6 +106,7 @@ fn embedded_sqlite_forum() {
     runtime().block_on(paths::paths_hold(&running.url, "embedded"));
     runtime().block_on(jobs::jobs_hold(&running.url, "embedded"));
     runtime().block_on(calls::calls_hold(&running.url, "embedded"));
+    runtime().block_on(rpc_routes::rpc_routes_hold(&running.url, "embedded"));
     running.stop();
 }
 
@@ -130,6 +136,10 @@ fn distributed_postgres_forum() {
     runtime().block_on(paths::paths_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(jobs::jobs_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(calls::calls_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(rpc_routes::rpc_routes_hold(
+        &run.system.gateway.url,
+        &run.system.run,
+    ));
     run.stop();
 }
 
@@ -153,5 +163,9 @@ fn distributed_mariadb_forum() {
     runtime().block_on(paths::paths_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(jobs::jobs_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(calls::calls_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(rpc_routes::rpc_routes_hold(
+        &run.system.gateway.url,
+        &run.system.run,
+    ));
     run.stop();
 }

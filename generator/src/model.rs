@@ -417,8 +417,10 @@ pub struct Service {
     pub auth_emit: AuthEmit,
     /// Entities it owns.
     pub entities: Vec<Entity>,
-    /// HTTP routes it serves through the gateway.
+    /// HTTP routes it serves through the gateway, each an operation on an entity.
     pub routes: Vec<Route>,
+    /// HTTP routes it serves through the gateway, each backed by an RPC (`rpc:`).
+    pub rpc_routes: Vec<RpcRoute>,
     /// Events it consumes.
     pub consumers: Vec<Consumer>,
     /// Structured types its routes and RPCs use (`messages:`).
@@ -433,6 +435,21 @@ pub struct Service {
     pub transport: Transport,
     /// Its scheduled jobs (`jobs:`).
     pub jobs: Vec<Job>,
+}
+
+/// The method, path and access of a route of either kind.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteKey<'s> {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the gateway prefix.
+    pub path: &'s str,
+    /// Where the route key was written.
+    pub span: Span,
+    /// Whether callers need no token.
+    pub public: bool,
+    /// Roles of which the caller needs one.
+    pub roles: &'s [Name],
 }
 
 /// A job a service runs on a schedule.
@@ -491,6 +508,25 @@ impl Service {
                         _ => None,
                     }),
             )
+    }
+
+    /// What the gateway needs of each of its routes, both kinds, in spec order by kind.
+    pub fn route_keys(&self) -> Vec<RouteKey<'_>> {
+        let entity = self.routes.iter().map(|r| RouteKey {
+            method: r.method,
+            path: &r.path,
+            span: r.span,
+            public: r.public,
+            roles: &r.roles,
+        });
+        let rpc = self.rpc_routes.iter().map(|r| RouteKey {
+            method: r.method,
+            path: &r.path,
+            span: r.span,
+            public: r.public,
+            roles: &r.roles,
+        });
+        entity.chain(rpc).collect()
     }
 
     /// An entity by name.
@@ -714,6 +750,8 @@ pub const RPC_STATUSES: &[(&str, u16)] = &[
 pub enum Expr {
     /// The signed-in caller's user id.
     Caller,
+    /// The signed-in caller's roles (`$caller.roles`).
+    CallerRoles,
     /// The id of the row the route creates.
     Id,
     /// A path into the request body (`input`) or a step's result.
@@ -1064,14 +1102,19 @@ pub struct Route {
     pub when: Vec<(Name, Expr)>,
 }
 
+/// The names of the parameters of `path`, in order (`/posts/{post_id}/comments/{id}`:
+/// `post_id`, `id`).
+pub fn path_params(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
 impl Route {
     /// The names of its path's parameters, in order (`/posts/{post_id}/comments/{id}`:
     /// `post_id`, `id`).
     pub fn params(&self) -> Vec<&str> {
-        self.path
-            .split('/')
-            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-            .collect()
+        path_params(&self.path)
     }
 
     /// Whether its path names the row by `{id}`.
@@ -1089,6 +1132,50 @@ impl Route {
     /// names, or answers the one that exists.
     pub fn keeps_existing(&self) -> bool {
         self.operation == Operation::Create && self.method == Method::Put
+    }
+}
+
+/// A route backed by an RPC (`rpc: Name` of the service, or `rpc: service.Name` of one it
+/// calls): the request made of the path's parameters, `with` values and the body (or, for
+/// `GET` and `DELETE`, the query string); the answer the RPC's response.
+#[derive(Debug, Clone)]
+pub struct RpcRoute {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the gateway prefix, e.g. `/posts/{post_id}/stats`.
+    pub path: String,
+    /// Where the route key was written.
+    pub span: Span,
+    /// What it does (documentation).
+    pub description: Option<String>,
+    /// The RPC; its service is the route's own when the spec names the RPC alone.
+    pub target: RpcRef,
+    /// Request fields given by the spec: `$caller`, `$caller.roles`, `$now` or literals.
+    pub with: Vec<(Name, Expr)>,
+    /// Whether callers need no token.
+    pub public: bool,
+    /// Roles of which the caller needs one (empty: any signed-in user).
+    pub roles: Vec<Name>,
+    /// This route's limit per client IP.
+    pub per_ip: Limit,
+    /// This route's limit per user.
+    pub per_user: Limit,
+    /// This route's body limit, bytes.
+    pub body_limit: Option<u64>,
+    /// This route's timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+impl RpcRoute {
+    /// The names of its path's parameters, in order.
+    pub fn params(&self) -> Vec<&str> {
+        path_params(&self.path)
+    }
+
+    /// Whether the rest of its request comes from the query string (`GET`, `DELETE`) rather
+    /// than a JSON body.
+    pub fn reads_query(&self) -> bool {
+        matches!(self.method, Method::Get | Method::Delete)
     }
 }
 

@@ -128,6 +128,14 @@ pub fn api_service_name(service: &Service) -> String {
     format!("{}ApiService", crate::ident::to_pascal(&service.name.value))
 }
 
+/// The type of `$caller.roles`: a list of role names.
+pub fn caller_roles_type() -> Type {
+    Type::List(Box::new(Type::String {
+        min: None,
+        max: None,
+    }))
+}
+
 /// The type of a value in a route's steps, given the steps before it.
 pub fn expr_type<'s>(
     system: &'s System,
@@ -138,8 +146,11 @@ pub fn expr_type<'s>(
 ) -> Result<Typed<'s>, String> {
     let plain = |ty| Typed { ty, owner: service };
     match expr {
-        Expr::Caller if route.public => Err("`$caller` is not known on a public route".into()),
+        Expr::Caller | Expr::CallerRoles if route.public => {
+            Err("`$caller` is not known on a public route".into())
+        }
         Expr::Caller | Expr::Id => Ok(plain(Type::Uuid)),
+        Expr::CallerRoles => Ok(plain(caller_roles_type())),
         Expr::Now { .. } => Ok(plain(Type::Timestamp)),
         Expr::Int(_) => Ok(plain(Type::INT)),
         Expr::Bool(_) => Ok(plain(Type::Bool)),

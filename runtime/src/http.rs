@@ -208,6 +208,34 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// Query string extractor: the parameters read into `T` (a struct whose fields are the
+/// parameters, each a single value). A parameter `T` does not take (with
+/// `#[serde(deny_unknown_fields)]`), one given twice, one missing or one that does not parse
+/// is a 400 `{"error": "invalid query string: <detail>"}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| {
+                let detail = rejection.body_text();
+                let detail = detail
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&detail);
+                ApiError::bad_request(format!("invalid query string: {detail}"))
+            })
+    }
+}
+
 /// `application/json` or any `application/*+json`, with or without parameters.
 fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers

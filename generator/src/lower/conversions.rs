@@ -2,7 +2,9 @@
 //! anything is rendered: what its gRPC servers, its transcoder and its steps convert, and then
 //! what the fields of those conversions convert in turn.
 
-use super::{RouteIr, RouteRpc, RpcBacking, RpcIr, StepActionIr, ValueSource, record_of};
+use super::{
+    RouteIr, RouteRpc, RpcBacking, RpcIr, RpcRouteIr, StepActionIr, ValueSource, record_of,
+};
 use crate::model::{Field, Operation, Service, System, Type};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +41,7 @@ pub(super) fn needed(
     routes: &[RouteIr],
     rpcs: &[RpcIr],
     route_rpcs: &[RouteRpc],
+    rpc_routes: &[RpcRouteIr],
 ) -> BTreeMap<Pair, Conversion> {
     let mut pairs = BTreeSet::new();
     let own = service.name.value.as_str();
@@ -115,6 +118,17 @@ pub(super) fn needed(
             {
                 need(Direction::FromProto, a, service, b);
             }
+        }
+    }
+    // Routes backed by an RPC: the body sent as the request, the response read back. The
+    // messages they carry have the same names on both sides (validation checks they fit).
+    for route in rpc_routes {
+        let target = &route.service.name.value;
+        for record in route.body.iter().filter_map(|f| record_of(&f.ty)) {
+            need(Direction::ToProto, record, target, record);
+        }
+        for record in route.rpc.response.iter().filter_map(|f| record_of(&f.ty)) {
+            need(Direction::FromProto, record, target, record);
         }
     }
     with_nested(system, service, pairs)

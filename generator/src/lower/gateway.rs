@@ -77,6 +77,22 @@ pub(super) fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 summary,
             });
         }
+        for route in &service.rpc_routes {
+            routes.push(GatewayRoute {
+                method: route.method,
+                path: route.path.clone(),
+                service: name.clone(),
+                public: route.public,
+                roles: route.roles.iter().map(|r| r.value.clone()).collect(),
+                limits: RouteLimits {
+                    per_ip: route.per_ip,
+                    per_user: route.per_user,
+                    body_limit: route.body_limit,
+                    timeout_ms: route.timeout_ms,
+                },
+                summary: format!("answers with `{}`", route.target.text()),
+            });
+        }
         if !service.jobs.is_empty() {
             let jobs = format!("/admin/{name}/jobs");
             for (method, path, summary) in [

@@ -11,6 +11,7 @@ mod conversions;
 mod gateway;
 mod jobs;
 mod routes;
+mod rpc_routes;
 mod rpcs;
 
 pub use consumers::{ActionIr, CallActionIr, ConsumerIr, ConsumerValue, SqlParam};
@@ -20,6 +21,7 @@ pub use jobs::JobIr;
 pub use routes::{
     CallIr, EmitIr, ParamIr, RouteIr, RouteRpc, StepActionIr, StepIr, ValueIr, ValueSource,
 };
+pub use rpc_routes::RpcRouteIr;
 pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
 
 use crate::contract::{self, ProtoFile};
@@ -61,6 +63,8 @@ pub struct ServiceIr<'m> {
     pub migration_engines: Vec<Engine>,
     /// Its routes, each with the entity it works on and the event it emits.
     pub routes: Vec<RouteIr<'m>>,
+    /// Its routes backed by an RPC, each with the RPC it calls.
+    pub rpc_routes: Vec<RpcRouteIr<'m>>,
     /// Its consumers, each with the event it consumes.
     pub consumers: Vec<ConsumerIr<'m>>,
     /// Its scheduled jobs.
@@ -113,12 +117,15 @@ pub fn lower(system: &System) -> Ir<'_> {
                 .iter()
                 .map(|route| routes::lower_route(system, service, route))
                 .collect();
-            let conversions = conversions::needed(system, service, &routes, &rpcs, &route_rpcs);
+            let rpc_routes = rpc_routes::lower_rpc_routes(system, service);
+            let conversions =
+                conversions::needed(system, service, &routes, &rpcs, &route_rpcs, &rpc_routes);
             ServiceIr {
                 model: service,
                 engine,
                 migration_engines,
                 routes,
+                rpc_routes,
                 consumers: service
                     .consumers
                     .iter()

@@ -206,7 +206,8 @@ pub fn service(system: &System, service: &Service) -> String {
         .iter()
         .flat_map(|c| &c.actions)
         .chain(service.jobs.iter().flat_map(|j| &j.actions))
-        .any(|a| matches!(a, crate::model::Action::Call { .. }));
+        .any(|a| matches!(a, crate::model::Action::Call { .. }))
+        || !service.rpc_routes.is_empty();
     if crate::rpc::has_contract(service) || calls {
         names.extend(["tonic", "uuid"].map(String::from));
         names.push(ident::crate_name(&system.name.value, "contracts"));

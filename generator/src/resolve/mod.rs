@@ -10,6 +10,8 @@ use crate::model::*;
 mod consumers;
 mod entity;
 mod routes;
+
+use routes::ServiceRoute;
 mod scalars;
 mod types;
 
@@ -133,6 +135,9 @@ const ROUTE_KEYS: &[&str] = &[
     "steps",
     "set",
     "when",
+    "rpc",
+    "with",
+    "description",
 ];
 /// What a consumer can do, one per action.
 const ACTION_KEYWORDS: &[&str] = &[
@@ -435,7 +440,19 @@ impl Resolver<'_> {
         let entities = self.each(entries.get("entities"), "entities", |r, k, v| {
             r.entity(k, v)
         });
-        let routes = self.each(entries.get("routes"), "routes", |r, k, v| r.route(k, v));
+        let (mut routes, mut rpc_routes) = (Vec::new(), Vec::new());
+        for route in self.each(entries.get("routes"), "routes", |r, k, v| r.route(k, v)) {
+            match route {
+                ServiceRoute::Entity(route) => routes.push(route),
+                ServiceRoute::Rpc(mut route) => {
+                    // `rpc: Name` names an RPC of the route's own service.
+                    if route.target.service.value.is_empty() {
+                        route.target.service.value = name.value.clone();
+                    }
+                    rpc_routes.push(route);
+                }
+            }
+        }
         let consumers = self.each(entries.get("on"), "on", |r, k, v| r.consumer(k, v));
         let messages = self.each(entries.get("messages"), "messages", |r, k, v| {
             r.message(k, v)
@@ -478,6 +495,7 @@ impl Resolver<'_> {
             auth_emit,
             entities,
             routes,
+            rpc_routes,
             consumers,
             messages,
             rpcs,
@@ -773,8 +791,19 @@ impl Resolver<'_> {
         match (root, fields.is_empty()) {
             ("caller", true) => Some(Expr::Caller),
             ("id", true) => Some(Expr::Id),
-            ("caller" | "id", false) => {
-                self.d.error(node.span, format!("`${root}` has no fields"));
+            ("caller", false) if fields.len() == 1 && fields[0].value == "roles" => {
+                Some(Expr::CallerRoles)
+            }
+            ("caller", false) => {
+                self.d
+                    .error(node.span, format!("invalid value `{text}`"))
+                    .hint(
+                        "the caller is `$caller` (their user id) and `$caller.roles` (their roles)",
+                    );
+                None
+            }
+            ("id", false) => {
+                self.d.error(node.span, "`$id` has no fields");
                 None
             }
             (root, _) if ident::is_snake(root) => Some(Expr::Path {
@@ -783,7 +812,7 @@ impl Resolver<'_> {
             }),
             _ => {
                 self.d.error(node.span, format!("invalid value `{text}`"))
-                    .hint("values: `$caller`, `$id`, `$now`, `$input.<field>`, `$<step>.<field>`, `$event.<field>` in a consumer, or a literal");
+                    .hint("values: `$caller`, `$caller.roles`, `$id`, `$now`, `$input.<field>`, `$<step>.<field>`, `$event.<field>` in a consumer, or a literal");
                 None
             }
         }

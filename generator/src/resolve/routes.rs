@@ -1,12 +1,72 @@
-//! Routes.
+//! Routes: an operation on an entity, or an RPC behind a path.
 
 use super::*;
 
+/// A route as the spec writes it.
+pub(super) enum ServiceRoute {
+    /// An operation on an entity.
+    Entity(Route),
+    /// A route backed by an RPC.
+    Rpc(RpcRoute),
+}
+
+/// The keys of a route that only an operation on an entity takes.
+const ENTITY_ROUTE_KEYS: &[&str] = &[
+    "create", "list", "get", "update", "delete", "emit", "mine", "filter", "sort", "input",
+    "steps", "set", "when",
+];
+
 impl Resolver<'_> {
-    pub(super) fn route(&mut self, key: &Node, value: &Node) -> Option<Route> {
+    pub(super) fn route(&mut self, key: &Node, value: &Node) -> Option<ServiceRoute> {
         let text = self.text(key, "route")?;
         let (method, path) = self.route_key(key, &text)?;
         let entries = self.entries(value, &format!("route `{text}`"), ROUTE_KEYS);
+        let (per_ip, per_user) = self.route_limits(&entries, &text);
+        let body_limit = entries.get("body_limit").and_then(|n| self.size(n));
+        let timeout_ms = entries.get("timeout").and_then(|n| self.duration_ms(n));
+        let public = entries
+            .get("public")
+            .and_then(|n| self.flag(n, "`public`"))
+            .unwrap_or(false);
+        let roles = entries
+            .get("roles")
+            .map(|n| self.names(n, "role"))
+            .unwrap_or_default();
+        if let Some(rpc) = entries.get("rpc") {
+            for (other, node, _) in entries.entries.iter().copied() {
+                if ENTITY_ROUTE_KEYS.contains(&other) {
+                    self.d
+                        .error(node.span, format!("`{other}` does not go with `rpc`: the RPC is what the route does"))
+                        .hint("a route either works on an entity (`create`, `list`, ...) or answers with an RPC (`rpc`)");
+                }
+            }
+            let target = self.route_rpc(rpc)?;
+            let description = entries
+                .get("description")
+                .and_then(|n| self.text(n, "description"));
+            return Some(ServiceRoute::Rpc(RpcRoute {
+                method,
+                path,
+                span: key.span,
+                description,
+                target,
+                with: self.assignments(entries.get("with")),
+                public,
+                roles,
+                per_ip,
+                per_user,
+                body_limit,
+                timeout_ms,
+            }));
+        }
+        for key in ["with", "description"] {
+            if let Some(node) = entries.get(key) {
+                self.d.error(
+                    node.span,
+                    format!("`{key}` is for routes backed by an RPC (`rpc:`)"),
+                );
+            }
+        }
         let operations: Vec<(Operation, &Node)> = [
             Operation::Create,
             Operation::List,
@@ -21,7 +81,7 @@ impl Resolver<'_> {
             [one] => *one,
             [] => {
                 self.d.error(value.span, format!("route `{text}` does nothing"))
-                    .hint("give it one operation: `create`, `list`, `get`, `update` or `delete`, with the entity as value");
+                    .hint("give it one operation: `create`, `list`, `get`, `update` or `delete`, with the entity as value, or `rpc: <Rpc>` to answer with an RPC");
                 return None;
             }
             [_, second, ..] => {
@@ -34,14 +94,6 @@ impl Resolver<'_> {
         };
         let entity = self.name(entity_node, "entity name")?;
         let emit = entries.get("emit").and_then(|n| self.event_name(n));
-        let public = entries
-            .get("public")
-            .and_then(|n| self.flag(n, "`public`"))
-            .unwrap_or(false);
-        let roles = entries
-            .get("roles")
-            .map(|n| self.names(n, "role"))
-            .unwrap_or_default();
         let mine = entries
             .get("mine")
             .and_then(|n| self.flag(n, "`mine`"))
@@ -62,22 +114,6 @@ impl Resolver<'_> {
             self.d
                 .error(node.span, format!("`{key}` is only for `list` routes"));
         }
-        let (mut per_ip, mut per_user) = (Limit::Default, Limit::Default);
-        if let Some(limits) = entries.get("rate_limit") {
-            let limits = self.entries(
-                limits,
-                &format!("`rate_limit` of route `{text}`"),
-                ROUTE_LIMIT_KEYS,
-            );
-            per_ip = limits
-                .get("per_ip")
-                .map_or(Limit::Default, |n| self.limit(n));
-            per_user = limits
-                .get("per_user")
-                .map_or(Limit::Default, |n| self.limit(n));
-        }
-        let body_limit = entries.get("body_limit").and_then(|n| self.size(n));
-        let timeout_ms = entries.get("timeout").and_then(|n| self.duration_ms(n));
         let input = entries
             .get("input")
             .map(|n| self.each(Some(n), "input", |r, k, v| r.field(k, v)));
@@ -121,7 +157,7 @@ impl Resolver<'_> {
                 )
                 .hint("name the parent instead, e.g. `/posts/{post_id}/comments`");
         }
-        Some(Route {
+        Some(ServiceRoute::Entity(Route {
             method,
             path,
             span: key.span,
@@ -141,6 +177,45 @@ impl Resolver<'_> {
             steps,
             set,
             when,
+        }))
+    }
+
+    /// `rate_limit: { per_ip, per_user }` of a route.
+    fn route_limits(&mut self, entries: &Entries, text: &str) -> (Limit, Limit) {
+        let Some(limits) = entries.get("rate_limit") else {
+            return (Limit::Default, Limit::Default);
+        };
+        let limits = self.entries(
+            limits,
+            &format!("`rate_limit` of route `{text}`"),
+            ROUTE_LIMIT_KEYS,
+        );
+        let per_ip = limits
+            .get("per_ip")
+            .map_or(Limit::Default, |n| self.limit(n));
+        let per_user = limits
+            .get("per_user")
+            .map_or(Limit::Default, |n| self.limit(n));
+        (per_ip, per_user)
+    }
+
+    /// The RPC of `rpc:`: `Name` (of the route's own service, which stays to be filled in) or
+    /// `service.Name`.
+    fn route_rpc(&mut self, node: &Node) -> Option<RpcRef> {
+        let text = self.text(node, "RPC")?;
+        if text.contains('.') {
+            return self.rpc_ref(node);
+        }
+        Some(RpcRef {
+            service: Name {
+                value: String::new(),
+                span: node.span,
+            },
+            rpc: Name {
+                value: text,
+                span: node.span,
+            },
+            span: node.span,
         })
     }
 

@@ -73,11 +73,14 @@ pub(super) fn check(service: &Service, d: &mut Diagnostics) {
             let fits = match expr {
                 Expr::Now { .. } => matches!(field.ty.required(), Type::Timestamp),
                 Expr::Caller | Expr::Id => matches!(field.ty.required(), Type::Uuid),
+                Expr::CallerRoles => {
+                    crate::validate::assignable(&crate::rpc::caller_roles_type(), &field.ty).is_ok()
+                }
                 Expr::Path { .. } => {
                     d.error(
                         name.span,
                         format!(
-                            "`{}`: a set change takes a literal, `$now`, `$caller` or `$id`",
+                            "`{}`: a set change takes a literal, `$now`, `$caller`, `$caller.roles` or `$id`",
                             name.value
                         ),
                     )
@@ -96,7 +99,7 @@ pub(super) fn check(service: &Service, d: &mut Diagnostics) {
                     ),
                 );
             }
-            if matches!(expr, Expr::Caller) && route.public {
+            if matches!(expr, Expr::Caller | Expr::CallerRoles) && route.public {
                 d.error(name.span, "`$caller` is not known on a public route");
             }
             if matches!(expr, Expr::Id) && !route.has_id() {

@@ -402,7 +402,7 @@ pub(crate) fn value_type(scope: &Scope, expr: &Expr) -> Result<Type, String> {
             }
             Ok(found.ty.clone())
         }
-        Expr::Caller | Expr::Id => Err(
+        Expr::Caller | Expr::CallerRoles | Expr::Id => Err(
             "a consumer or a job has no caller and makes no row id: values are `$event.<field>`, `$<call>.<field>`, `$now` or literals"
                 .into(),
         ),
@@ -470,14 +470,14 @@ fn describe(expr: &Expr, ty: &Type) -> String {
         Expr::Int(n) => format!("`{n}`"),
         Expr::Bool(b) => format!("`{b}`"),
         Expr::Text(text) => format!("`{text:?}`"),
-        Expr::Caller | Expr::Id => String::new(),
+        Expr::Caller | Expr::CallerRoles | Expr::Id => String::new(),
     }
 }
 
 /// Whether a value of type `from` can fill a place of type `to`: the same kind of value (any
 /// text-like types, any whole numbers; their bounds are checked when the value is known), and
 /// never a value that may be missing where one is required.
-fn assignable(from: &Type, to: &Type) -> Result<(), String> {
+pub(crate) fn assignable(from: &Type, to: &Type) -> Result<(), String> {
     match (from, to) {
         (Type::Optional(from), Type::Optional(to)) => assignable(from, to),
         (from, Type::Optional(to)) => assignable(from, to),

@@ -10,9 +10,11 @@ mod consumers;
 mod entities;
 mod jobs;
 mod paths;
+mod rpc_routes;
 
 pub(crate) use consumers::{
-    Scope as ConsumerScope, sql_scope as consumer_sql_scope, value_type as consumer_value_type,
+    Scope as ConsumerScope, assignable, sql_scope as consumer_sql_scope,
+    value_type as consumer_value_type,
 };
 
 /// Names a service cannot take because the generated workspace uses them for its own crates.
@@ -192,7 +194,8 @@ fn check_auth(system: &System, declared: &Declared, d: &mut Diagnostics) {
         }
     }
     let needs_tokens = system.services.iter().any(|s| {
-        s.routes.iter().any(|r| !r.public) || crate::capability::routes(s).iter().any(|r| !r.public)
+        s.route_keys().iter().any(|r| !r.public)
+            || crate::capability::routes(s).iter().any(|r| !r.public)
     });
     if needs_tokens && issuers.is_empty() {
         d.error(
@@ -257,12 +260,12 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
         }
     }
     for service in &system.services {
-        for route in &service.routes {
+        for route in service.route_keys() {
             if route.path == "/admin" || route.path.starts_with("/admin/") {
                 d.error(route.span, format!("`{}` is under `/admin`, which svcgen keeps for its own administration routes", route.path))
                     .hint("pick another first segment, e.g. `/management/...`");
             }
-            let key = (route.method, shape(&route.path));
+            let key = (route.method, shape(route.path));
             if let Some((first, first_span, first_note)) = seen.get(&key) {
                 d.error(
                     route.span,
@@ -279,7 +282,12 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
                 let note = format!("first served here, by service `{}`", service.name.value);
                 seen.insert(key, (here, route.span, note));
             }
-            check_route_roles(system, route, d);
+            check_route_roles(system, &route, d);
+        }
+        for route in &service.rpc_routes {
+            rpc_routes::check(system, service, route, d);
+        }
+        for route in &service.routes {
             let Some(entity) = service.entity(&route.entity.value) else {
                 d.error(
                     route.entity.span,
@@ -430,7 +438,7 @@ fn check_route_access(entity: &Entity, route: &Route, d: &mut Diagnostics) {
 
 /// Roles a route requires must be declared under `auth.roles`, and make no sense on a public
 /// route.
-fn check_route_roles(system: &System, route: &Route, d: &mut Diagnostics) {
+fn check_route_roles(system: &System, route: &RouteKey, d: &mut Diagnostics) {
     if route.roles.is_empty() {
         return;
     }
@@ -445,7 +453,7 @@ fn check_route_roles(system: &System, route: &Route, d: &mut Diagnostics) {
         )
         .hint("a role needs a signed-in user: remove `public: true` or `roles`");
     }
-    check_roles(system, &route.roles, d);
+    check_roles(system, route.roles, d);
 }
 
 /// Every role named must be declared under `auth.roles`.

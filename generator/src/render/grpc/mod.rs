@@ -7,6 +7,7 @@
 mod calls;
 mod conversions;
 mod messages;
+mod rpc_routes;
 mod saga;
 mod server;
 mod transcoder;

@@ -275,6 +275,7 @@ impl Grpc<'_> {
     pub(super) fn plain_place(&self, value: &ValueIr) -> Option<TokenStream> {
         match (&value.source, value.expr) {
             (ValueSource::Direct, Expr::Caller) => Some(quote!(caller.user_id)),
+            (ValueSource::Direct, Expr::CallerRoles) => Some(quote!(caller.roles)),
             (ValueSource::Direct, Expr::Id) => Some(quote!(id)),
             (ValueSource::Input(segments), _) => {
                 let crosses_optional = segments[..segments.len() - 1]
@@ -297,6 +298,7 @@ impl Grpc<'_> {
     pub(super) fn plain_value(&self, value: &ValueIr, ty: &Type) -> TokenStream {
         match (&value.source, value.expr) {
             (ValueSource::Direct, Expr::Caller) => quote!(caller.user_id),
+            (ValueSource::Direct, Expr::CallerRoles) => quote!(caller.roles.clone()),
             (ValueSource::Direct, Expr::Id) => quote!(id),
             (ValueSource::Direct, Expr::Int(n)) => {
                 let n = Literal::i64_unsuffixed(*n);
@@ -381,7 +383,7 @@ pub(super) fn result_ident(name: &str) -> proc_macro2::Ident {
 
 /// Whether the route reads `$caller`.
 pub(super) fn uses_caller(route: &Route) -> bool {
-    let reads = |expr: &Expr| matches!(expr, Expr::Caller);
+    let reads = |expr: &Expr| matches!(expr, Expr::Caller | Expr::CallerRoles);
     route.set.iter().any(|(_, e)| reads(e))
         || route.steps.iter().any(|step| {
             let calls = match &step.action {

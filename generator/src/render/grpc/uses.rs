@@ -78,6 +78,21 @@ impl Grpc<'_> {
             | self.saga_uses()
             | self.conversion_uses()
             | self.calls_uses()
+            | self.rpc_routes_uses()
+    }
+
+    /// [`rpc_routes`](Self::rpc_routes): requests built from plain values, answers read back,
+    /// `rpc::Deadline` and the failures mapped.
+    fn rpc_routes_uses(&self) -> RpcUses {
+        self.lowered
+            .rpc_routes
+            .iter()
+            .map(|route| {
+                RpcUses::MODULE
+                    | RpcUses::FROM_PROTO
+                    | RpcUses::when(!route.rpc.request.is_empty(), RpcUses::TO_PROTO)
+            })
+            .collect()
     }
 
     /// [`answers`](Self::answers) of each consumer and job that calls: `rpc::Outgoing`,

@@ -94,7 +94,7 @@ pub(crate) fn caller_of(entity: &Entity, route: &Route) -> CallerParam {
             && route
                 .set
                 .iter()
-                .any(|(_, value)| matches!(value, Expr::Caller)));
+                .any(|(_, value)| matches!(value, Expr::Caller | Expr::CallerRoles)));
     match (route.public, used) {
         (true, false) => CallerParam::None,
         (true, true) => CallerParam::Maybe,

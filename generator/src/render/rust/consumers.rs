@@ -338,7 +338,9 @@ fn value(value: &ConsumerValue, to: &Type) -> TokenStream {
             }
         }
         Expr::Now { plus_secs } => now_plus(*plus_secs),
-        Expr::Caller | Expr::Id => unreachable!("validation keeps the caller out of consumers"),
+        Expr::Caller | Expr::CallerRoles | Expr::Id => {
+            unreachable!("validation keeps the caller out of consumers")
+        }
         literal => literal_value(literal).unwrap_or_default(),
     };
     if matches!(to, Type::Optional(_)) && !matches!(value.ty, Type::Optional(_)) {

@@ -53,6 +53,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
             }
         })
         .collect();
+    let rpc_route_handlers = grpc.rpc_routes();
     let mut server_items = TokenStream::new();
     let mut server_route = TokenStream::new();
     for parts in [grpc.server(), grpc.api_server()].into_iter().flatten() {
@@ -68,6 +69,14 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         let handler = handler_name(&service.routes, route);
         by_path
             .entry(route.path.as_str())
+            .or_default()
+            .push(quote!(#method(#handler)));
+    }
+    for route in &lowered.rpc_routes {
+        let method = format_ident!("{}", route.model.method.as_str().to_ascii_lowercase());
+        let handler = format_ident!("{}", route.handler);
+        by_path
+            .entry(route.model.path.as_str())
             .or_default()
             .push(quote!(#method(#handler)));
     }
@@ -96,7 +105,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     let mysql = migration(Engine::Mysql);
     let has = |ops: &[Operation]| service.routes.iter().any(|r| ops.contains(&r.operation));
     let mut http = vec![quote!(ApiResult)];
-    if !service.routes.is_empty() {
+    if !service.routes.is_empty() || !service.rpc_routes.is_empty() {
         http.push(quote!(Json));
     }
     let parents = lowered
@@ -113,9 +122,11 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         .routes
         .iter()
         .any(|r| !r.params.is_empty() && !paths::by_id_alone(r))
+        || lowered.rpc_routes.iter().any(|r| !r.params.is_empty())
     {
         http.push(quote!(PathParams));
     }
+
     if has(&[Operation::Get, Operation::Update]) || service.routes.iter().any(Route::keeps_existing)
     {
         http.push(quote!(ETag));
@@ -149,6 +160,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         viewer |=
             access::uses_viewer(route.entity, route.model) || paths::parents_need_caller(route);
     }
+    signed_in |= service.rpc_routes.iter().any(|r| !r.public);
     let callers: Vec<TokenStream> = [(signed_in, quote!(Caller)), (maybe, quote!(MaybeCaller))]
         .into_iter()
         .filter_map(|(used, name)| used.then_some(name))
@@ -208,6 +220,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         #(#entities)*
 
         #(#handlers)*
+
+        #rpc_route_handlers
 
         #consumers
 
@@ -588,6 +602,7 @@ fn set_change(entity: &Entity, route: &Route, patch: &proc_macro2::Ident) -> Tok
         let ident = rust_ident(&name.value);
         let value = match expr {
             Expr::Caller => quote!(caller.user_id),
+            Expr::CallerRoles => quote!(caller.roles.clone()),
             Expr::Id => quote!(id),
             Expr::Now { plus_secs } => now_value(*plus_secs),
             literal => literal_value(literal)?,

@@ -60,7 +60,7 @@ pub(super) fn rust_field_type(ty: &Type) -> TokenStream {
 
 /// A literal value of the spec (a whole number, `true`/`false`, text) as Rust; `None` for a
 /// value computed when the code runs.
-pub(super) fn literal_value(expr: &Expr) -> Option<TokenStream> {
+pub(crate) fn literal_value(expr: &Expr) -> Option<TokenStream> {
     match expr {
         Expr::Int(n) => {
             let n = Literal::i64_unsuffixed(*n);
@@ -126,7 +126,7 @@ pub fn service(system: &System, lowered: &ServiceIr) -> TokenStream {
     // ... and so is one with jobs.
     match (
         service.uses,
-        service.entities.is_empty() && service.jobs.is_empty(),
+        service.entities.is_empty() && service.jobs.is_empty() && service.rpc_routes.is_empty(),
     ) {
         (Some(Capability::Auth), true) => auth_service(system, lowered),
         (Some(Capability::Notify), true) => notify_service(system, lowered),
