@@ -23,7 +23,8 @@
 //!   job, run by an admin through its route (recorded with its outcome) and by its schedule;
 //! * calls from consumers and jobs: a consumer of `post.published` asks the posts service for
 //!   the author's count of published posts and keeps it on their profile; a job asks it for a
-//!   census of the posts and records it;
+//!   census of the posts and records it; an action route's step asks it for a recount, which
+//!   the row takes;
 //! * routes backed by RPCs: named SQL queries answer with the request from the path, the query
 //!   string (checked, unknown parameters refused) or the JSON body, and a route of the
 //!   accounts service answers with the posts service's RPC for the signed-in caller.
@@ -106,6 +107,7 @@ fn embedded_sqlite_forum() {
     runtime().block_on(paths::paths_hold(&running.url, "embedded"));
     runtime().block_on(jobs::jobs_hold(&running.url, "embedded"));
     runtime().block_on(calls::calls_hold(&running.url, "embedded"));
+    runtime().block_on(calls::steps_hold(&running.url, "embedded"));
     runtime().block_on(rpc_routes::rpc_routes_hold(&running.url, "embedded"));
     running.stop();
 }
@@ -136,6 +138,7 @@ fn distributed_postgres_forum() {
     runtime().block_on(paths::paths_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(jobs::jobs_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(calls::calls_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(calls::steps_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(rpc_routes::rpc_routes_hold(
         &run.system.gateway.url,
         &run.system.run,
@@ -163,6 +166,7 @@ fn distributed_mariadb_forum() {
     runtime().block_on(paths::paths_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(jobs::jobs_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(calls::calls_hold(&run.system.gateway.url, &run.system.run));
+    runtime().block_on(calls::steps_hold(&run.system.gateway.url, &run.system.run));
     runtime().block_on(rpc_routes::rpc_routes_hold(
         &run.system.gateway.url,
         &run.system.run,

@@ -149,6 +149,9 @@ pub fn expr_type<'s>(
         Expr::Caller | Expr::CallerRoles if route.public => {
             Err("`$caller` is not known on a public route".into())
         }
+        Expr::Id if route.operation != Operation::Create && !route.has_id() => {
+            Err("`$id` needs `{id}` in the route's path".into())
+        }
         Expr::Caller | Expr::Id => Ok(plain(Type::Uuid)),
         Expr::CallerRoles => Ok(plain(caller_roles_type())),
         Expr::Now { .. } => Ok(plain(Type::Timestamp)),
@@ -158,6 +161,11 @@ pub fn expr_type<'s>(
             min: None,
             max: None,
         })),
+        Expr::Path { root, .. }
+            if root.value == "input" && route.operation != Operation::Create =>
+        {
+            Err("`$input` is the body of a `create` route".into())
+        }
         Expr::Path { root, fields } => {
             let mut typed = if root.value == "input" {
                 let fields = route_input(service, route);
@@ -642,11 +650,14 @@ fn check_statement(
 }
 
 fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagnostics) {
-    // (The set change of an `update` route is checked with the route's path.)
-    if route.operation != Operation::Create
-        || (route.steps.is_empty() && route.set.is_empty() && route.input.is_none())
+    if route.steps.is_empty()
+        && (route.operation != Operation::Create || (route.set.is_empty() && route.input.is_none()))
     {
         return;
+    }
+    let creates = route.operation == Operation::Create;
+    if !route.steps.is_empty() && !creates {
+        check_change_steps(service, route, d);
     }
     for (index, step) in route.steps.iter().enumerate() {
         let before = &route.steps[..index];
@@ -709,6 +720,10 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
                 }
             }
         }
+    }
+    // (The set change of an `update` route is checked with the route's path.)
+    if !creates {
+        return;
     }
     let Some(entity) = service.entity(&route.entity.value) else {
         return;
@@ -781,6 +796,45 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
                     "`set` names `{}`, which is not a field of entity `{}` the route can set",
                     name.value, entity.name.value
                 ),
+            );
+        }
+    }
+}
+
+/// The steps of a route other than `create`: for a signed-in caller, in a service reached over
+/// HTTP; a read's steps undo nothing, and only a `create` takes a payment.
+fn check_change_steps(service: &Service, route: &Route, d: &mut Diagnostics) {
+    let keyword = route.operation.keyword();
+    let operation = if keyword.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an `{keyword}`")
+    } else {
+        format!("a `{keyword}`")
+    };
+    if route.public {
+        d.error(
+            route.span,
+            format!("the steps of `{} {}` call other services for the signed-in caller, and the route is public", route.method.as_str(), route.path),
+        )
+        .hint("remove `public: true`, or the steps");
+    }
+    if service.transport == Transport::Grpc {
+        d.error(
+            route.span,
+            format!("steps of {operation} route are not carried over gRPC yet, and service `{}` is reached over gRPC", service.name.value),
+        );
+    }
+    let reads = matches!(route.operation, Operation::Get | Operation::List);
+    for step in &route.steps {
+        if matches!(step.action, StepAction::Pay { .. }) {
+            d.error(
+                step.span,
+                format!("{operation} route takes no payment: `pay` is a step of `create` routes"),
+            );
+        }
+        if let (true, Some(undo)) = (reads, &step.undo) {
+            d.error(
+                undo.target.span,
+                format!("{operation} route changes nothing, so its steps have nothing to undo"),
             );
         }
     }

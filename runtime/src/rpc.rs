@@ -69,6 +69,14 @@ pub fn api_error(status: &tonic::Status) -> ApiError {
     ApiError::new(http, status.message())
 }
 
+/// A failed call answers its HTTP request per [`api_error`], so that `?` takes a call's
+/// status (or a failed conversion of its answer) straight to the client.
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        api_error(&status)
+    }
+}
+
 /// When a request must be answered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(pub Instant);

@@ -18,6 +18,23 @@ async fn published(api: &Api, token: Option<&str>, title: &str) -> Value {
     expect(api, token, Method::POST, &path, None, StatusCode::OK).await
 }
 
+/// Reads the page of one member's profile at `profiles` until it counts `posts` published
+/// posts (the consumer counts them asynchronously); the page.
+async fn counted(api: &Api, profiles: &str, posts: i64, tag: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let page = expect(api, None, Method::GET, profiles, None, StatusCode::OK).await;
+        if page["items"][0]["posts"] == posts {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{tag}: the profile counts {posts} published post(s): {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Runs the census job as an admin; the census it took.
 async fn census(api: &Api, admin: Option<&str>, tag: &str) -> (i64, i64) {
     let ran = expect(
@@ -49,19 +66,7 @@ pub(super) async fn calls_hold(gateway: &str, tag: &str) {
     // the author's profile.
     published(&api, grace, "First").await;
     published(&api, grace, "Second").await;
-    let profiles = format!("/profiles?user_id={grace_id}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let page = expect(&api, None, Method::GET, &profiles, None, StatusCode::OK).await;
-        if page["items"][0]["posts"] == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{tag}: the profile counts the two published posts: {page}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    counted(&api, &format!("/profiles?user_id={grace_id}"), 2, tag).await;
 
     // A job calls, then writes what it was told: the census counts the posts the posts
     // service holds, and a later census sees one more of each kind.
@@ -90,5 +95,47 @@ pub(super) async fn calls_hold(gateway: &str, tag: &str) {
         census(&api, admin, tag).await,
         (published_before + 1, drafts_before + 1),
         "{tag}: the second census"
+    );
+}
+
+/// A step of an action route: the recount asks the posts service, and the row takes its
+/// answer; only the profile's owner changes it.
+pub(super) async fn steps_hold(gateway: &str, tag: &str) {
+    let api = Api::new(gateway);
+    let (ada_id, ada) = register(&api, &format!("recounted-{tag}@example.com")).await;
+    let (_, bob) = register(&api, &format!("onlooker-{tag}@example.com")).await;
+    let (ada, bob) = (Some(ada.as_str()), Some(bob.as_str()));
+    published(&api, ada, "Counted once").await;
+    // Once the consumer of `post.published` has counted the post, nothing else changes the
+    // profile.
+    let profiles = format!("/profiles?user_id={ada_id}");
+    let page = counted(&api, &profiles, 1, tag).await;
+    let profile = format!("/profiles/{}", page["items"][0]["id"].as_str().unwrap());
+    let wrong = expect(
+        &api,
+        ada,
+        Method::PATCH,
+        &profile,
+        Some(json!({"posts": 99})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(wrong["posts"], 99, "{tag}: {wrong}");
+    let recount = format!("{profile}/recount");
+    expect(
+        &api,
+        bob,
+        Method::POST,
+        &recount,
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let right = expect(&api, ada, Method::POST, &recount, None, StatusCode::OK).await;
+    assert_eq!(right["posts"], 1, "{tag}: {right}");
+    assert_eq!(
+        right["version"].as_i64(),
+        wrong["version"].as_i64().map(|v| v + 1),
+        "{tag}: one change: {right}"
     );
 }

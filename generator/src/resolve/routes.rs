@@ -124,12 +124,10 @@ impl Resolver<'_> {
         let set = self.assignments(entries.get("set"));
         let when = self.assignments(entries.get("when"));
         if operation != Operation::Create
-            && let Some((key, node)) = ["input", "steps"]
-                .iter()
-                .find_map(|k| entries.get(k).map(|n| (k, n)))
+            && let Some(node) = entries.get("input")
         {
             self.d
-                .error(node.span, format!("`{key}` is only for `create` routes"));
+                .error(node.span, "`input` is only for `create` routes");
         }
         if !matches!(operation, Operation::Create | Operation::Update)
             && let Some(node) = entries.get("set")

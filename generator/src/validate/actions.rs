@@ -29,7 +29,7 @@ pub(super) fn literal_fits(expr: &Expr, ty: &Type) -> Option<bool> {
 }
 
 /// Checks the `set` and `when` of every `update` route of `service`.
-pub(super) fn check(service: &Service, d: &mut Diagnostics) {
+pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
     for route in &service.routes {
         if route.operation != Operation::Update {
             continue;
@@ -76,11 +76,29 @@ pub(super) fn check(service: &Service, d: &mut Diagnostics) {
                 Expr::CallerRoles => {
                     crate::validate::assignable(&crate::rpc::caller_roles_type(), &field.ty).is_ok()
                 }
+                // A step's answer.
+                Expr::Path { root, .. }
+                    if route
+                        .steps
+                        .iter()
+                        .any(|s| s.name.as_ref().is_some_and(|n| n.value == root.value)) =>
+                {
+                    match crate::rpc::expr_type(system, service, route, &route.steps, expr) {
+                        Ok(typed) => typed.fits(&crate::rpc::Typed {
+                            ty: field.ty.clone(),
+                            owner: service,
+                        }),
+                        Err(problem) => {
+                            d.error(name.span, problem);
+                            continue;
+                        }
+                    }
+                }
                 Expr::Path { .. } => {
                     d.error(
                         name.span,
                         format!(
-                            "`{}`: a set change takes a literal, `$now`, `$caller`, `$caller.roles` or `$id`",
+                            "`{}`: a set change takes a literal, `$now`, `$caller`, `$caller.roles`, `$id` or a field of a step's answer",
                             name.value
                         ),
                     )

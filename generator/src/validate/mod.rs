@@ -67,7 +67,7 @@ fn check_services(system: &System, d: &mut Diagnostics) {
         }
         entities::check(system, service, d);
         paths::check(service, d);
-        actions::check(service, d);
+        actions::check(system, service, d);
         jobs::check(system, service, d);
     }
 }

@@ -92,6 +92,11 @@ impl<'s> Grpc<'s> {
         }
     }
 
+    /// The service it renders for.
+    pub fn service(&self) -> &'s Service {
+        self.service
+    }
+
     /// A gRPC server of the service's package: the struct implementing the generated trait of
     /// gRPC service `name` with `methods`, and the handler that mounts it on the service's app.
     pub(super) fn mount(

@@ -136,7 +136,8 @@ impl Grpc<'_> {
 
         // The call: in process for the service's own RPC, over gRPC for another's.
         let method = method_ident(rpc);
-        let failed = quote!(.map_err(|status| rpc::api_error(&status))?);
+        // A failed call is answered with its status mapped to HTTP (`From<Status>`).
+        let failed = quote!(?);
         let call = if lowered.own {
             let server_module = format_ident!(
                 "{}_server",

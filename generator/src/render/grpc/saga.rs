@@ -14,10 +14,7 @@ impl Grpc<'_> {
         let name = crate::ident::handler_name(&self.service.routes, route);
         let model = rust_type(&entity.name.value);
         let input = input_type(&self.service.routes, route);
-        let mut steps = Vec::new();
-        for (index, step) in lowered.steps.iter().enumerate() {
-            steps.push(self.step(step, index));
-        }
+        let steps = self.steps(lowered);
         let input_fields = &lowered.input;
         let columns = entity.columns();
         let inits = columns.iter().map(|c| {
@@ -69,38 +66,16 @@ impl Grpc<'_> {
                 .unwrap_or_default()
         );
         let handler_doc = doc(&summary);
-        let calls = route
-            .steps
-            .iter()
-            .any(|s| matches!(s.action, StepAction::Call(_)))
-            .then(
-                || quote!(let calls = rpc::Outgoing::new(&ctx.settings, Some(&caller), deadline);),
-            );
-        let caller = if entity.owner.is_some() || uses_caller(route) || calls.is_some() {
+        let calls = calls_any(route);
+        let caller = if entity.owner.is_some() || uses_caller(route) || calls {
             quote!(caller: Caller,)
         } else {
             quote!(_caller: Caller,)
         };
-        let deadline = if calls.is_some() {
+        let deadline = if calls {
             quote!(deadline: rpc::Deadline,)
         } else {
             quote!(_deadline: rpc::Deadline,)
-        };
-        let binding = if route
-            .steps
-            .iter()
-            .any(|s| s.undo.is_some() || matches!(s.action, StepAction::Pay { .. }))
-        {
-            quote!(let mut saga)
-        } else {
-            quote!(let saga)
-        };
-        // Undos that are RPCs are recorded in the service's database, so that they run even
-        // when this process stops in the middle.
-        let saga_mut = if calls.is_some() {
-            quote!(#binding = rpc::Saga::recorded(&ctx.db, &calls);)
-        } else {
-            quote!(#binding = rpc::Saga::new();)
         };
         quote! {
             #handler_doc
@@ -117,9 +92,7 @@ impl Grpc<'_> {
                 }
                 input.validate()?;
                 let id = uuid::Uuid::now_v7();
-                #calls
-                #saga_mut
-                #(#steps)*
+                #steps
                 let written = async {
                     let now = db::now();
                     let row = #model { #(#inits)* };
@@ -135,8 +108,41 @@ impl Grpc<'_> {
         }
     }
 
+    /// The steps of a route, in order: the outgoing calls for the signed-in `caller` until
+    /// `deadline`, and the saga that undoes them, newest first, when a later one (or
+    /// `saga.fail`) fails. Undos that are RPCs are recorded in the service's database, so that
+    /// they run even when this process stops in the middle.
+    pub fn steps(&self, lowered: &RouteIr) -> TokenStream {
+        let route = lowered.model;
+        let steps = lowered
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| self.step(step, index, reads_result(route, step.model)));
+        let calls = calls_any(route).then(
+            || quote!(let calls = rpc::Outgoing::new(&ctx.settings, Some(&caller), deadline);),
+        );
+        let binding = if route
+            .steps
+            .iter()
+            .any(|s| s.undo.is_some() || matches!(s.action, StepAction::Pay { .. }))
+        {
+            quote!(let mut saga)
+        } else {
+            quote!(let saga)
+        };
+        let saga = if calls.is_some() {
+            quote!(#binding = rpc::Saga::recorded(&ctx.db, &calls);)
+        } else {
+            quote!(#binding = rpc::Saga::new();)
+        };
+        quote!(#calls #saga #(#steps)*)
+    }
+
     /// One step: its undo recorded first, then its call (or payment).
-    pub(super) fn step(&self, lowered: &StepIr, index: usize) -> TokenStream {
+    /// One step (`read`: whether a later value reads its answer): its undo recorded first,
+    /// then its call (or payment).
+    pub(super) fn step(&self, lowered: &StepIr, index: usize, read: bool) -> TokenStream {
         let step = lowered.model;
         let failed = quote!(return Err(saga.fail(rpc::api_error(&status)).await));
         match &lowered.action {
@@ -147,10 +153,10 @@ impl Grpc<'_> {
                     None => format_ident!("step_{}", index + 1),
                 };
                 let bind = match &step.name {
-                    Some(_) => {
+                    Some(_) if read => {
                         quote!(let #result = match #invocation { Ok(response) => response, Err(status) => #failed };)
                     }
-                    None => quote!(if let Err(status) = #invocation { #failed }),
+                    _ => quote!(if let Err(status) = #invocation { #failed }),
                 };
                 // Recorded before the step runs: the step may take effect on the other side
                 // even when its answer is lost.
@@ -295,7 +301,7 @@ impl Grpc<'_> {
 
     /// A plain (owned) value of type `ty`: literals, `$caller`, `$id`, paths into the input,
     /// and step results converted from their protobuf form.
-    pub(super) fn plain_value(&self, value: &ValueIr, ty: &Type) -> TokenStream {
+    pub(crate) fn plain_value(&self, value: &ValueIr, ty: &Type) -> TokenStream {
         match (&value.source, value.expr) {
             (ValueSource::Direct, Expr::Caller) => quote!(caller.user_id),
             (ValueSource::Direct, Expr::CallerRoles) => quote!(caller.roles.clone()),
@@ -379,6 +385,31 @@ fn input_value(segments: &[Field]) -> TokenStream {
 /// the handler).
 pub(super) fn result_ident(name: &str) -> proc_macro2::Ident {
     format_ident!("{}_result", name)
+}
+
+/// Whether a value of `route` after `step` reads its answer (`$<step>.<field>`).
+fn reads_result(route: &Route, step: &Step) -> bool {
+    let Some(name) = &step.name else {
+        return false;
+    };
+    let reads = |expr: &Expr| matches!(expr, Expr::Path { root, .. } if root.value == name.value);
+    let calls = route.steps.iter().flat_map(|s| {
+        let call = match &s.action {
+            StepAction::Call(call) => call.with.iter().map(|(_, e)| e).collect::<Vec<_>>(),
+            StepAction::Pay { amount_cents, card } => vec![amount_cents, card],
+        };
+        call.into_iter()
+            .chain(s.undo.iter().flat_map(|u| u.with.iter().map(|(_, e)| e)))
+    });
+    route.set.iter().map(|(_, e)| e).chain(calls).any(reads)
+}
+
+/// Whether any step of `route` calls another service.
+pub(crate) fn calls_any(route: &Route) -> bool {
+    route
+        .steps
+        .iter()
+        .any(|s| matches!(s.action, StepAction::Call(_)))
 }
 
 /// Whether the route reads `$caller`.

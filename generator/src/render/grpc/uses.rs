@@ -211,7 +211,7 @@ impl Grpc<'_> {
         self.lowered
             .routes
             .iter()
-            .filter(|route| route.model.has_steps())
+            .filter(|route| route.model.has_steps() || !route.model.steps.is_empty())
             .map(|route| {
                 let from_result = |value: &ValueIr, wanted: &Type| match &value.source {
                     ValueSource::StepResult { field, .. } => {
@@ -331,6 +331,16 @@ mod tests {
                 for route in &lowered.routes {
                     if route.model.has_steps() {
                         code.extend(grpc.create_handler(route));
+                    } else if !route.model.steps.is_empty() {
+                        code.extend(grpc.steps(route));
+                    }
+                }
+                code.extend(grpc.rpc_routes());
+                let consumers = lowered.consumers.iter().map(|c| c.actions.as_slice());
+                let jobs = lowered.jobs.iter().map(|j| j.actions.as_slice());
+                for actions in consumers.chain(jobs) {
+                    if let Some(answers) = grpc.answers(actions, |_, _| quote!(value)) {
+                        code.extend(answers.body);
                     }
                 }
                 code.extend(grpc.conversions());

@@ -90,6 +90,8 @@ pub(crate) enum CallerParam {
 pub(crate) fn caller_of(entity: &Entity, route: &Route) -> CallerParam {
     let used = uses_viewer(entity, route)
         || (route.operation == Operation::Create && entity.owner.is_some())
+        // Steps call other services for the signed-in caller.
+        || (route.operation != Operation::Create && !route.steps.is_empty())
         || (route.operation == Operation::Update
             && route
                 .set

@@ -231,7 +231,7 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
             } else {
                 TokenStream::new()
             };
-            quote!(#answers async { #body }.await.map_err(|status| rpc::api_error(&status))?;)
+            quote!(#answers async { #body }.await?;)
         });
         let applied = if changes {
             quote!(db::retrying(|| attempt(&ctx #answers_arg)).await)

@@ -3,6 +3,7 @@
 //! its migrations and its RPC code.
 
 use super::*;
+use steps::StepsOf;
 
 pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStream {
     let service = lowered.model;
@@ -49,7 +50,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
                 let handler = grpc.create_handler(route);
                 quote!(#input #handler)
             } else {
-                handler(system, service, route)
+                handler(system, &grpc, route)
             }
         })
         .collect();
@@ -254,7 +255,12 @@ pub(crate) fn emit(system: &System, route: &RouteIr) -> TokenStream {
     }
 }
 
-pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> TokenStream {
+pub(crate) fn handler(
+    system: &System,
+    grpc: &crate::render::grpc::Grpc,
+    lowered: &RouteIr,
+) -> TokenStream {
+    let service = grpc.service();
     let (entity, route) = (lowered.entity, lowered.model);
     let names = EntityNames::of(entity);
     let EntityNames {
@@ -452,15 +458,23 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
         };
     let writes = write_constraints(entity);
     let deletes = delete_constraints(service, entity);
+    // Steps of a route other than `create`: calls of other services for the signed-in caller,
+    // before its read or change; a change ends the saga in its own transaction, and a failed
+    // one undoes the steps.
+    let steps = StepsOf::of(grpc, lowered);
+    let (deadline_param, steps_run) = (&steps.deadline_param, &steps.run);
+    let (saga_param, saga_arg, saga_succeed) = (&steps.saga_param, &steps.saga_arg, &steps.succeed);
+
     let body = match route.operation {
         Operation::Create => creates::create_handler(system, lowered, &name, &caller),
         Operation::Get => {
             let find = find_call(quote!(&ctx.db));
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param) -> ApiResult<(ETag, Json<#model>)> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #deadline_param #path_param) -> ApiResult<(ETag, Json<#model>)> {
                     #path_reads
                     #parent_checks
                     #viewer
+                    #steps_run
                     let row = #find.await?;
                     Ok((ETag(row.version), Json(row)))
                 }
@@ -476,11 +490,15 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                 .unwrap_or_default();
             let read_back = find_call(quote!(&mut tx));
             // An action route: the change is the spec's, the body none.
+            // A body is checked before anything runs; a set change once the steps whose
+            // answers it may take have run.
+            let validate_body = route.set.is_empty().then(|| quote!(input.validate()?;));
             let (body_param, set_input) = if route.set.is_empty() {
                 (quote!(Json(input): Json<#patch>), TokenStream::new())
             } else {
-                (TokenStream::new(), set_change(entity, route, patch))
+                (TokenStream::new(), set_change(grpc, lowered, patch, &steps))
             };
+            let settled = steps.settle(quote!(db::retrying(|| attempt(&ctx, #(#key_args)* &if_match, &input #viewer_arg #saga_arg)).await));
             // ... applied only to a row in the state `when` names, and to the version read.
             let (read_first, expected) = if route.when.is_empty() {
                 (read_first.clone(), expected.clone())
@@ -488,12 +506,12 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                 state_check(entity, route, &read_current)
             };
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param if_match: IfMatch, #body_param) -> ApiResult<(ETag, Json<#model>)> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #deadline_param #path_param if_match: IfMatch, #body_param) -> ApiResult<(ETag, Json<#model>)> {
                     /// One attempt: one statement writes only the fields sent, so a concurrent
                     /// change of another column (an RPC's `stock = stock - 1`, say) is never
                     /// undone, and only to the version `If-Match` names; the row is read back
                     /// in the same transaction.
-                    async fn attempt(ctx: &ServiceContext, #(#key_params)* if_match: &IfMatch, input: &#patch #viewer_param) -> ApiResult<#model> {
+                    async fn attempt(ctx: &ServiceContext, #(#key_params)* if_match: &IfMatch, input: &#patch #viewer_param #saga_param) -> ApiResult<#model> {
                         let mut tx = ctx.begin().await?;
                         #read_first
                         #expected
@@ -511,15 +529,17 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                         }
                         let row = #read_back.await?;
                         #emit
+                        #saga_succeed
                         ctx.commit(tx).await?;
                         Ok(row)
                     }
                     #path_reads
-                    #set_input
-                    input.validate()?;
+                    #validate_body
                     #parent_checks
                     #viewer
-                    let row = db::retrying(|| attempt(&ctx, #(#key_args)* &if_match, &input #viewer_arg)).await?;
+                    #steps_run
+                    #set_input
+                    let row = #settled;
                     Ok((ETag(row.version), Json(row)))
                 }
             }
@@ -563,10 +583,11 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                 )
             };
             let doc = super::doc(doc);
+            let settled = steps.settle(quote!(db::retrying(|| attempt(&ctx, #(#key_args)* &if_match #viewer_arg #saga_arg)).await));
             quote! {
-                async fn #name(State(ctx): State<ServiceContext>, #caller #path_param if_match: IfMatch) -> ApiResult<StatusCode> {
+                async fn #name(State(ctx): State<ServiceContext>, #caller #deadline_param #path_param if_match: IfMatch) -> ApiResult<StatusCode> {
                     #doc
-                    async fn attempt(ctx: &ServiceContext, #(#key_params)* if_match: &IfMatch #viewer_param) -> ApiResult<()> {
+                    async fn attempt(ctx: &ServiceContext, #(#key_params)* if_match: &IfMatch #viewer_param #saga_param) -> ApiResult<()> {
                         let mut tx = ctx.begin().await?;
                         #read
                         let deleted = db::query(#delete) #(.bind(#key_values))* #(#write_binds)* .bind(expected) #deletes .execute(&mut tx).await?;
@@ -574,18 +595,20 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
                             return Err(IfMatch::nothing_changed(expected, #entity_lit, #not_found));
                         }
                         #emit
+                        #saga_succeed
                         ctx.commit(tx).await?;
                         Ok(())
                     }
                     #path_reads
                     #parent_checks
                     #viewer
-                    db::retrying(|| attempt(&ctx, #(#key_args)* &if_match #viewer_arg)).await?;
+                    #steps_run
+                    #settled;
                     Ok(StatusCode::NO_CONTENT)
                 }
             }
         }
-        Operation::List => lists::list_handler(lowered, &name, &caller, &viewer),
+        Operation::List => lists::list_handler(lowered, &name, &caller, &viewer, &steps),
     };
     quote! {
         #handler_doc
@@ -595,12 +618,20 @@ pub(crate) fn handler(system: &System, service: &Service, lowered: &RouteIr) -> 
     }
 }
 
-/// `let input = <Patch> { .. };`: the set change of an action route, as the patch it makes.
-fn set_change(entity: &Entity, route: &Route, patch: &proc_macro2::Ident) -> TokenStream {
-    let fields = route.set.iter().filter_map(|(name, expr)| {
+/// `let input = <Patch> { .. };`, checked: the set change of an action route, as the patch it
+/// makes (its values from the spec, the caller, the clock, or the answers of its steps).
+fn set_change(
+    grpc: &crate::render::grpc::Grpc,
+    lowered: &RouteIr,
+    patch: &proc_macro2::Ident,
+    steps: &StepsOf,
+) -> TokenStream {
+    let (entity, route) = (lowered.entity, lowered.model);
+    let fields = lowered.set.iter().filter_map(|(name, value)| {
         let field = entity.fields.iter().find(|f| f.name.value == name.value)?;
         let ident = rust_ident(&name.value);
-        let value = match expr {
+        let value = match value.expr {
+            Expr::Path { .. } => grpc.plain_value(value, field.ty.required()),
             Expr::Caller => quote!(caller.user_id),
             Expr::CallerRoles => quote!(caller.roles.clone()),
             Expr::Id => quote!(id),
@@ -614,7 +645,22 @@ fn set_change(entity: &Entity, route: &Route, patch: &proc_macro2::Ident) -> Tok
         })
     });
     let rest = (route.set.len() < entity.fields.len()).then(|| quote!(..Default::default()));
-    quote!(let input = #patch { #(#fields)* #rest };)
+    if lowered.model.steps.is_empty() {
+        return quote! {
+            let input = #patch { #(#fields)* #rest };
+            input.validate()?;
+        };
+    }
+    // Made from the steps' answers: a value the row refuses undoes the steps.
+    let made = steps.settle(quote! {
+        async {
+            let input = #patch { #(#fields)* #rest };
+            input.validate()?;
+            Ok::<_, ApiError>(input)
+        }
+        .await
+    });
+    quote!(let input = #made;)
 }
 
 /// The read of the row an action route changes, refused (409) unless it holds what `when`

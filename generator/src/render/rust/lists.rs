@@ -50,6 +50,7 @@ pub(crate) fn list_handler(
     name: &proc_macro2::Ident,
     caller: &TokenStream,
     viewer: &TokenStream,
+    steps: &super::steps::StepsOf,
 ) -> TokenStream {
     let (entity, route) = (lowered.entity, lowered.model);
     let path = paths::reads(lowered);
@@ -101,17 +102,19 @@ pub(crate) fn list_handler(
             quote!(|query: db::Query| query #(#binds)*),
         )
     };
+    let (deadline_param, steps_run) = (&steps.deadline_param, &steps.run);
     let def_doc = doc(&format!(
         "What `{} {}` lets its callers ask for.",
         route.method.as_str(),
         route.path
     ));
     quote! {
-        async fn #name(State(ctx): State<ServiceContext>, #caller #path_param RawQuery(query): RawQuery) -> ApiResult<Json<Paginated<#model>>> {
+        async fn #name(State(ctx): State<ServiceContext>, #caller #deadline_param #path_param RawQuery(query): RawQuery) -> ApiResult<Json<Paginated<#model>>> {
             let request = ListRequest::parse(query.as_deref(), &#def)?;
             #path_reads
             #parent_checks
             #viewer
+            #steps_run
             let page = list::fetch(&ctx.db, &#def, &request, #scope, #binds, #from_row).await?;
             Ok(Json(page))
         }

@@ -14,6 +14,7 @@ mod entities;
 mod handlers;
 mod lists;
 mod paths;
+mod steps;
 mod system;
 
 pub(crate) use capabilities::message_format;
