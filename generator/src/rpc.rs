@@ -83,7 +83,7 @@ pub fn find_rpc<'s>(system: &'s System, target: &RpcRef) -> Option<(&'s Service,
 }
 
 /// The fields of a route's body: its `input`, else the entity's declared fields (on a create,
-/// those with a default optional).
+/// those with a default optional, but those its path gives and those it `set`s).
 pub fn route_input(service: &Service, route: &Route) -> Vec<Field> {
     if let Some(input) = &route.input {
         return input.clone();
@@ -93,7 +93,13 @@ pub fn route_input(service: &Service, route: &Route) -> Vec<Field> {
     };
     // A create may leave out a field with a default; a patch leaves out any field.
     let fields = if route.operation == Operation::Create {
-        entity.create_fields()
+        let params = route.params();
+        entity
+            .create_fields()
+            .into_iter()
+            .filter(|f| !params.contains(&f.name.as_str()))
+            .filter(|f| !route.set.iter().any(|(n, _)| n.value == f.name.value))
+            .collect()
     } else {
         entity.fields.clone()
     };
@@ -165,6 +171,21 @@ pub fn expr_type<'s>(
             if root.value == "input" && route.operation != Operation::Create =>
         {
             Err("`$input` is the body of a `create` route".into())
+        }
+        // A path parameter: the field of the route's entity it names.
+        Expr::Path { root, fields }
+            if fields.is_empty() && route.params().contains(&root.value.as_str()) =>
+        {
+            let column = service
+                .entity(&route.entity.value)
+                .and_then(|entity| entity.column(&root.value))
+                .ok_or_else(|| {
+                    format!(
+                        "`{{{}}}` names no field of `{}`",
+                        root.value, route.entity.value
+                    )
+                })?;
+            Ok(plain(column.ty))
         }
         Expr::Path { root, fields } => {
             let mut typed = if root.value == "input" {
@@ -663,6 +684,7 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
         let before = &route.steps[..index];
         if let Some(name) = &step.name {
             let taken = ["input", "caller", "id"].contains(&name.as_str())
+                || route.params().contains(&name.as_str())
                 || before
                     .iter()
                     .any(|s| s.name.as_ref().is_some_and(|n| n.value == name.value));
@@ -729,10 +751,12 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
         return;
     };
     let input = route_input(service, route);
+    // The path's fields are given.
+    let params = route.params();
     for column in entity
         .columns()
         .into_iter()
-        .filter(|c| c.source == ColumnSource::Input)
+        .filter(|c| c.source == ColumnSource::Input && !params.contains(&c.name.as_str()))
     {
         let value = route.set.iter().find(|(name, _)| name.value == column.name);
         let target = Typed {

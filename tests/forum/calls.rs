@@ -138,4 +138,67 @@ pub(super) async fn steps_hold(gateway: &str, tag: &str) {
         wrong["version"].as_i64().map(|v| v + 1),
         "{tag}: one change: {right}"
     );
+
+    // A create under its parent with a step: an endorsement weighs what its endorser has
+    // published, and needs a profile to endorse.
+    let endorsements = format!("{profile}/endorsements");
+    let by_ada = expect(
+        &api,
+        ada,
+        Method::POST,
+        &endorsements,
+        None,
+        StatusCode::CREATED,
+    )
+    .await;
+    let by_bob = expect(
+        &api,
+        bob,
+        Method::POST,
+        &endorsements,
+        None,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (&by_ada["weight"], &by_bob["weight"]),
+        (&json!(1), &json!(0)),
+        "{tag}: {by_ada} {by_bob}"
+    );
+    assert_eq!(
+        by_ada["profile_id"], page["items"][0]["id"],
+        "{tag}: {by_ada}"
+    );
+    let listed = expect(&api, None, Method::GET, &endorsements, None, StatusCode::OK).await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(2),
+        "{tag}: {listed}"
+    );
+    let nobody = format!("/profiles/{}/endorsements", uuid_like(&ada_id));
+    expect(
+        &api,
+        bob,
+        Method::POST,
+        &nobody,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // A second endorsement by the same member is refused by the unique key.
+    expect(
+        &api,
+        bob,
+        Method::POST,
+        &endorsements,
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+}
+
+/// A uuid that names no row: `id` with its last digit changed.
+fn uuid_like(id: &str) -> String {
+    let (head, last) = id.split_at(id.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
 }

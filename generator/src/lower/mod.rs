@@ -306,6 +306,7 @@ services:
         );
         let source = |value: &ValueIr| match &value.source {
             ValueSource::Direct => "direct".to_string(),
+            ValueSource::PathParam(name) => format!("path.{name}"),
             ValueSource::Input(path) => {
                 let names: Vec<&str> = path.iter().map(|f| f.name.as_str()).collect();
                 format!("input.{}", names.join("."))

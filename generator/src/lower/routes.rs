@@ -120,6 +120,8 @@ pub enum ValueSource {
     Direct,
     /// A path into the request body: each field on the way with the type it is declared with.
     Input(Vec<Field>),
+    /// A parameter of the route's path (`$post_id`), held in a local of its name.
+    PathParam(String),
     /// A field of an earlier step's result (in protobuf form).
     StepResult {
         /// The step's name (`as:`).
@@ -328,6 +330,11 @@ fn lower_value<'m>(
                 segments.push(resolved(found, name));
             }
             ValueSource::Input(segments)
+        }
+        Expr::Path { root, fields }
+            if fields.is_empty() && route.params().contains(&root.value.as_str()) =>
+        {
+            ValueSource::PathParam(root.value.clone())
         }
         Expr::Path { root, fields } => {
             let step = before

@@ -76,12 +76,13 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
                 Expr::CallerRoles => {
                     crate::validate::assignable(&crate::rpc::caller_roles_type(), &field.ty).is_ok()
                 }
-                // A step's answer.
+                // A step's answer, or a parameter of the path.
                 Expr::Path { root, .. }
                     if route
                         .steps
                         .iter()
-                        .any(|s| s.name.as_ref().is_some_and(|n| n.value == root.value)) =>
+                        .any(|s| s.name.as_ref().is_some_and(|n| n.value == root.value))
+                        || route.params().contains(&root.value.as_str()) =>
                 {
                     match crate::rpc::expr_type(system, service, route, &route.steps, expr) {
                         Ok(typed) => typed.fits(&crate::rpc::Typed {
@@ -98,7 +99,7 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
                     d.error(
                         name.span,
                         format!(
-                            "`{}`: a set change takes a literal, `$now`, `$caller`, `$caller.roles`, `$id` or a field of a step's answer",
+                            "`{}`: a set change takes a literal, `$now`, `$caller`, `$caller.roles`, `$id`, a path parameter or a field of a step's answer",
                             name.value
                         ),
                     )

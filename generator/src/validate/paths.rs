@@ -83,14 +83,6 @@ pub(super) fn check(service: &Service, d: &mut Diagnostics) {
             .hint("name the fields of a unique key in the path (`PUT /posts/{post_id}/like` with `unique: [[post_id, user_id]]` and `owner: user_id`), or create with `POST`");
         }
         let nested = route.params() != ["id"] && !route.params().is_empty();
-        if nested && route.has_steps() {
-            d.error(
-                route.span,
-                format!(
-                    "route `{text}` has steps, `input` or `set`, which take no path parameters yet"
-                ),
-            );
-        }
         if nested && service.transport == Transport::Grpc {
             d.error(
                 route.span,

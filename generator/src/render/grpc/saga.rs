@@ -17,8 +17,19 @@ impl Grpc<'_> {
         let steps = self.steps(lowered);
         let input_fields = &lowered.input;
         let columns = entity.columns();
+        // The path's values and the parents it names, read as a plain create reads them.
+        let path = crate::render::rust::paths::reads(lowered);
+        let (path_param, path_reads) = (&path.param, &path.reads);
+        let parent_checks = crate::render::rust::paths::parent_checks(lowered);
         let inits = columns.iter().map(|c| {
             let ident = rust_ident(&c.name);
+            if let Some(value) = path.values.iter().find(|v| v.column == c.name) {
+                return if value.copy {
+                    quote!(#ident,)
+                } else {
+                    quote!(#ident: #ident.clone(),)
+                };
+            }
             let value = match c.source {
                 ColumnSource::Id => return quote!(#ident,),
                 ColumnSource::Owner => quote!(caller.user_id),
@@ -66,8 +77,21 @@ impl Grpc<'_> {
                 .unwrap_or_default()
         );
         let handler_doc = doc(&summary);
+        // A route whose path, `set` and steps give every field takes no body.
+        let (body_param, validate) = if input_fields.is_empty() {
+            Default::default()
+        } else {
+            (
+                quote!(Json(input): Json<#input>,),
+                quote!(input.validate()?;),
+            )
+        };
         let calls = calls_any(route);
-        let caller = if entity.owner.is_some() || uses_caller(route) || calls {
+        let caller = if entity.owner.is_some()
+            || uses_caller(route)
+            || calls
+            || crate::render::rust::paths::parents_need_caller(lowered)
+        {
             quote!(caller: Caller,)
         } else {
             quote!(_caller: Caller,)
@@ -79,7 +103,7 @@ impl Grpc<'_> {
         };
         quote! {
             #handler_doc
-            async fn #name(State(ctx): State<ServiceContext>, #caller #deadline Json(input): Json<#input>) -> ApiResult<(StatusCode, Json<#model>)> {
+            async fn #name(State(ctx): State<ServiceContext>, #caller #deadline #path_param #body_param) -> ApiResult<(StatusCode, Json<#model>)> {
                 /// One attempt at the end: the row, its event and the end of the saga's
                 /// recorded undos in one transaction.
                 async fn attempt(ctx: &ServiceContext, row: &#model, saga: &rpc::Saga) -> Result<(), tonic::Status> {
@@ -90,7 +114,9 @@ impl Grpc<'_> {
                     ctx.commit(tx).await?;
                     Ok(())
                 }
-                input.validate()?;
+                #path_reads
+                #validate
+                #parent_checks
                 let id = uuid::Uuid::now_v7();
                 #steps
                 let written = async {
@@ -245,7 +271,7 @@ impl Grpc<'_> {
                 // A value read from another call's result is already in protobuf form.
                 ValueSource::StepResult { .. } => self.proto_path(value),
                 // A place is borrowed as it is; anything else is made, then borrowed.
-                ValueSource::Direct | ValueSource::Input(_) => {
+                ValueSource::Direct | ValueSource::Input(_) | ValueSource::PathParam(_) => {
                     let plain = match self.plain_place(value) {
                         Some(place) => quote!(&#place),
                         None => {
@@ -283,6 +309,10 @@ impl Grpc<'_> {
             (ValueSource::Direct, Expr::Caller) => Some(quote!(caller.user_id)),
             (ValueSource::Direct, Expr::CallerRoles) => Some(quote!(caller.roles)),
             (ValueSource::Direct, Expr::Id) => Some(quote!(id)),
+            (ValueSource::PathParam(name), _) => {
+                let ident = rust_ident(name);
+                Some(quote!(#ident))
+            }
             (ValueSource::Input(segments), _) => {
                 let crosses_optional = segments[..segments.len() - 1]
                     .iter()
@@ -324,6 +354,14 @@ impl Grpc<'_> {
             }
             (ValueSource::Direct, Expr::Path { .. }) => unreachable!("paths have a source"),
             (ValueSource::Input(segments), _) => input_value(segments),
+            (ValueSource::PathParam(name), _) => {
+                let ident = rust_ident(name);
+                if is_copy(&value.ty) {
+                    quote!(#ident)
+                } else {
+                    quote!(#ident.clone())
+                }
+            }
             (ValueSource::StepResult { step, field, .. }, _) => {
                 // A step's result, in protobuf form: converted to the plain type wanted.
                 let root = result_ident(step);

@@ -71,9 +71,18 @@ impl Grpc<'_> {
                     quote!(#ident: #value,)
                 });
                 let deadline = route.has_steps().then(|| quote!(incoming.deadline,));
+                // A create whose steps and `set` give every field takes no body.
+                let (input, body) = if route.has_steps() && rpc.input.is_empty() {
+                    Default::default()
+                } else {
+                    (
+                        quote!(let input = #input_ty { #(#fields)* };),
+                        quote!(Json(input)),
+                    )
+                };
                 (
-                    quote!(let input = #input_ty { #(#fields)* };),
-                    quote!(#caller_arg #deadline Json(input)),
+                    input,
+                    quote!(#caller_arg #deadline #body),
                     quote!(let (_, Json(row)) = answer;),
                     quote!(#proto::#response_ty { #field: Some(row.to_proto()) }),
                 )

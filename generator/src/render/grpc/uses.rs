@@ -217,7 +217,9 @@ impl Grpc<'_> {
                     ValueSource::StepResult { field, .. } => {
                         FromProtoShape::of(&field.ty, wanted).uses()
                     }
-                    ValueSource::Direct | ValueSource::Input(_) => RpcUses::default(),
+                    ValueSource::Direct | ValueSource::Input(_) | ValueSource::PathParam(_) => {
+                        RpcUses::default()
+                    }
                 };
                 let calls = route.steps.iter().flat_map(|step| {
                     let call = match &step.action {
@@ -230,7 +232,9 @@ impl Grpc<'_> {
                     .flat_map(|call| &call.with)
                     .map(|(_, value)| match &value.source {
                         ValueSource::StepResult { .. } => RpcUses::default(),
-                        ValueSource::Direct | ValueSource::Input(_) => RpcUses::TO_PROTO,
+                        ValueSource::Direct | ValueSource::Input(_) | ValueSource::PathParam(_) => {
+                            RpcUses::TO_PROTO
+                        }
                     })
                     .collect::<RpcUses>();
                 let payments = route

@@ -13,7 +13,7 @@ mod creates;
 mod entities;
 mod handlers;
 mod lists;
-mod paths;
+pub(crate) mod paths;
 mod steps;
 mod system;
 
