@@ -318,6 +318,33 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
     let (_, bobs) = api.call(Method::GET, "/orders", Some(&bob), None).await;
     assert_eq!(bobs["items"], json!([]));
 
+    // A cancel, an action route backed by a step: the stock comes back, once, and only the
+    // customer who ordered cancels (the gateway carries it over HTTP).
+    let (status, second) = api
+        .call(
+            Method::POST,
+            "/orders",
+            Some(&alice),
+            Some(order(&[(&lamp_id, 2)], None)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(stock_of(&api, &lamp_id).await, 7);
+    let cancel = format!("/orders/{}/cancel", second["id"].as_str().unwrap());
+    let (status, body) = api.call(Method::POST, &cancel, Some(&bob), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, cancelled) = api.call(Method::POST, &cancel, Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(stock_of(&api, &lamp_id).await, 9);
+    let (status, body) = api.call(Method::POST, &cancel, Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        stock_of(&api, &lamp_id).await,
+        9,
+        "a second cancel gives nothing back"
+    );
+
     // 50 concurrent orders of one widget each with 10 in stock: exactly 10 succeed.
     let (status, widget) = api
         .call(
@@ -390,14 +417,14 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
     loop {
         let items = harness::all_notifications(&api, &alice).await;
         let kinds: Vec<&str> = items.iter().filter_map(|n| n["kind"].as_str()).collect();
-        if kinds.contains(&"order") && kinds.contains(&"welcome") {
-            let confirmation = items.iter().find(|n| n["kind"] == "order").unwrap();
+        // One confirmation per order (the cancelled one included), each naming its order.
+        let confirmations: Vec<&Value> = items.iter().filter(|n| n["kind"] == "order").collect();
+        if confirmations.len() == 2 && kinds.contains(&"welcome") {
             assert!(
-                confirmation["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains(&order_id),
-                "{confirmation}"
+                confirmations
+                    .iter()
+                    .any(|c| c["message"].as_str().unwrap().contains(&order_id)),
+                "{confirmations:?}"
             );
             break;
         }

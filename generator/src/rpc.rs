@@ -115,6 +115,21 @@ pub fn route_input(service: &Service, route: &Route) -> Vec<Field> {
         .collect()
 }
 
+/// Whether the gateway carries `route` of a service reached over gRPC as an RPC of its
+/// `<Name>ApiService`: a `create` whose path has no parameter, and the other operations by
+/// `{id}` alone, without steps (but a `create`'s) or a set change. The gateway forwards the
+/// others to the service's HTTP side, on the same port.
+pub fn carried_over_grpc(route: &Route) -> bool {
+    let params = route.params();
+    match route.operation {
+        Operation::Create => params.is_empty(),
+        Operation::List => params.is_empty() && route.steps.is_empty(),
+        Operation::Get | Operation::Update | Operation::Delete => {
+            params == ["id"] && route.steps.is_empty() && route.set.is_empty()
+        }
+    }
+}
+
 /// Whether a service has a gRPC contract: it serves RPCs, or the gateway reaches it over gRPC.
 pub fn has_contract(service: &Service) -> bool {
     !service.rpcs.is_empty() || service.transport == Transport::Grpc
@@ -678,7 +693,7 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
     }
     let creates = route.operation == Operation::Create;
     if !route.steps.is_empty() && !creates {
-        check_change_steps(service, route, d);
+        check_change_steps(route, d);
     }
     for (index, step) in route.steps.iter().enumerate() {
         let before = &route.steps[..index];
@@ -825,9 +840,9 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
     }
 }
 
-/// The steps of a route other than `create`: for a signed-in caller, in a service reached over
-/// HTTP; a read's steps undo nothing, and only a `create` takes a payment.
-fn check_change_steps(service: &Service, route: &Route, d: &mut Diagnostics) {
+/// The steps of a route other than `create`: for a signed-in caller; a read's steps undo
+/// nothing, and only a `create` takes a payment.
+fn check_change_steps(route: &Route, d: &mut Diagnostics) {
     let keyword = route.operation.keyword();
     let operation = if keyword.starts_with(['a', 'e', 'i', 'o', 'u']) {
         format!("an `{keyword}`")
@@ -840,12 +855,6 @@ fn check_change_steps(service: &Service, route: &Route, d: &mut Diagnostics) {
             format!("the steps of `{} {}` call other services for the signed-in caller, and the route is public", route.method.as_str(), route.path),
         )
         .hint("remove `public: true`, or the steps");
-    }
-    if service.transport == Transport::Grpc {
-        d.error(
-            route.span,
-            format!("steps of {operation} route are not carried over gRPC yet, and service `{}` is reached over gRPC", service.name.value),
-        );
     }
     let reads = matches!(route.operation, Operation::Get | Operation::List);
     for step in &route.steps {

@@ -605,9 +605,17 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
         return unavailable(target.service);
     };
 
-    if let Upstream::Grpc { adapter, .. } = upstream {
-        return call_over_grpc(&gateway, &target, caller, *adapter, request).await;
-    }
+    // A service reached over gRPC answers the routes its adapter carries; the others go to
+    // its HTTP side, on the same port.
+    let (upstream, request) = match upstream {
+        Upstream::Grpc { adapter, http } => {
+            match call_over_grpc(&gateway, &target, caller, *adapter, request).await {
+                Ok(response) => return response,
+                Err(request) => (http.as_ref(), request),
+            }
+        }
+        other => (other, request),
+    };
 
     let (mut parts, body) = request.into_parts();
     let too_large = Arc::new(AtomicBool::new(false));
@@ -681,26 +689,31 @@ async fn proxy(gateway: Gateway, target: Arc<Target>, request: Request) -> Respo
 
 /// Answers a route of a service reached over gRPC: reads the body (within the route's limit),
 /// then lets the service's adapter call the route's RPC for the caller, within the route's
-/// timeout.
+/// timeout. A route the adapter does not carry comes back as the request it was, its body
+/// read, for the service's HTTP side.
 async fn call_over_grpc(
     gateway: &Gateway,
     target: &Target,
     caller: Option<Caller>,
     adapter: crate::rpc::GatewayAdapter,
     request: Request,
-) -> Response {
+) -> Result<Response, Request> {
     let (mut parts, body) = request.into_parts();
     let limit = usize::try_from(target.body_limit).unwrap_or(usize::MAX);
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(body) => body,
-        Err(_) => return payload_too_large(target.body_limit, true),
+        Err(_) => return Ok(payload_too_large(target.body_limit, true)),
     };
+    let original = parts.uri.clone();
     let path_and_query = below_prefix(&parts.uri, &gateway.0.prefix);
     let Ok(uri) = Uri::try_from(path_and_query) else {
-        return error_response(StatusCode::BAD_REQUEST, "malformed request path");
+        return Ok(error_response(
+            StatusCode::BAD_REQUEST,
+            "malformed request path",
+        ));
     };
     parts.uri = uri;
-    parts.extensions = Default::default();
+    let extensions = std::mem::take(&mut parts.extensions);
     let deadline = crate::rpc::Deadline::after(target.timeout);
     let call = crate::rpc::GatewayCall {
         outgoing: crate::rpc::Outgoing::new(&gateway.0.settings, caller.as_ref(), deadline),
@@ -709,10 +722,20 @@ async fn call_over_grpc(
         parts,
         body,
     };
-    match tokio::time::timeout(target.timeout, adapter(call)).await {
+    let answer = match adapter(call) {
+        Ok(answer) => answer,
+        Err(call) => {
+            let call = *call;
+            let mut parts = call.parts;
+            parts.uri = original;
+            parts.extensions = extensions;
+            return Err(Request::from_parts(parts, Body::from(call.body)));
+        }
+    };
+    Ok(match tokio::time::timeout(target.timeout, answer).await {
         Ok(response) => response,
         Err(_) => gateway_timeout(target.service, target.timeout),
-    }
+    })
 }
 
 /// The request's path and query as the service sees them: without the gateway's prefix.

@@ -254,7 +254,15 @@ pub struct GatewayCall {
 }
 
 /// How the gateway reaches a service over gRPC (generated per service).
-pub type GatewayAdapter = fn(GatewayCall) -> BoxFuture<'static, Response>;
+///
+/// A route the adapter does not carry over gRPC (one whose path has parameters besides `{id}`,
+/// an action route, a route with steps other than a `create`, a route backed by an RPC) is
+/// handed back, and the gateway forwards it over HTTP, on the same port.
+pub type GatewayAdapter = fn(GatewayCall) -> Adapted;
+
+/// What a [`GatewayAdapter`] makes of a call: the answer to come, or the call handed back
+/// (boxed: a call is large beside a future).
+pub type Adapted = Result<BoxFuture<'static, Response>, Box<GatewayCall>>;
 
 impl GatewayCall {
     /// The JSON body, with exactly the errors of [`crate::http::Json`].

@@ -150,6 +150,7 @@ pub(super) fn route_rpcs(service: &Service) -> Vec<RouteRpc<'_>> {
     service
         .routes
         .iter()
+        .filter(|route| crate::rpc::carried_over_grpc(route))
         .map(|route| {
             let field = |name: &str, ty: Type| {
                 Field::plain(

@@ -37,12 +37,6 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
         let Some(entity) = service.entity(&route.entity.value) else {
             continue;
         };
-        if !route.set.is_empty() && service.transport == Transport::Grpc {
-            d.error(
-                route.span,
-                "a set change is not carried over gRPC yet: serve this service over HTTP",
-            );
-        }
         if !route.when.is_empty() && route.set.is_empty() {
             d.error(
                 route.span,

@@ -82,15 +82,5 @@ pub(super) fn check(service: &Service, d: &mut Diagnostics) {
             )
             .hint("name the fields of a unique key in the path (`PUT /posts/{post_id}/like` with `unique: [[post_id, user_id]]` and `owner: user_id`), or create with `POST`");
         }
-        let nested = route.params() != ["id"] && !route.params().is_empty();
-        if nested && service.transport == Transport::Grpc {
-            d.error(
-                route.span,
-                format!(
-                    "route `{text}` has path parameters besides `{{id}}`, which the gateway does not carry over gRPC yet"
-                ),
-            )
-            .hint("serve this service over HTTP (leave out `transport: grpc`)");
-        }
     }
 }

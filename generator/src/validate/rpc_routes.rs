@@ -7,16 +7,6 @@ use super::*;
 
 /// Checks `route`, a route of `service` backed by an RPC.
 pub(super) fn check(system: &System, service: &Service, route: &RpcRoute, d: &mut Diagnostics) {
-    if service.transport == Transport::Grpc {
-        d.error(
-            route.span,
-            format!(
-                "service `{}` is reached over gRPC, and a route backed by an RPC is served over HTTP",
-                service.name.value
-            ),
-        )
-        .hint("serve the route from a service reached over HTTP, which calls the RPC");
-    }
     let Some((target, rpc)) = target(system, service, route, d) else {
         return;
     };

@@ -1018,11 +1018,13 @@ async fn limits_hold_for_http_upstreams_too() {
     server.abort();
 }
 
-/// A stand-in for a generated transcoder: echoes what the gateway handed it.
-fn echo_adapter(
-    call: crate::rpc::GatewayCall,
-) -> crate::cli::BoxFuture<'static, axum::response::Response> {
-    Box::pin(async move {
+/// A stand-in for a generated transcoder: echoes what the gateway handed it, and hands back
+/// `/inspect`, which it does not carry.
+fn echo_adapter(call: crate::rpc::GatewayCall) -> crate::rpc::Adapted {
+    if call.route == "/inspect" {
+        return Err(Box::new(call));
+    }
+    Ok(Box::pin(async move {
         let id = call.id().ok();
         let body: Option<Value> = call.json().await.ok();
         crate::rpc::json_response(
@@ -1037,7 +1039,7 @@ fn echo_adapter(
                     call.outgoing_deadline_ms() <= 30_000,
             }),
         )
-    })
+    }))
 }
 
 #[tokio::test]
@@ -1088,6 +1090,23 @@ async fn grpc_upstreams_get_each_checked_request_through_their_adapter() {
     // Authentication, like every check, happens before: the adapter is never reached.
     let (status, _) = call(&app, request(Method::GET, "/api/v1/inspect", None, &[])).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A route the adapter hands back is forwarded to the service's HTTP side, as any route of
+    // a service reached over HTTP: below the prefix, with the caller's internal credential.
+    let (status, body) = call(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/inspect?page=2",
+            None,
+            &[("authorization", &auth)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "/inspect");
+    assert_eq!(body["query"], "page=2");
+    assert_eq!(body["user_id"], user.to_string());
 
     // The health check still goes to the service's HTTP side.
     let (status, body) = call(&app, request(Method::GET, "/health", None, &[])).await;

@@ -115,6 +115,14 @@ static SYSTEM: SystemDef = SystemDef {
             policy: RoutePolicy::DEFAULT,
         },
         GatewayRoute {
+            method: "POST",
+            path: "/orders/{id}/cancel",
+            service: "order",
+            auth: RouteAuth::User,
+            roles: &[],
+            policy: RoutePolicy::DEFAULT,
+        },
+        GatewayRoute {
             method: "GET",
             path: "/products",
             service: "product",

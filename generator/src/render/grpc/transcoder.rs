@@ -168,12 +168,17 @@ impl Grpc<'_> {
     }
 
     /// The gateway's transcoder for a service reached over gRPC: the route's JSON request as
-    /// its RPC, and the answer back as the JSON the HTTP route gives.
+    /// its RPC, and the answer back as the JSON the HTTP route gives; a route it does not carry
+    /// handed back, for the gateway to forward over HTTP.
     pub fn gateway_adapter(&self) -> TokenStream {
-        let routes = &self.lowered.route_rpcs;
-        if routes.is_empty() {
+        if self.service.transport != Transport::Grpc {
             return TokenStream::new();
         }
+        let routes = &self.lowered.route_rpcs;
+        let carried = routes.iter().map(|rpc| {
+            let (method, path) = (lit(rpc.route.method.as_str()), lit(&rpc.route.path));
+            quote!((#method, #path),)
+        });
         let proto = proto_module(self.system, &self.service.name.value);
         let api = crate::rpc::api_service_name(self.service);
         let client_module = format_ident!("{}_client", ident::to_snake(&api));
@@ -296,14 +301,20 @@ impl Grpc<'_> {
         });
         quote! {
             /// How the gateway reaches this service over gRPC: each route's JSON request as the
-            /// route's RPC, and the answer back as the JSON the HTTP route would give.
-            pub fn gateway(call: rpc::GatewayCall) -> svcgen_runtime::cli::BoxFuture<'static, axum::response::Response> {
-                Box::pin(async move {
+            /// route's RPC, and the answer back as the JSON the HTTP route would give. The
+            /// routes it does not carry go back to the gateway, which forwards them over HTTP.
+            pub fn gateway(call: rpc::GatewayCall) -> rpc::Adapted {
+                /// The routes carried over gRPC, by method and path.
+                const CARRIED: &[(&str, &str)] = &[#(#carried)*];
+                if !CARRIED.contains(&(call.method.as_str(), call.route)) {
+                    return Err(Box::new(call));
+                }
+                Ok(Box::pin(async move {
                     match (call.method.as_str(), call.route) {
                         #(#arms)*
                         _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
                     }
-                })
+                }))
             }
         }
     }

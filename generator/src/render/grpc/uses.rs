@@ -191,7 +191,7 @@ impl Grpc<'_> {
     /// back.
     fn transcoder_uses(&self) -> RpcUses {
         let routes = &self.lowered.route_rpcs;
-        if routes.is_empty() {
+        if self.service.transport != Transport::Grpc {
             return RpcUses::default();
         }
         let each = routes.iter().map(|rpc| match rpc.route.operation {

@@ -8,7 +8,7 @@ use axum::{Router, routing};
 use serde::{Deserialize, Serialize};
 use svcgen_runtime::access::Viewer;
 use svcgen_runtime::db::{self, DbError, Migration, Migrations, Row};
-use svcgen_runtime::http::{ApiError, ApiResult, ETag, IdPath, Json, Paginated};
+use svcgen_runtime::http::{ApiError, ApiResult, ETag, IdPath, IfMatch, Json, Paginated};
 use svcgen_runtime::identity::Caller;
 use svcgen_runtime::list::{self, ListRequest};
 use svcgen_runtime::rpc::{self, FromProto, ToProto};
@@ -38,6 +38,7 @@ pub fn routes() -> Router<ServiceContext> {
     Router::new()
         .route("/orders", routing::post(create_order).get(list_orders))
         .route("/orders/{id}", routing::get(get_order))
+        .route("/orders/{id}/cancel", routing::post(update_order))
         .route(
             "/shop.order.v1.OrderApiService/{*method}",
             routing::post(grpc_api),
@@ -436,6 +437,104 @@ async fn get_order(
     Ok((ETag(row.version), Json(row)))
 }
 
+/// `POST /orders/{id}/cancel`: changes one `order` of the caller's (another user's is 404); sets `status` when `status` hold what the spec says (409 otherwise).
+async fn update_order(
+    State(ctx): State<ServiceContext>,
+    caller: Caller,
+    deadline: rpc::Deadline,
+    IdPath(id): IdPath,
+    if_match: IfMatch,
+) -> ApiResult<(ETag, Json<Order>)> {
+    /// One attempt: one statement writes only the fields sent, so a concurrent
+    /// change of another column (an RPC's `stock = stock - 1`, say) is never
+    /// undone, and only to the version `If-Match` names; the row is read back
+    /// in the same transaction.
+    async fn attempt(
+        ctx: &ServiceContext,
+        id: uuid::Uuid,
+        if_match: &IfMatch,
+        input: &OrderPatch,
+        viewer: Viewer,
+        saga: &rpc::Saga,
+    ) -> ApiResult<Order> {
+        let mut tx = ctx.begin().await?;
+        let current = find_order(&mut tx, id, viewer).await?;
+        if current.status != "paid" {
+            return Err(ApiError::conflict(
+                "this order is not in a state for `POST /orders/{id}/cancel`: status must be paid",
+            ));
+        }
+        if_match.check(current.version, "order")?;
+        let expected = Some(current.version);
+        let changed = db::query(
+                "UPDATE \"order\" SET \"status\" = CASE WHEN $2 THEN $3 ELSE \"status\" END, \"total_cents\" = CASE WHEN $4 THEN $5 ELSE \"total_cents\" END, \"items\" = CASE WHEN $6 THEN $7 ELSE \"items\" END, \"updated_at\" = $1 WHERE \"id\" = $8 AND (\"user_id\" = $9) AND ($10 IS NULL OR \"version\" = $10)",
+            )
+            .bind(db::now())
+            .bind(input.status.is_some())
+            .bind(input.status.clone())
+            .bind(input.total_cents.is_some())
+            .bind(input.total_cents)
+            .bind(input.items.is_some())
+            .bind_json(&input.items)
+            .bind(id)
+            .bind(viewer.user)
+            .bind(expected)
+            .execute(&mut tx)
+            .await?;
+        if changed == 0 {
+            return Err(IfMatch::nothing_changed(
+                expected,
+                "order",
+                "order not found",
+            ));
+        }
+        let row = find_order(&mut tx, id, viewer).await?;
+        saga.succeed(&mut tx).await?;
+        ctx.commit(tx).await?;
+        Ok(row)
+    }
+    let viewer = Viewer::of(&caller, &[]);
+    let calls = rpc::Outgoing::new(&ctx.settings, Some(&caller), deadline);
+    let saga = rpc::Saga::recorded(&ctx.db, &calls);
+    if let Err(status) = calls
+        .call(
+            "product",
+            true,
+            shop_contracts::proto::product::ReleaseStockRequest {
+                order_id: ToProto::to_proto(&id),
+            },
+            |channel, request| async move {
+                shop_contracts::proto::product::product_service_client::ProductServiceClient::new(
+                    channel,
+                )
+                .release_stock(request)
+                .await
+            },
+        )
+        .await
+    {
+        return Err(saga.fail(rpc::api_error(&status)).await);
+    }
+    let input = match async {
+        let input = OrderPatch {
+            status: Some("cancelled".to_owned()),
+            ..Default::default()
+        };
+        input.validate()?;
+        Ok::<_, ApiError>(input)
+    }
+    .await
+    {
+        Ok(value) => value,
+        Err(error) => return Err(saga.fail(error).await),
+    };
+    let row = match db::retrying(|| attempt(&ctx, id, &if_match, &input, viewer, &saga)).await {
+        Ok(value) => value,
+        Err(error) => return Err(saga.fail(error).await),
+    };
+    Ok((ETag(row.version), Json(row)))
+}
+
 /// Serves the routes as RPCs, for the gateway (which reaches this service over gRPC).
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -559,131 +658,139 @@ async fn grpc_api(
 }
 
 /// How the gateway reaches this service over gRPC: each route's JSON request as the
-/// route's RPC, and the answer back as the JSON the HTTP route would give.
-pub fn gateway(
-    call: rpc::GatewayCall,
-) -> svcgen_runtime::cli::BoxFuture<'static, axum::response::Response> {
-    Box::pin(async move {
+/// route's RPC, and the answer back as the JSON the HTTP route would give. The
+/// routes it does not carry go back to the gateway, which forwards them over HTTP.
+pub fn gateway(call: rpc::GatewayCall) -> rpc::Adapted {
+    /// The routes carried over gRPC, by method and path.
+    const CARRIED: &[(&str, &str)] = &[
+        ("POST", "/orders"),
+        ("GET", "/orders"),
+        ("GET", "/orders/{id}"),
+    ];
+    if !CARRIED.contains(&(call.method.as_str(), call.route)) {
+        return Err(Box::new(call));
+    }
+    Ok(Box::pin(async move {
         match (call.method.as_str(), call.route) {
-            ("POST", "/orders") => {
-                let input: CreateOrderInput = match call.json().await {
-                    Ok(input) => input,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
+                ("POST", "/orders") => {
+                    let input: CreateOrderInput = match call.json().await {
+                        Ok(input) => input,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            false,
+                            shop_contracts::proto::order::OrderApiServiceCreateOrderRequest {
+                                items: ToProto::to_proto(&input.items),
+                                payment: ToProto::to_proto(&input.payment),
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .create_order(request)
+                                    .await
+                            },
+                        )
+                        .await
+                    {
+                        Ok(response) => {
+                            rpc::json_response(
+                                StatusCode::CREATED,
+                                &match rpc::required("order", response.order)
+                                    .and_then(Order::from_proto)
+                                {
+                                    Ok(row) => row,
+                                    Err(status) => return rpc::failure_response(&status),
+                                },
+                            )
+                        }
+                        Err(status) => rpc::failure_response(&status),
                     }
-                };
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        false,
-                        shop_contracts::proto::order::OrderApiServiceCreateOrderRequest {
-                            items: ToProto::to_proto(&input.items),
-                            payment: ToProto::to_proto(&input.payment),
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
-                                    channel,
-                                )
-                                .create_order(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        rpc::json_response(
-                            StatusCode::CREATED,
-                            &match rpc::required("order", response.order)
+                }
+                ("GET", "/orders") => {
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            true,
+                            shop_contracts::proto::order::OrderApiServiceListOrdersRequest {
+                                limit: None,
+                                cursor: None,
+                                query: call.parts.uri.query().map(str::to_owned),
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .list_orders(request)
+                                    .await
+                            },
+                        )
+                        .await
+                    {
+                        Ok(response) => {
+                            match Vec::<Order>::from_proto(response.items) {
+                                Ok(items) => {
+                                    rpc::json_response(
+                                        StatusCode::OK,
+                                        &svcgen_runtime::http::Paginated {
+                                            items,
+                                            next_cursor: response.next_cursor,
+                                            total: response.total,
+                                        },
+                                    )
+                                }
+                                Err(status) => rpc::failure_response(&status),
+                            }
+                        }
+                        Err(status) => rpc::failure_response(&status),
+                    }
+                }
+                ("GET", "/orders/{id}") => {
+                    let id = match call.id() {
+                        Ok(id) => id,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            true,
+                            shop_contracts::proto::order::OrderApiServiceGetOrderRequest {
+                                id: id.to_proto(),
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .get_order(request)
+                                    .await
+                            },
+                        )
+                        .await
+                    {
+                        Ok(response) => {
+                            let row = match rpc::required("order", response.order)
                                 .and_then(Order::from_proto)
                             {
                                 Ok(row) => row,
                                 Err(status) => return rpc::failure_response(&status),
-                            },
-                        )
-                    }
-                    Err(status) => rpc::failure_response(&status),
-                }
-            }
-            ("GET", "/orders") => {
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        true,
-                        shop_contracts::proto::order::OrderApiServiceListOrdersRequest {
-                            limit: None,
-                            cursor: None,
-                            query: call.parts.uri.query().map(str::to_owned),
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
-                                    channel,
-                                )
-                                .list_orders(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        match Vec::<Order>::from_proto(response.items) {
-                            Ok(items) => {
-                                rpc::json_response(
-                                    StatusCode::OK,
-                                    &svcgen_runtime::http::Paginated {
-                                        items,
-                                        next_cursor: response.next_cursor,
-                                        total: response.total,
-                                    },
-                                )
-                            }
-                            Err(status) => rpc::failure_response(&status),
+                            };
+                            rpc::tagged_json_response(StatusCode::OK, row.version, &row)
                         }
+                        Err(status) => rpc::failure_response(&status),
                     }
-                    Err(status) => rpc::failure_response(&status),
                 }
+                _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
             }
-            ("GET", "/orders/{id}") => {
-                let id = match call.id() {
-                    Ok(id) => id,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
-                    }
-                };
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        true,
-                        shop_contracts::proto::order::OrderApiServiceGetOrderRequest {
-                            id: id.to_proto(),
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::order::order_api_service_client::OrderApiServiceClient::new(
-                                    channel,
-                                )
-                                .get_order(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        let row = match rpc::required("order", response.order)
-                            .and_then(Order::from_proto)
-                        {
-                            Ok(row) => row,
-                            Err(status) => return rpc::failure_response(&status),
-                        };
-                        rpc::tagged_json_response(StatusCode::OK, row.version, &row)
-                    }
-                    Err(status) => rpc::failure_response(&status),
-                }
-            }
-            _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
-        }
-    })
+    }))
 }
 
 impl ToProto<shop_contracts::proto::order::Order> for Order {

@@ -851,223 +851,232 @@ async fn grpc_api(
 }
 
 /// How the gateway reaches this service over gRPC: each route's JSON request as the
-/// route's RPC, and the answer back as the JSON the HTTP route would give.
-pub fn gateway(
-    call: rpc::GatewayCall,
-) -> svcgen_runtime::cli::BoxFuture<'static, axum::response::Response> {
-    Box::pin(async move {
+/// route's RPC, and the answer back as the JSON the HTTP route would give. The
+/// routes it does not carry go back to the gateway, which forwards them over HTTP.
+pub fn gateway(call: rpc::GatewayCall) -> rpc::Adapted {
+    /// The routes carried over gRPC, by method and path.
+    const CARRIED: &[(&str, &str)] = &[
+        ("POST", "/products"),
+        ("GET", "/products"),
+        ("GET", "/products/{id}"),
+        ("PATCH", "/products/{id}"),
+    ];
+    if !CARRIED.contains(&(call.method.as_str(), call.route)) {
+        return Err(Box::new(call));
+    }
+    Ok(Box::pin(async move {
         match (call.method.as_str(), call.route) {
-            ("POST", "/products") => {
-                let input: NewProduct = match call.json().await {
-                    Ok(input) => input,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
+                ("POST", "/products") => {
+                    let input: NewProduct = match call.json().await {
+                        Ok(input) => input,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            false,
+                            shop_contracts::proto::product::ProductApiServiceCreateProductRequest {
+                                name: ToProto::to_proto(&input.name),
+                                description: ToProto::to_proto(&input.description),
+                                price_cents: ToProto::to_proto(&input.price_cents),
+                                stock: ToProto::to_proto(&input.stock),
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .create_product(request)
+                                    .await
+                            },
+                        )
+                        .await
+                    {
+                        Ok(response) => {
+                            rpc::json_response(
+                                StatusCode::CREATED,
+                                &match rpc::required("product", response.product)
+                                    .and_then(Product::from_proto)
+                                {
+                                    Ok(row) => row,
+                                    Err(status) => return rpc::failure_response(&status),
+                                },
+                            )
+                        }
+                        Err(status) => rpc::failure_response(&status),
                     }
-                };
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        false,
-                        shop_contracts::proto::product::ProductApiServiceCreateProductRequest {
-                            name: ToProto::to_proto(&input.name),
-                            description: ToProto::to_proto(&input.description),
-                            price_cents: ToProto::to_proto(&input.price_cents),
-                            stock: ToProto::to_proto(&input.stock),
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
-                                    channel,
-                                )
-                                .create_product(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        rpc::json_response(
-                            StatusCode::CREATED,
-                            &match rpc::required("product", response.product)
+                }
+                ("GET", "/products") => {
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            true,
+                            shop_contracts::proto::product::ProductApiServiceListProductsRequest {
+                                limit: None,
+                                cursor: None,
+                                query: call.parts.uri.query().map(str::to_owned),
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .list_products(request)
+                                    .await
+                            },
+                        )
+                        .await
+                    {
+                        Ok(response) => {
+                            match Vec::<Product>::from_proto(response.items) {
+                                Ok(items) => {
+                                    rpc::json_response(
+                                        StatusCode::OK,
+                                        &svcgen_runtime::http::Paginated {
+                                            items,
+                                            next_cursor: response.next_cursor,
+                                            total: response.total,
+                                        },
+                                    )
+                                }
+                                Err(status) => rpc::failure_response(&status),
+                            }
+                        }
+                        Err(status) => rpc::failure_response(&status),
+                    }
+                }
+                ("GET", "/products/{id}") => {
+                    let id = match call.id() {
+                        Ok(id) => id,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            true,
+                            shop_contracts::proto::product::ProductApiServiceGetProductRequest {
+                                id: id.to_proto(),
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .get_product(request)
+                                    .await
+                            },
+                        )
+                        .await
+                    {
+                        Ok(response) => {
+                            let row = match rpc::required("product", response.product)
                                 .and_then(Product::from_proto)
                             {
                                 Ok(row) => row,
                                 Err(status) => return rpc::failure_response(&status),
+                            };
+                            rpc::tagged_json_response(StatusCode::OK, row.version, &row)
+                        }
+                        Err(status) => rpc::failure_response(&status),
+                    }
+                }
+                ("PATCH", "/products/{id}") => {
+                    let id = match call.id() {
+                        Ok(id) => id,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    let if_match = match call.if_match() {
+                        Ok(if_match) => if_match,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    let input: ProductPatch = match call.json().await {
+                        Ok(input) => input,
+                        Err(error) => {
+                            return axum::response::IntoResponse::into_response(error);
+                        }
+                    };
+                    let mut patched_fields = Vec::new();
+                    let mut nulled_fields: Vec<String> = Vec::new();
+                    let name = match &input.name {
+                        Some(value) => {
+                            patched_fields.push("name".to_owned());
+                            ToProto::to_proto(value)
+                        }
+                        _ => Default::default(),
+                    };
+                    let description = match &input.description {
+                        Some(Some(value)) => {
+                            patched_fields.push("description".to_owned());
+                            ToProto::to_proto(value)
+                        }
+                        Some(None) => {
+                            nulled_fields.push("description".to_owned());
+                            Default::default()
+                        }
+                        _ => Default::default(),
+                    };
+                    let price_cents = match &input.price_cents {
+                        Some(value) => {
+                            patched_fields.push("price_cents".to_owned());
+                            ToProto::to_proto(value)
+                        }
+                        _ => Default::default(),
+                    };
+                    let stock = match &input.stock {
+                        Some(value) => {
+                            patched_fields.push("stock".to_owned());
+                            ToProto::to_proto(value)
+                        }
+                        _ => Default::default(),
+                    };
+                    match call
+                        .outgoing
+                        .call(
+                            SERVICE,
+                            false,
+                            shop_contracts::proto::product::ProductApiServiceUpdateProductRequest {
+                                id: id.to_proto(),
+                                name,
+                                description,
+                                price_cents,
+                                stock,
+                                patched_fields,
+                                nulled_fields,
+                                if_match,
+                            },
+                            |channel, request| async move {
+                                shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
+                                        channel,
+                                    )
+                                    .update_product(request)
+                                    .await
                             },
                         )
-                    }
-                    Err(status) => rpc::failure_response(&status),
-                }
-            }
-            ("GET", "/products") => {
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        true,
-                        shop_contracts::proto::product::ProductApiServiceListProductsRequest {
-                            limit: None,
-                            cursor: None,
-                            query: call.parts.uri.query().map(str::to_owned),
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
-                                    channel,
-                                )
-                                .list_products(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        match Vec::<Product>::from_proto(response.items) {
-                            Ok(items) => {
-                                rpc::json_response(
-                                    StatusCode::OK,
-                                    &svcgen_runtime::http::Paginated {
-                                        items,
-                                        next_cursor: response.next_cursor,
-                                        total: response.total,
-                                    },
-                                )
-                            }
-                            Err(status) => rpc::failure_response(&status),
+                        .await
+                    {
+                        Ok(response) => {
+                            let row = match rpc::required("product", response.product)
+                                .and_then(Product::from_proto)
+                            {
+                                Ok(row) => row,
+                                Err(status) => return rpc::failure_response(&status),
+                            };
+                            rpc::tagged_json_response(StatusCode::OK, row.version, &row)
                         }
+                        Err(status) => rpc::failure_response(&status),
                     }
-                    Err(status) => rpc::failure_response(&status),
                 }
+                _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
             }
-            ("GET", "/products/{id}") => {
-                let id = match call.id() {
-                    Ok(id) => id,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
-                    }
-                };
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        true,
-                        shop_contracts::proto::product::ProductApiServiceGetProductRequest {
-                            id: id.to_proto(),
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
-                                    channel,
-                                )
-                                .get_product(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        let row = match rpc::required("product", response.product)
-                            .and_then(Product::from_proto)
-                        {
-                            Ok(row) => row,
-                            Err(status) => return rpc::failure_response(&status),
-                        };
-                        rpc::tagged_json_response(StatusCode::OK, row.version, &row)
-                    }
-                    Err(status) => rpc::failure_response(&status),
-                }
-            }
-            ("PATCH", "/products/{id}") => {
-                let id = match call.id() {
-                    Ok(id) => id,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
-                    }
-                };
-                let if_match = match call.if_match() {
-                    Ok(if_match) => if_match,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
-                    }
-                };
-                let input: ProductPatch = match call.json().await {
-                    Ok(input) => input,
-                    Err(error) => {
-                        return axum::response::IntoResponse::into_response(error);
-                    }
-                };
-                let mut patched_fields = Vec::new();
-                let mut nulled_fields: Vec<String> = Vec::new();
-                let name = match &input.name {
-                    Some(value) => {
-                        patched_fields.push("name".to_owned());
-                        ToProto::to_proto(value)
-                    }
-                    _ => Default::default(),
-                };
-                let description = match &input.description {
-                    Some(Some(value)) => {
-                        patched_fields.push("description".to_owned());
-                        ToProto::to_proto(value)
-                    }
-                    Some(None) => {
-                        nulled_fields.push("description".to_owned());
-                        Default::default()
-                    }
-                    _ => Default::default(),
-                };
-                let price_cents = match &input.price_cents {
-                    Some(value) => {
-                        patched_fields.push("price_cents".to_owned());
-                        ToProto::to_proto(value)
-                    }
-                    _ => Default::default(),
-                };
-                let stock = match &input.stock {
-                    Some(value) => {
-                        patched_fields.push("stock".to_owned());
-                        ToProto::to_proto(value)
-                    }
-                    _ => Default::default(),
-                };
-                match call
-                    .outgoing
-                    .call(
-                        SERVICE,
-                        false,
-                        shop_contracts::proto::product::ProductApiServiceUpdateProductRequest {
-                            id: id.to_proto(),
-                            name,
-                            description,
-                            price_cents,
-                            stock,
-                            patched_fields,
-                            nulled_fields,
-                            if_match,
-                        },
-                        |channel, request| async move {
-                            shop_contracts::proto::product::product_api_service_client::ProductApiServiceClient::new(
-                                    channel,
-                                )
-                                .update_product(request)
-                                .await
-                        },
-                    )
-                    .await
-                {
-                    Ok(response) => {
-                        let row = match rpc::required("product", response.product)
-                            .and_then(Product::from_proto)
-                        {
-                            Ok(row) => row,
-                            Err(status) => return rpc::failure_response(&status),
-                        };
-                        rpc::tagged_json_response(StatusCode::OK, row.version, &row)
-                    }
-                    Err(status) => rpc::failure_response(&status),
-                }
-            }
-            _ => rpc::failure_response(&tonic::Status::not_found("no such route")),
-        }
-    })
+    }))
 }
 
 impl ToProto<shop_contracts::proto::product::Product> for Product {
