@@ -35,6 +35,12 @@ use crate::identity::{Caller, INTERNAL_HEADER, TokenError};
 use crate::service::{Settings, method_not_allowed, not_found};
 use crate::telemetry::{REQUEST_ID_HEADER, request_id_and_trace};
 
+mod answers;
+mod forward;
+
+use answers::*;
+use forward::*;
+
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteAuth {
@@ -253,29 +259,6 @@ const MIN_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A rate limiter forgets idle clients every this many checks.
 const LIMITER_HOUSEKEEPING_EVERY: u64 = 1024;
-
-/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1), and so are
-/// never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Identity headers a client could use to impersonate someone if a service trusted them.
-/// Services never read them, and the gateway removes them anyway (defence in depth); every
-/// `x-svcgen-*` header is removed too.
-const IDENTITY_HEADERS: &[&str] = &[
-    "authorization",
-    "x-user-id",
-    "x-user-roles",
-    "x-forwarded-user",
-];
 
 /// [`router_with_policy`] with [`GatewayPolicy::DEFAULT`].
 ///
@@ -813,177 +796,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-fn unauthorized(message: &str) -> Response {
-    let mut response = error_response(StatusCode::UNAUTHORIZED, message);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
-}
-
-fn forbidden(roles: &[&str]) -> Response {
-    let listed: Vec<String> = roles.iter().map(|role| format!("`{role}`")).collect();
-    let message = match listed.as_slice() {
-        [one] => format!("this route requires the role {one}"),
-        _ => format!("this route requires one of the roles {}", listed.join(", ")),
-    };
-    error_response(StatusCode::FORBIDDEN, &message)
-}
-
-fn too_many_requests(retry_after_secs: u64) -> Response {
-    let mut response = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        &format!("too many requests; retry in {retry_after_secs} s"),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    response
-}
-
-/// Refused bodies up to this size are read and discarded, so that the client gets its 413 and
-/// can keep using the connection; larger ones are not worth the traffic.
-const DRAIN_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
-/// How long a refused body may take to arrive before the connection is closed on it.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Reads a body to its end, discarding it; `false` when it fails or grows past the limit.
-async fn drain(body: Body) -> bool {
-    let mut stream = body.into_data_stream();
-    let mut read = 0u64;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(bytes) => {
-                read += bytes.len() as u64;
-                if read > DRAIN_LIMIT_BYTES {
-                    return false;
-                }
-            }
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-/// The 413 answer. When the body was left unread (`close`), the connection cannot carry
-/// another request: say so (`Connection: close`), or keep-alive clients would send their next
-/// request into a closed connection.
-fn payload_too_large(limit: u64, close: bool) -> Response {
-    let mut response = error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("request body too large (at most {limit} bytes)"),
-    );
-    if close {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-fn gateway_timeout(service: &str, timeout: Duration) -> Response {
-    let millis = timeout.as_millis();
-    let limit = if millis.is_multiple_of(1000) {
-        format!("{} s", millis / 1000)
-    } else {
-        format!("{millis} ms")
-    };
-    error_response(
-        StatusCode::GATEWAY_TIMEOUT,
-        &format!("service `{service}` did not answer within {limit}"),
-    )
-}
-
-fn unavailable(service: &str) -> Response {
-    error_response(
-        StatusCode::BAD_GATEWAY,
-        &format!("service `{service}` is unavailable"),
-    )
-}
-
-/// The client's headers minus hop-by-hop, identity and `x-svcgen-*` headers and `Host`.
-fn forwardable_headers(inbound: &HeaderMap) -> HeaderMap {
-    let mut headers = strip_hop_by_hop(inbound);
-    headers.remove(header::HOST);
-    for name in IDENTITY_HEADERS {
-        headers.remove(*name);
-    }
-    let internal: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("x-svcgen-"))
-        .cloned()
-        .collect();
-    for name in internal {
-        headers.remove(name);
-    }
-    headers
-}
-
-/// Removes hop-by-hop headers, including those the `Connection` header lists.
-fn strip_hop_by_hop(inbound: &HeaderMap) -> HeaderMap {
-    let listed: Vec<String> = inbound
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
-    let mut headers = inbound.clone();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(listed.iter().map(String::as_str))
-    {
-        headers.remove(name);
-    }
-    headers
-}
-
-fn append_forwarded_for(headers: &mut HeaderMap, inbound: &HeaderMap, addr: std::net::IpAddr) {
-    let previous = inbound
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok());
-    let chain = match previous {
-        Some(previous) => format!("{previous}, {addr}"),
-        None => addr.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert("x-forwarded-for", value);
-    }
-}
-
-async fn forward_http(
-    client: &reqwest::Client,
-    service: &str,
-    method: Method,
-    url: String,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let mut outbound = client.request(method, &url).headers(headers);
-    // A body known to be empty is not sent at all (no chunked empty body on a GET).
-    if axum::body::HttpBody::size_hint(&body).exact() != Some(0) {
-        outbound = outbound.body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    }
-    let upstream = match outbound.send().await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::warn!(service, %error, "upstream request failed");
-            return unavailable(service);
-        }
-    };
-    let status = upstream.status();
-    let headers = strip_hop_by_hop(upstream.headers());
-    let stream = upstream.bytes_stream().map_err(|error| {
-        tracing::warn!(%error, "upstream response body interrupted");
-        error
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
 }
 
 async fn health(State(gateway): State<Gateway>) -> Response {
