@@ -19,6 +19,7 @@ fn every_command_has_help() {
         vec!["--help"],
         vec!["validate", "--help"],
         vec!["generate", "--help"],
+        vec!["check", "--help"],
         vec!["up", "--help"],
     ] {
         let output = svcgen(&command, &support::root());
@@ -75,6 +76,63 @@ fn a_bad_spec_writes_nothing_not_even_the_output_directory() {
         0,
         "something was written"
     );
+}
+
+#[test]
+fn check_fails_on_drift_and_names_each_file_but_writes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("notes");
+    let spec = support::root().join("examples/notes.yaml");
+    let (spec, out_arg) = (spec.to_str().unwrap(), out.to_str().unwrap());
+    assert!(
+        svcgen(&["generate", spec, "--out", out_arg], temp.path())
+            .status
+            .success()
+    );
+    let check = || svcgen(&["check", spec, "--out", out_arg], temp.path());
+    let clean = check();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+
+    // A generated file edited, one removed, a generated file the spec no longer makes, and a
+    // file of the user's (no header), which is not drift.
+    let lib = out.join("services/notes/src/lib.rs");
+    let edited = std::fs::read_to_string(&lib).unwrap() + "\n// an edit\n";
+    std::fs::write(&lib, &edited).unwrap();
+    std::fs::remove_file(out.join("asyncapi.yaml")).unwrap();
+    let header = std::fs::read_to_string(out.join("Cargo.toml"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(out.join("services/old.toml"), format!("{header}\n")).unwrap();
+    std::fs::write(out.join("services/notes/src/mine.rs"), "// my own code\n").unwrap();
+    let drifted = check();
+    assert_eq!(drifted.status.code(), Some(1));
+    let listed = String::from_utf8_lossy(&drifted.stdout);
+    for (what, file) in [
+        ("changed", "services/notes/src/lib.rs"),
+        ("missing", "asyncapi.yaml"),
+        ("stale", "services/old.toml"),
+    ] {
+        let line = format!("{what}: {}", out.join(file).display());
+        assert!(listed.lines().any(|l| l == line), "{line} in:\n{listed}");
+    }
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        String::from_utf8_lossy(&drifted.stderr).contains("svcgen generate"),
+        "it says how to fix it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lib).unwrap(),
+        edited,
+        "check writes nothing"
+    );
+    assert!(!out.join("asyncapi.yaml").exists(), "check writes nothing");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use svcgen::diag::{self, Diagnostic};
@@ -31,6 +32,18 @@ enum Commands {
         out: Option<PathBuf>,
         /// How the workspace refers to the svcgen-runtime crate [default: a path relative to
         /// the output directory, to the runtime next to this svcgen].
+        #[arg(long)]
+        runtime: Option<String>,
+    },
+    /// Fail when the generated tree on disk differs from what the spec generates (drift),
+    /// listing each file; nothing is written.
+    Check {
+        /// The spec file.
+        spec: PathBuf,
+        /// The generated tree [default: generated/<system>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How the workspace refers to the svcgen-runtime crate, as given to `generate`.
         #[arg(long)]
         runtime: Option<String>,
     },
@@ -91,6 +104,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             None => Ok(ExitCode::FAILURE),
         },
+        Commands::Check { spec, out, runtime } => {
+            let Some((checked, out, files)) = render(&spec, out, runtime)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let drift = svcgen::write::drift(&out, &files)
+                .with_context(|| format!("cannot read {}", out.display()))?;
+            if drift.is_empty() {
+                println!(
+                    "{}: up to date with {} (system `{}`, {} files)",
+                    out.display(),
+                    spec.display(),
+                    checked.system.name.value,
+                    files.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (what, paths) in [
+                ("changed", &drift.changed),
+                ("missing", &drift.missing),
+                ("stale", &drift.stale),
+            ] {
+                for path in paths {
+                    println!("{what}: {}", out.join(path).display());
+                }
+            }
+            eprintln!(
+                "svcgen: {} differs from what {} generates ({} changed, {} missing, {} stale); run `svcgen generate {}`",
+                out.display(),
+                spec.display(),
+                drift.changed.len(),
+                drift.missing.len(),
+                drift.stale.len(),
+                spec.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
         Commands::Up {
             spec,
             port,
@@ -130,6 +179,27 @@ fn generate(
     out: Option<PathBuf>,
     runtime: Option<String>,
 ) -> Result<Option<(Checked, PathBuf)>> {
+    let Some((checked, out, files)) = render(spec, out, runtime)? else {
+        return Ok(None);
+    };
+    let written = svcgen::write::write_tree(&out, &files)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "svcgen: {} file(s) written, {} unchanged, {} removed",
+        written.written.len(),
+        written.unchanged,
+        written.removed.len()
+    );
+    Ok(Some((checked, out)))
+}
+
+/// The generated tree of `spec` in memory, and where it goes; `None` when the spec has errors
+/// (they are printed).
+fn render(
+    spec: &Path,
+    out: Option<PathBuf>,
+    runtime: Option<String>,
+) -> Result<Option<(Checked, PathBuf, BTreeMap<PathBuf, String>)>> {
     let source = read(spec)?;
     let checked = match svcgen::check(&source) {
         Ok(checked) => checked,
@@ -155,15 +225,7 @@ fn generate(
         Err(svcgen::Error::Format(error)) => return Err(error.into()),
     };
     report(spec, &source, &checked.warnings);
-    let written = svcgen::write::write_tree(&out, &files)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!(
-        "svcgen: {} file(s) written, {} unchanged, {} removed",
-        written.written.len(),
-        written.unchanged,
-        written.removed.len()
-    );
-    Ok(Some((checked, out)))
+    Ok(Some((checked, out, files)))
 }
 
 /// The runtime crate that ships with this svcgen, as a path relative to `out`.

@@ -74,6 +74,50 @@ pub fn write_tree(out: &Path, files: &BTreeMap<PathBuf, String>) -> io::Result<W
     Ok(report)
 }
 
+/// How a tree on disk differs from what a spec generates.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Files whose contents differ from what the spec generates.
+    pub changed: Vec<PathBuf>,
+    /// Files the spec generates that are not on disk.
+    pub missing: Vec<PathBuf>,
+    /// Generated files on disk (with svcgen's header) that the spec no longer produces.
+    pub stale: Vec<PathBuf>,
+}
+
+impl Drift {
+    /// Whether the tree is exactly what the spec generates (user files aside).
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.missing.is_empty() && self.stale.is_empty()
+    }
+}
+
+/// How the tree at `out` differs from `files` (paths relative to `out`), without writing
+/// anything; files without svcgen's header belong to the user and are not compared.
+pub fn drift(out: &Path, files: &BTreeMap<PathBuf, String>) -> io::Result<Drift> {
+    let mut drift = Drift::default();
+    for (path, contents) in files {
+        match fs::read(out.join(path)) {
+            Ok(old) if old == contents.as_bytes() => {}
+            Ok(_) => drift.changed.push(path.clone()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                drift.missing.push(path.clone());
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if out.exists() {
+        for stale in generated_files(out)? {
+            let relative = stale.strip_prefix(out).unwrap_or(&stale).to_path_buf();
+            if !files.contains_key(&relative) {
+                drift.stale.push(relative);
+            }
+        }
+        drift.stale.sort();
+    }
+    Ok(drift)
+}
+
 fn put(path: &Path, contents: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
@@ -153,6 +197,37 @@ mod tests {
             leftovers,
             vec![std::ffi::OsString::from("sys")],
             "no staging directory is left behind"
+        );
+    }
+
+    #[test]
+    fn drift_lists_changed_missing_and_stale_files_and_ignores_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sys");
+        let header = format!("// {GENERATED_MARK}\n");
+        let files = tree(&[
+            ("a.rs", &format!("{header}a")),
+            ("b.rs", &format!("{header}b")),
+            ("c.rs", &format!("{header}c")),
+        ]);
+        assert_eq!(
+            drift(&out, &files).unwrap().missing.len(),
+            3,
+            "nothing is there yet"
+        );
+        write_tree(&out, &files).unwrap();
+        assert!(drift(&out, &files).unwrap().is_empty());
+        fs::write(out.join("a.rs"), format!("{header}edited")).unwrap();
+        fs::remove_file(out.join("b.rs")).unwrap();
+        fs::write(out.join("old.rs"), format!("{header}old")).unwrap();
+        fs::write(out.join("mine.rs"), "// my own code\n").unwrap();
+        assert_eq!(
+            drift(&out, &files).unwrap(),
+            Drift {
+                changed: vec![PathBuf::from("a.rs")],
+                missing: vec![PathBuf::from("b.rs")],
+                stale: vec![PathBuf::from("old.rs")],
+            }
         );
     }
 }
