@@ -105,7 +105,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             None => Ok(ExitCode::FAILURE),
         },
         Commands::Check { spec, out, runtime } => {
-            let Some((checked, out, files)) = render(&spec, out, runtime)? else {
+            let Some(Rendered {
+                checked,
+                out,
+                files,
+            }) = render(&spec, out, runtime)?
+            else {
                 return Ok(ExitCode::FAILURE);
             };
             let drift = svcgen::write::drift(&out, &files)
@@ -179,7 +184,12 @@ fn generate(
     out: Option<PathBuf>,
     runtime: Option<String>,
 ) -> Result<Option<(Checked, PathBuf)>> {
-    let Some((checked, out, files)) = render(spec, out, runtime)? else {
+    let Some(Rendered {
+        checked,
+        out,
+        files,
+    }) = render(spec, out, runtime)?
+    else {
         return Ok(None);
     };
     let written = svcgen::write::write_tree(&out, &files)
@@ -193,13 +203,19 @@ fn generate(
     Ok(Some((checked, out)))
 }
 
+/// A spec's generated tree in memory, and where it goes.
+struct Rendered {
+    /// The spec, checked.
+    checked: Checked,
+    /// The output directory.
+    out: PathBuf,
+    /// Every file, by its path below `out`.
+    files: BTreeMap<PathBuf, String>,
+}
+
 /// The generated tree of `spec` in memory, and where it goes; `None` when the spec has errors
 /// (they are printed).
-fn render(
-    spec: &Path,
-    out: Option<PathBuf>,
-    runtime: Option<String>,
-) -> Result<Option<(Checked, PathBuf, BTreeMap<PathBuf, String>)>> {
+fn render(spec: &Path, out: Option<PathBuf>, runtime: Option<String>) -> Result<Option<Rendered>> {
     let source = read(spec)?;
     let checked = match svcgen::check(&source) {
         Ok(checked) => checked,
@@ -225,7 +241,11 @@ fn render(
         Err(svcgen::Error::Format(error)) => return Err(error.into()),
     };
     report(spec, &source, &checked.warnings);
-    Ok(Some((checked, out, files)))
+    Ok(Some(Rendered {
+        checked,
+        out,
+        files,
+    }))
 }
 
 /// The runtime crate that ships with this svcgen, as a path relative to `out`.
