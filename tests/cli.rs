@@ -175,3 +175,92 @@ fn generate_writes_a_workspace_and_keeps_user_files_on_regeneration() {
     );
     assert!(out.join("services/notes/src/extra.rs").exists());
 }
+
+/// Every file under `dir` (relative path → contents).
+fn tree(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_path_buf();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn adding_a_service_rewrites_only_that_service_the_workspace_lists_and_the_system_crate() {
+    let temp = tempfile::tempdir().unwrap();
+    let spec = temp.path().join("notes.yaml");
+    let out = temp.path().join("notes");
+    let original = std::fs::read_to_string(support::root().join("examples/notes.yaml")).unwrap();
+    std::fs::write(&spec, &original).unwrap();
+    let generate = || {
+        let output = svcgen(
+            &[
+                "generate",
+                spec.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            temp.path(),
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    generate();
+    let before = tree(&out);
+    let grown = original.replacen(
+        "stores:\n",
+        "stores:\n  bookmarks_db: { engine: postgres }\n",
+        1,
+    ) + "
+  bookmarks:
+    description: Links people keep.
+    store: bookmarks_db
+    entities:
+      bookmark:
+        owner: owner_id
+        fields: { url: string(1..500) }
+    routes:
+      POST /bookmarks: { create: bookmark }
+      GET /bookmarks: { list: bookmark }
+";
+    std::fs::write(&spec, grown).unwrap();
+    generate();
+    let after = tree(&out);
+    let changed: Vec<String> = after
+        .iter()
+        .filter(|(path, contents)| before.get(*path) != Some(*contents))
+        .map(|(path, _)| path.display().to_string())
+        .filter(|path| !path.starts_with("services/bookmarks/"))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "Cargo.toml",
+            "README.md",
+            "system/Cargo.toml",
+            "system/src/main.rs"
+        ],
+        "the other services' crates and the contracts stay byte-identical, so Cargo rebuilds none of them"
+    );
+    assert!(
+        after
+            .keys()
+            .any(|p| p.starts_with("services/bookmarks/src"))
+    );
+    assert!(
+        before.keys().all(|p| after.contains_key(p)),
+        "nothing removed"
+    );
+}
