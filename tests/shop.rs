@@ -331,8 +331,14 @@ async fn drive_shop(gateway: &str, tag: &str) -> String {
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(stock_of(&api, &lamp_id).await, 7);
     let cancel = format!("/orders/{}/cancel", second["id"].as_str().unwrap());
+    // Another customer's order is not found before any step runs: its stock stays held.
     let (status, body) = api.call(Method::POST, &cancel, Some(&bob), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        stock_of(&api, &lamp_id).await,
+        7,
+        "nothing given back for a stranger"
+    );
     let (status, cancelled) = api.call(Method::POST, &cancel, Some(&alice), None).await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");

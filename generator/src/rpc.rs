@@ -825,6 +825,12 @@ fn check_steps(system: &System, service: &Service, route: &Route, d: &mut Diagno
         }
     }
     for (name, _) in &route.set {
+        if params.contains(&name.as_str()) {
+            d.error(
+                name.span,
+                format!("`{}` is given by the route's path", name.value),
+            );
+        }
         if entity
             .column(&name.value)
             .is_none_or(|c| c.source != ColumnSource::Input)

@@ -53,6 +53,16 @@ pub(super) async fn rpc_routes_hold(gateway: &str, tag: &str) {
     )
     .await;
     assert_eq!(stats, json!({"likes": 2, "comments": 1}), "{tag}");
+    // The path fills the whole request: any query parameter is one it does not have.
+    expect(
+        &api,
+        None,
+        Method::GET,
+        &format!("/posts/{popular}/stats?likes=9"),
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let draft = expect(
         &api,
         ada,

@@ -75,6 +75,8 @@ pub struct CallActionIr<'m> {
     pub with: Vec<(&'m Field, ConsumerValue)>,
     /// The fields of its response that later actions read (`$<name>.<field>`).
     pub read: Vec<&'m Field>,
+    /// Those of them that the actions in the transaction read (the others only later calls).
+    pub handed: Vec<&'m Field>,
 }
 
 /// Where an SQL parameter of a consumer comes from.
@@ -231,15 +233,19 @@ fn lower_action<'m>(
         }
         Action::Call { call, name } => {
             let (target, rpc, with) = super::call_values(system, call, value);
-            // The response fields later actions read, each converted once.
-            let read = rpc
-                .response
+            // The response fields later actions read, each converted once; those the
+            // transaction's actions read are handed to it.
+            let reads = |actions: &[&Action], field: &Field| {
+                name.as_ref()
+                    .is_some_and(|name| reads_result(actions, &name.value, &field.name.value))
+            };
+            let later: Vec<&Action> = after.iter().collect();
+            let changes: Vec<&Action> = after
                 .iter()
-                .filter(|field| {
-                    name.as_ref()
-                        .is_some_and(|name| reads_result(after, &name.value, &field.name.value))
-                })
+                .filter(|a| !matches!(a, Action::Call { .. }))
                 .collect();
+            let read = rpc.response.iter().filter(|f| reads(&later, f)).collect();
+            let handed = rpc.response.iter().filter(|f| reads(&changes, f)).collect();
             ActionIr::Call(CallActionIr {
                 model: call,
                 name: name.as_ref(),
@@ -247,13 +253,14 @@ fn lower_action<'m>(
                 rpc,
                 with,
                 read,
+                handed,
             })
         }
     }
 }
 
 /// Whether any of `actions` reads `$<call>.<field>`.
-fn reads_result(actions: &[Action], call: &str, field: &str) -> bool {
+fn reads_result(actions: &[&Action], call: &str, field: &str) -> bool {
     let reads = |values: &[(Name, Expr)]| {
         values.iter().any(|(_, expr)| {
             matches!(expr, Expr::Path { root, fields } if root.value == call && fields.first().is_some_and(|f| f.value == field))

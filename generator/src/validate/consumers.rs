@@ -71,8 +71,25 @@ impl<'m> Scope<'m> {
     }
 }
 
-/// Calls run before the transaction of the other actions, so they are written first.
+/// Calls run before the transaction of the other actions, so they are written first; each
+/// name (`as:`) is given once, and is not `event`.
 pub(super) fn check_calls_first(actions: &[Action], d: &mut Diagnostics) {
+    let mut named: Vec<&str> = Vec::new();
+    for action in actions {
+        if let Action::Call {
+            name: Some(name), ..
+        } = action
+        {
+            if name.value == "event" || named.contains(&name.as_str()) {
+                d.error(
+                    name.span,
+                    format!("the call name `{}` is already taken", name.value),
+                )
+                .hint("give each call its own name");
+            }
+            named.push(name.as_str());
+        }
+    }
     let mut other = false;
     for action in actions {
         match action {

@@ -72,6 +72,15 @@ pub(super) fn check(service: &Service, d: &mut Diagnostics) {
             )
             .hint("end the path in `{id}`, or name the fields of one of the entity's unique keys (the owner's comes from the caller)");
         }
+        if route.keeps_existing() && route.has_steps() {
+            d.error(
+                route.span,
+                format!(
+                    "route `{text}` creates with `PUT`, which keeps the row its path names when it exists: it takes no `steps`, `input` or `set`"
+                ),
+            )
+            .hint("create with `POST` to run steps, or leave them to another route");
+        }
         if route.keeps_existing() && !unknown && !names_one_row(entity, route) {
             d.error(
                 route.span,

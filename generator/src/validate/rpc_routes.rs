@@ -10,6 +10,24 @@ pub(super) fn check(system: &System, service: &Service, route: &RpcRoute, d: &mu
     let Some((target, rpc)) = target(system, service, route, d) else {
         return;
     };
+    // An RPC checks no ownership: one that reads any user's row is for the roles that may.
+    if let RpcKind::Get { record } = &rpc.kind {
+        let owned = target
+            .entity(&record.value)
+            .is_some_and(|entity| entity.owner.is_some());
+        let account = target.uses == Some(Capability::Auth) && record.value == "user";
+        if (owned || account) && route.roles.is_empty() {
+            d.error(
+                route.target.span,
+                format!(
+                    "`{}` reads any user's `{}`, and the route names no `roles` that may",
+                    route.target.text(),
+                    record.value
+                ),
+            )
+            .hint("give the route `roles` (e.g. `roles: [admin]`), or serve the row with a `get` route, which answers only the users who may read it");
+        }
+    }
     let request = |name: &str| rpc.request.iter().find(|f| f.name.value == name);
     let params = route.params();
     for param in &params {

@@ -88,9 +88,12 @@ impl Grpc<'_> {
                 let plain = proto_to_plain(&source, &field.ty, &field.ty, &field.name.value);
                 let ty = rust_field_type(&field.ty);
                 statements.push(quote!(let #local: #ty = #plain;));
-                locals.push(local);
-                types.push(ty);
-                copy &= is_copy(&field.ty);
+                // Handed to the transaction only when its actions read it.
+                if call.handed.iter().any(|h| h.name.value == field.name.value) {
+                    locals.push(local);
+                    types.push(ty);
+                    copy &= is_copy(&field.ty);
+                }
             }
         }
         let reads_now = calls

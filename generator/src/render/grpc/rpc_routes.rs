@@ -26,7 +26,9 @@ impl Grpc<'_> {
 
         // The body (or query string), checked.
         let input_ty = format_ident!("{pascal}Input");
-        let (input_items, input_param) = if lowered.body.is_empty() {
+        // A query string is always read, so that a parameter the request does not have is a
+        // 400; a body only when the request takes fields from it.
+        let (input_items, input_param) = if lowered.body.is_empty() && !route.reads_query() {
             (TokenStream::new(), TokenStream::new())
         } else {
             let decls = lowered.body.iter().map(field_decl);
@@ -65,7 +67,7 @@ impl Grpc<'_> {
                 extractor,
             )
         };
-        let validate = (!lowered.body.is_empty()).then(|| quote!(input.validate()?;));
+        let validate = (!input_items.is_empty()).then(|| quote!(input.validate()?;));
 
         // The path's parameters, each read as its field's type and checked.
         let params_param = (!lowered.params.is_empty()).then(|| quote!(params: PathParams,));

@@ -175,6 +175,15 @@ impl Grpc<'_> {
             return TokenStream::new();
         }
         let routes = &self.lowered.route_rpcs;
+        if routes.is_empty() {
+            return quote! {
+                /// How the gateway reaches this service over gRPC: none of its routes is carried
+                /// as an RPC, so each goes back to the gateway, which forwards it over HTTP.
+                pub fn gateway(call: rpc::GatewayCall) -> rpc::Adapted {
+                    Err(Box::new(call))
+                }
+            };
+        }
         let carried = routes.iter().map(|rpc| {
             let (method, path) = (lit(rpc.route.method.as_str()), lit(&rpc.route.path));
             quote!((#method, #path),)
@@ -213,8 +222,14 @@ impl Grpc<'_> {
                         let value = self.plain_to_proto(&quote!(&input.#ident), &f.ty, &f.ty);
                         quote!(#ident: #value,)
                     });
+                    // A create whose path, steps and `set` give every field takes no body.
+                    let read = if route.has_steps() && rpc.input.is_empty() {
+                        TokenStream::new()
+                    } else {
+                        quote!(let input: #input_ty = match call.json().await { Ok(input) => input, Err(error) => return axum::response::IntoResponse::into_response(error) };)
+                    };
                     (
-                        quote!(let input: #input_ty = match call.json().await { Ok(input) => input, Err(error) => return axum::response::IntoResponse::into_response(error) };),
+                        read,
                         quote!(#proto::#request_ty { #(#fields)* }),
                         quote!(rpc::json_response(StatusCode::CREATED, &#row)),
                     )

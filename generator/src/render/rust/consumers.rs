@@ -223,7 +223,7 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
                 }
             }
         });
-        let holds = held.is_some();
+        let holds = changes && held.is_some();
         let made = answers.as_ref().map(|answers| {
             let body = &answers.body;
             let answers = if holds {

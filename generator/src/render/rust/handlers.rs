@@ -474,8 +474,8 @@ pub(crate) fn handler(
                     #path_reads
                     #parent_checks
                     #viewer
-                    #steps_run
                     let row = #find.await?;
+                    #steps_run
                     Ok((ETag(row.version), Json(row)))
                 }
             }
@@ -499,6 +499,8 @@ pub(crate) fn handler(
                 (TokenStream::new(), set_change(grpc, lowered, patch, &steps))
             };
             let settled = steps.settle(quote!(db::retrying(|| attempt(&ctx, #(#key_args)* &if_match, &input #viewer_arg #saga_arg)).await));
+            let checked_first = (!route.steps.is_empty())
+                .then(|| checked_before_steps(entity, route, &find_call(quote!(&ctx.db))));
             // ... applied only to a row in the state `when` names, and to the version read.
             let (read_first, expected) = if route.when.is_empty() {
                 (read_first.clone(), expected.clone())
@@ -537,6 +539,7 @@ pub(crate) fn handler(
                     #validate_body
                     #parent_checks
                     #viewer
+                    #checked_first
                     #steps_run
                     #set_input
                     let row = #settled;
@@ -584,6 +587,8 @@ pub(crate) fn handler(
             };
             let doc = super::doc(doc);
             let settled = steps.settle(quote!(db::retrying(|| attempt(&ctx, #(#key_args)* &if_match #viewer_arg #saga_arg)).await));
+            let checked_first = (!route.steps.is_empty())
+                .then(|| checked_before_steps(entity, route, &find_call(quote!(&ctx.db))));
             quote! {
                 async fn #name(State(ctx): State<ServiceContext>, #caller #deadline_param #path_param if_match: IfMatch) -> ApiResult<StatusCode> {
                     #doc
@@ -602,6 +607,7 @@ pub(crate) fn handler(
                     #path_reads
                     #parent_checks
                     #viewer
+                    #checked_first
                     #steps_run
                     #settled;
                     Ok(StatusCode::NO_CONTENT)
@@ -630,6 +636,11 @@ fn set_change(
     let fields = lowered.set.iter().filter_map(|(name, value)| {
         let field = entity.fields.iter().find(|f| f.name.value == name.value)?;
         let ident = rust_ident(&name.value);
+        // An answer that may be missing fills an optional field as it is (null when missing).
+        if matches!(value.expr, Expr::Path { .. }) && matches!(value.ty, Type::Optional(_)) {
+            let value = grpc.plain_value(value, &field.ty);
+            return Some(quote!(#ident: Some(#value),));
+        }
         let value = match value.expr {
             Expr::Path { .. } => grpc.plain_value(value, field.ty.required()),
             Expr::Caller => quote!(caller.user_id),
@@ -704,13 +715,7 @@ fn state_check(entity: &Entity, route: &Route, read: &TokenStream) -> (TokenStre
         route.path,
         state.join(", ")
     ));
-    let may_change = match (super::access::change_reads_first(entity), &entity.owner) {
-        (true, Some(owner)) => {
-            let owner = rust_ident(&owner.value);
-            quote!(viewer.may_change(current.#owner, #entity_lit)?;)
-        }
-        _ => TokenStream::new(),
-    };
+    let may_change = may_change_current(entity);
     (
         quote! {
             let current = #read.await?;
@@ -724,6 +729,45 @@ fn state_check(entity: &Entity, route: &Route, read: &TokenStream) -> (TokenStre
             let expected = Some(current.version);
         },
     )
+}
+
+/// `viewer.may_change(current.<owner>, ..)?` where others may read the row (403 for a row the
+/// caller sees but may not change); nothing where only the owner reads it (the read was 404).
+fn may_change_current(entity: &Entity) -> TokenStream {
+    match (super::access::change_reads_first(entity), &entity.owner) {
+        (true, Some(owner)) => {
+            let owner = rust_ident(&owner.value);
+            let entity_lit = lit(&entity.name.value);
+            quote!(viewer.may_change(current.#owner, #entity_lit)?;)
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+/// Before the steps of a change run: the row as the change will find it, refused as the change
+/// would refuse it (404 unseen, 403 not the caller's to change, 409 in another state, 412 at
+/// another version), so that no step runs for a change that cannot apply. The change checks
+/// again in its transaction, held to the version read there.
+fn checked_before_steps(entity: &Entity, route: &Route, read: &TokenStream) -> TokenStream {
+    let entity_lit = lit(&entity.name.value);
+    let (current, _) = if route.when.is_empty() {
+        let may_change = may_change_current(entity);
+        (
+            quote! {
+                let current = #read.await?;
+                #may_change
+            },
+            TokenStream::new(),
+        )
+    } else {
+        state_check(entity, route, read)
+    };
+    quote! {
+        {
+            #current
+            if_match.check(current.version, #entity_lit)?;
+        }
+    }
 }
 
 /// The `use` of the runtime's `rpc` items the code names (nothing when it names none).

@@ -494,6 +494,15 @@ async fn update_order(
         Ok(row)
     }
     let viewer = Viewer::of(&caller, &[]);
+    {
+        let current = find_order(&ctx.db, id, viewer).await?;
+        if current.status != "paid" {
+            return Err(ApiError::conflict(
+                "this order is not in a state for `POST /orders/{id}/cancel`: status must be paid",
+            ));
+        }
+        if_match.check(current.version, "order")?;
+    }
     let calls = rpc::Outgoing::new(&ctx.settings, Some(&caller), deadline);
     let saga = rpc::Saga::recorded(&ctx.db, &calls);
     if let Err(status) = calls
