@@ -84,6 +84,21 @@ fn ids(page: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// Publishes a new post of `token`'s member; the post.
+async fn published(api: &Api, token: Option<&str>, title: &str) -> Value {
+    let post = expect(
+        api,
+        token,
+        Method::POST,
+        "/posts",
+        Some(json!({"title": title, "body": "Published."})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/posts/{}/publish", post["id"].as_str().unwrap());
+    expect(api, token, Method::POST, &path, None, StatusCode::OK).await
+}
+
 async fn admin_token(api: &Api) -> String {
     let login = expect(
         api,

@@ -3,21 +3,6 @@
 
 use super::*;
 
-/// Publishes a new post of `token`'s member; the post.
-async fn published(api: &Api, token: Option<&str>, title: &str) -> Value {
-    let post = expect(
-        api,
-        token,
-        Method::POST,
-        "/posts",
-        Some(json!({"title": title, "body": "Counted."})),
-        StatusCode::CREATED,
-    )
-    .await;
-    let path = format!("/posts/{}/publish", post["id"].as_str().unwrap());
-    expect(api, token, Method::POST, &path, None, StatusCode::OK).await
-}
-
 /// Reads the page of one member's profile at `profiles` until it counts `posts` published
 /// posts (the consumer counts them asynchronously); the page.
 async fn counted(api: &Api, profiles: &str, posts: i64, tag: &str) -> Value {

@@ -4,30 +4,19 @@
 
 use super::*;
 
-/// A new post of `token`'s member, published; its id.
-async fn published(api: &Api, token: Option<&str>, title: &str) -> String {
-    let post = expect(
-        api,
-        token,
-        Method::POST,
-        "/posts",
-        Some(json!({"title": title, "body": "Ranked."})),
-        StatusCode::CREATED,
-    )
-    .await;
-    let id = post["id"].as_str().unwrap().to_owned();
-    let path = format!("/posts/{id}/publish");
-    expect(api, token, Method::POST, &path, None, StatusCode::OK).await;
-    id
-}
-
 pub(super) async fn rpc_routes_hold(gateway: &str, tag: &str) {
     let api = Api::new(gateway);
     let (ada_id, ada) = register(&api, &format!("ranked-{tag}@example.com")).await;
     let (_, bob) = register(&api, &format!("liker-{tag}@example.com")).await;
     let (ada, bob) = (Some(ada.as_str()), Some(bob.as_str()));
-    let popular = published(&api, ada, "Popular").await;
-    let quiet = published(&api, ada, "Quiet").await;
+    let popular = published(&api, ada, "Popular").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let quiet = published(&api, ada, "Quiet").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for member in [ada, bob] {
         let like = format!("/posts/{popular}/like");
         expect(&api, member, Method::PUT, &like, None, StatusCode::CREATED).await;

@@ -1,7 +1,7 @@
 //! The gateway's route table: every route of every service (the spec's, its capability's, and
 //! the dead-letter routes of services that consume events), with its access rules and limits.
 
-use crate::model::{Limit, Method, Operation, System};
+use crate::model::{Limit, Method, Name, Operation, System};
 
 /// A route of the gateway's table: every route of every service, capabilities included.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,36 +62,39 @@ pub(super) fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
             if let Some(emit) = &route.emit {
                 summary += &format!(", emits `{}`", emit.value);
             }
-            routes.push(GatewayRoute {
-                method: route.method,
-                path: route.path.clone(),
-                service: name.clone(),
-                public: route.public,
-                roles: route.roles.iter().map(|r| r.value.clone()).collect(),
-                limits: RouteLimits {
-                    per_ip: route.per_ip,
-                    per_user: route.per_user,
-                    body_limit: route.body_limit,
-                    timeout_ms: route.timeout_ms,
-                },
+            let limits = (
+                route.per_ip,
+                route.per_user,
+                route.body_limit,
+                route.timeout_ms,
+            );
+            routes.push(spec_route(
+                &route.path,
+                route.method,
+                &name,
+                route.public,
+                &route.roles,
+                limits,
                 summary,
-            });
+            ));
         }
         for route in &service.rpc_routes {
-            routes.push(GatewayRoute {
-                method: route.method,
-                path: route.path.clone(),
-                service: name.clone(),
-                public: route.public,
-                roles: route.roles.iter().map(|r| r.value.clone()).collect(),
-                limits: RouteLimits {
-                    per_ip: route.per_ip,
-                    per_user: route.per_user,
-                    body_limit: route.body_limit,
-                    timeout_ms: route.timeout_ms,
-                },
-                summary: format!("answers with `{}`", route.target.text()),
-            });
+            let limits = (
+                route.per_ip,
+                route.per_user,
+                route.body_limit,
+                route.timeout_ms,
+            );
+            let summary = format!("answers with `{}`", route.target.text());
+            routes.push(spec_route(
+                &route.path,
+                route.method,
+                &name,
+                route.public,
+                &route.roles,
+                limits,
+                summary,
+            ));
         }
         if !service.jobs.is_empty() {
             let jobs = format!("/admin/{name}/jobs");
@@ -147,4 +150,31 @@ pub(super) fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
     }
     routes.sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
     routes
+}
+
+/// A route of the spec (of either kind) in the gateway's table, with its own limits
+/// (`per_ip`, `per_user`, `body_limit`, `timeout_ms`).
+fn spec_route(
+    path: &str,
+    method: Method,
+    service: &str,
+    public: bool,
+    roles: &[Name],
+    (per_ip, per_user, body_limit, timeout_ms): (Limit, Limit, Option<u64>, Option<u64>),
+    summary: String,
+) -> GatewayRoute {
+    GatewayRoute {
+        method,
+        path: path.to_owned(),
+        service: service.to_owned(),
+        public,
+        roles: roles.iter().map(|r| r.value.clone()).collect(),
+        limits: RouteLimits {
+            per_ip,
+            per_user,
+            body_limit,
+            timeout_ms,
+        },
+        summary,
+    }
 }

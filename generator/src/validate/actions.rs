@@ -28,6 +28,19 @@ pub(super) fn literal_fits(expr: &Expr, ty: &Type) -> Option<bool> {
     })
 }
 
+/// Whether a value computed when the route runs (`$now`, `$caller`, `$caller.roles`, `$id`) or a
+/// literal fits `ty`; `None` for a path (`$input...`, a step's answer, a path parameter), whose
+/// type depends on where it points.
+pub(super) fn computed_fits(expr: &Expr, ty: &Type) -> Option<bool> {
+    match expr {
+        Expr::Now { .. } => Some(matches!(ty.required(), Type::Timestamp)),
+        Expr::Caller | Expr::Id => Some(matches!(ty.required(), Type::Uuid)),
+        Expr::CallerRoles => Some(super::assignable(&crate::rpc::caller_roles_type(), ty).is_ok()),
+        Expr::Path { .. } => None,
+        literal => Some(literal_fits(literal, ty).unwrap_or(false)),
+    }
+}
+
 /// Checks the `set` and `when` of every `update` route of `service`.
 pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
     for route in &service.routes {
@@ -65,11 +78,6 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
                 continue;
             };
             let fits = match expr {
-                Expr::Now { .. } => matches!(field.ty.required(), Type::Timestamp),
-                Expr::Caller | Expr::Id => matches!(field.ty.required(), Type::Uuid),
-                Expr::CallerRoles => {
-                    crate::validate::assignable(&crate::rpc::caller_roles_type(), &field.ty).is_ok()
-                }
                 // A step's answer, or a parameter of the path.
                 Expr::Path { root, .. }
                     if route
@@ -100,7 +108,7 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
                     .hint("a route that takes its values from the body is a plain `update`");
                     continue;
                 }
-                literal => literal_fits(literal, &field.ty).unwrap_or(false),
+                computed => computed_fits(computed, &field.ty).unwrap_or(false),
             };
             if !fits {
                 d.error(

@@ -14,7 +14,7 @@ pub(super) fn check(
     event: &Event,
     d: &mut Diagnostics,
 ) {
-    check_calls_first(&consumer.actions, d);
+    check_call_order_and_names(&consumer.actions, d);
     for (index, action) in consumer.actions.iter().enumerate() {
         let scope = Scope::before(system, Some(event), &consumer.actions[..index]);
         match action {
@@ -73,7 +73,7 @@ impl<'m> Scope<'m> {
 
 /// Calls run before the transaction of the other actions, so they are written first; each
 /// name (`as:`) is given once, and is not `event`.
-pub(super) fn check_calls_first(actions: &[Action], d: &mut Diagnostics) {
+pub(super) fn check_call_order_and_names(actions: &[Action], d: &mut Diagnostics) {
     let mut named: Vec<&str> = Vec::new();
     for action in actions {
         if let Action::Call {

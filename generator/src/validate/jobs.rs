@@ -28,7 +28,7 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
             )
             .hint("give the service a store");
         }
-        super::consumers::check_calls_first(&job.actions, d);
+        super::consumers::check_call_order_and_names(&job.actions, d);
         for (index, action) in job.actions.iter().enumerate() {
             let scope = super::consumers::Scope::before(system, None, &job.actions[..index]);
             match action {

@@ -147,9 +147,6 @@ fn check_value(route: &RpcRoute, field: &Field, expr: &Expr, at: Span, d: &mut D
             d.error(at, "`$caller` is not known on a public route");
             return;
         }
-        Expr::Caller => matches!(field.ty.required(), Type::Uuid),
-        Expr::CallerRoles => assignable(&crate::rpc::caller_roles_type(), &field.ty).is_ok(),
-        Expr::Now { .. } => matches!(field.ty.required(), Type::Timestamp),
         Expr::Id | Expr::Path { .. } => {
             d.error(
                 at,
@@ -158,7 +155,7 @@ fn check_value(route: &RpcRoute, field: &Field, expr: &Expr, at: Span, d: &mut D
             .hint("a path parameter fills the request field of its name");
             return;
         }
-        literal => actions::literal_fits(literal, &field.ty).unwrap_or(false),
+        computed => actions::computed_fits(computed, &field.ty).unwrap_or(false),
     };
     if !fits {
         d.error(
