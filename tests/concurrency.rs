@@ -241,18 +241,7 @@ fn embedded_sqlite_answers_every_rush_without_a_server_error() {
     let _alone = one_rush_at_a_time();
     let system = stockroom("postgres");
     let data = tempfile::tempdir().unwrap();
-    let running = Running::start(
-        &system,
-        "stockroom-embedded",
-        &[
-            "run",
-            "--port",
-            "0",
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        &[],
-    );
+    let running = Running::embedded(&system, "stockroom-embedded", data.path());
     let shelf_db = data.path().join("shelf.sqlite");
     runtime().block_on(rush(&running.url, "embedded", || {
         let mut sqlite = Command::new("sqlite3");

@@ -26,6 +26,7 @@ fn generate_all(dir: &Path) -> Vec<(svcgen::model::System, PathBuf)> {
         let options = svcgen::Options {
             spec_name: "spec.yaml".into(),
             runtime_path: "../runtime".into(),
+            history: Default::default(),
         };
         let (checked, files) = svcgen::generate(&source, &options)
             .unwrap_or_else(|problems| panic!("{}: {problems:?}", spec.display()));

@@ -41,13 +41,25 @@ impl System {
 
     /// Generates the spec `source` into `target/svcgen-tests/<name>`.
     pub fn generate_text(source: &str, name: &str) -> System {
-        let out = support::root()
+        System::generate_over(source, name, Default::default())
+    }
+
+    /// Where [`System::generate_text`] writes the system `name`.
+    pub fn out_dir(name: &str) -> PathBuf {
+        support::root()
             .join("target")
             .join("svcgen-tests")
-            .join(name);
+            .join(name)
+    }
+
+    /// Generates the spec `source` into `target/svcgen-tests/<name>`, over the migrations of
+    /// `history` (what an earlier generation wrote there, as `svcgen generate` reads it).
+    pub fn generate_over(source: &str, name: &str, history: svcgen::evolve::History) -> System {
+        let out = System::out_dir(name);
         let options = svcgen::Options {
             spec_name: format!("{name}.yaml"),
             runtime_path: "../../../runtime".into(),
+            history,
         };
         let (_, files) = svcgen::generate(source, &options)
             .unwrap_or_else(|problems| panic!("{name}: {problems:?}"));
@@ -269,6 +281,12 @@ pub fn infrastructure(test: &str, needs: &[(&str, &str)]) -> bool {
 }
 
 impl Running {
+    /// `system` running embedded (every service in one process) on SQLite files in `data`.
+    pub fn embedded(system: &System, name: &str, data: &std::path::Path) -> Running {
+        let data = data.to_str().expect("a UTF-8 path");
+        Running::start(system, name, &["run", "--port", "0", "--data", data], &[])
+    }
+
     /// SIGKILL: the process gets no chance to finish anything.
     pub fn kill(mut self) {
         let _ = self.child.kill();

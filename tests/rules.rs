@@ -499,18 +499,7 @@ async fn versions_hold(gateway: &str, tag: &str) {
 fn embedded_sqlite_enforces_every_field_rule() {
     let system = clubs("postgres");
     let data = tempfile::tempdir().unwrap();
-    let running = Running::start(
-        &system,
-        "clubs-embedded",
-        &[
-            "run",
-            "--port",
-            "0",
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        &[],
-    );
+    let running = Running::embedded(&system, "clubs-embedded", data.path());
     runtime().block_on(rules_hold(&running.url, "embedded"));
     runtime().block_on(versions_hold(&running.url, "embedded"));
     running.stop();

@@ -82,6 +82,7 @@ fn time_generate(spec: &str) -> (Duration, usize) {
     let options = svcgen::Options {
         spec_name: "bench.yaml".into(),
         runtime_path: "../../runtime".into(),
+        history: Default::default(),
     };
     let mut files = 0;
     let elapsed = time(|| {

@@ -4,6 +4,8 @@
 //! 1. [`load`]: YAML text to a node tree with positions;
 //! 2. [`resolve`]: nodes to the typed [`model`], checking every key and scalar;
 //! 3. [`validate`]: references and architecture rules;
+//!    then [`evolve`]: the spec against the schema earlier migrations built, the migrations to
+//!    carry over and the next one to write;
 //! 4. [`lower`]: the validated model to the IR ([`lower::Ir`]), every derived fact computed once;
 //! 5. [`plan`]: the full list of files to write, in a fixed order, each with its producer;
 //! 6. [`render`]: each planned file's bytes (`quote!` for Rust, templates for the rest);
@@ -12,6 +14,7 @@
 pub mod capability;
 pub mod contract;
 pub mod diag;
+pub mod evolve;
 pub mod ident;
 pub mod load;
 pub mod lower;
@@ -36,6 +39,9 @@ pub struct Options {
     /// Path of the `svcgen-runtime` crate as the generated workspace should refer to it
     /// (relative to the output directory, or absolute).
     pub runtime_path: String,
+    /// What earlier generations wrote into the output directory: the migrations to carry over
+    /// and the schema snapshots to compare the spec with (empty for a new tree).
+    pub history: evolve::History,
 }
 
 /// A spec that passed validation, with its warnings.
@@ -89,7 +95,9 @@ pub fn generate(
     options: &Options,
 ) -> Result<(Checked, BTreeMap<PathBuf, String>), Error> {
     let checked = check(source).map_err(Error::Spec)?;
-    let ir = lower::lower(&checked.system);
+    let evolution =
+        evolve::evolve(&checked.system, &options.history, source).map_err(Error::Spec)?;
+    let ir = lower::lower_evolved(&checked.system, evolution);
     let planned = plan::plan(&ir);
     let files = render::render_all(&ir, &planned, options).map_err(Error::Format)?;
     Ok((checked, files))

@@ -229,15 +229,22 @@ fn render(spec: &Path, out: Option<PathBuf>, runtime: Option<String>) -> Result<
         Some(path) => path,
         None => default_runtime_path(&out)?,
     };
+    let history = svcgen::evolve::History::read(&out)
+        .with_context(|| format!("cannot read the migrations in {}", out.display()))?;
     let options = Options {
         spec_name: spec
             .file_name()
             .map_or_else(|| "spec".into(), |n| n.to_string_lossy().into_owned()),
         runtime_path: runtime,
+        history,
     };
     let (checked, files) = match svcgen::generate(&source, &options) {
         Ok(generated) => generated,
-        Err(svcgen::Error::Spec(_)) => anyhow::bail!("the spec changed while generating"),
+        // What the spec changes cannot be migrated without losing data (or a hint).
+        Err(svcgen::Error::Spec(problems)) => {
+            report(spec, &source, &problems);
+            return Ok(None);
+        }
         Err(svcgen::Error::Format(error)) => return Err(error.into()),
     };
     report(spec, &source, &checked.warnings);

@@ -164,7 +164,7 @@ pub struct Store {
 }
 
 /// A database engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Engine {
     /// One SQLite file.
     Sqlite,
@@ -241,6 +241,13 @@ pub struct Rules {
     pub default: Option<FieldDefault>,
     /// The row of another entity of the same store the value names.
     pub references: Option<Reference>,
+    /// The field's earlier name (`renamed_from:`): the migration renames that column, keeping
+    /// its values, instead of asking what to do with a column the spec no longer has.
+    pub renamed_from: Option<Name>,
+    /// The SQL expression that fills the field in the rows a table already holds
+    /// (`backfill:`), when a migration adds it as a required field without a default, or makes
+    /// an optional field required.
+    pub backfill: Option<String>,
 }
 
 /// A field's default value.
@@ -435,6 +442,8 @@ pub struct Service {
     pub transport: Transport,
     /// Its scheduled jobs (`jobs:`).
     pub jobs: Vec<Job>,
+    /// Entities it had and has no more, whose tables the next migration drops (`removed:`).
+    pub removed: Vec<Name>,
 }
 
 /// The method, path and access of a route of either kind.
@@ -873,6 +882,8 @@ pub struct Entity {
     pub unique: Vec<Vec<Name>>,
     /// The text fields its lists search with `?q=` (`search:`), in one index.
     pub search: Vec<Name>,
+    /// Fields it had and has no more, whose columns the next migration drops (`removed:`).
+    pub removed: Vec<Name>,
 }
 
 /// Who may read the rows of an entity (`read:`); only their owner, or a manager, changes them.

@@ -2,6 +2,7 @@
 //! Producers hold handles into the IR, so render looks nothing up.
 
 use crate::contract::ProtoFile;
+use crate::evolve::{Migration, SNAPSHOT_FILE};
 use crate::lower::{Ir, ServiceIr};
 use crate::model::Engine;
 use std::path::PathBuf;
@@ -25,8 +26,10 @@ pub enum Producer<'ir> {
     ServiceManifest(&'ir ServiceIr<'ir>),
     /// A service crate's `src/lib.rs`.
     ServiceLib(&'ir ServiceIr<'ir>),
-    /// A service's first migration for one engine.
-    InitialMigration(&'ir ServiceIr<'ir>, Engine),
+    /// One migration of a service for one engine.
+    Migration(&'ir ServiceIr<'ir>, Engine, &'ir Migration),
+    /// The snapshot of a service's schema beside its migrations (`schema.toml`).
+    SchemaSnapshot(&'ir ServiceIr<'ir>),
     /// A service's gRPC contract, `proto/<system>/<service>/v1/<service>.proto`.
     Proto(&'ir ProtoFile),
     /// `proto/buf.yaml`: the contracts as a buf module (lint settings).
@@ -69,10 +72,22 @@ pub fn plan<'ir>(ir: &'ir Ir<'ir>) -> Vec<Planned<'ir>> {
             &format!("{dir}/src/lib.rs"),
             Producer::ServiceLib(service),
         ));
-        for &engine in &service.migration_engines {
+        for (&engine, migrations) in &service.migrations.files {
+            for migration in migrations {
+                files.push(planned(
+                    &format!(
+                        "{dir}/migrations/{}/{}",
+                        engine.keyword(),
+                        migration.file_name
+                    ),
+                    Producer::Migration(service, engine, migration),
+                ));
+            }
+        }
+        if !service.migration_engines.is_empty() {
             files.push(planned(
-                &format!("{dir}/migrations/{}/0001_init.sql", engine.keyword()),
-                Producer::InitialMigration(service, engine),
+                &format!("{dir}/migrations/{SNAPSHOT_FILE}"),
+                Producer::SchemaSnapshot(service),
             ));
         }
         if let Some(contract) = &service.contract {
@@ -138,6 +153,7 @@ stores:
         let options = crate::Options {
             spec_name: "guestbook.yaml".into(),
             runtime_path: "../runtime".into(),
+            history: Default::default(),
         };
         match crate::generate(&spec, &options) {
             Ok((_, files)) => files,
@@ -149,6 +165,7 @@ stores:
         files
             .keys()
             .filter(|path| path.starts_with("services/book/migrations"))
+            .filter(|path| path.extension().is_some_and(|e| e == "sql"))
             .map(|path| path.display().to_string())
             .collect()
     }

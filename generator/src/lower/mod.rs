@@ -25,6 +25,7 @@ pub use rpc_routes::RpcRouteIr;
 pub use rpcs::{Param, ParamSource, RpcBacking, RpcIr, StatementIr};
 
 use crate::contract::{self, ProtoFile};
+use crate::evolve::{Evolution, ServiceMigrations};
 use crate::model::{Engine, Event, Name, Service, System, Type};
 use std::collections::BTreeMap;
 
@@ -61,6 +62,8 @@ pub struct ServiceIr<'m> {
     /// another, its store's distributed engine. Empty when it has no entity (a capability's
     /// tables are the runtime's).
     pub migration_engines: Vec<Engine>,
+    /// Its migrations per engine and the schema they build ([`crate::evolve`]).
+    pub migrations: ServiceMigrations,
     /// Its routes, each with the entity it works on and the event it emits.
     pub routes: Vec<RouteIr<'m>>,
     /// Its routes backed by an RPC, each with the RPC it calls.
@@ -93,19 +96,26 @@ impl Ir<'_> {
     }
 }
 
-/// Lowers a validated `system`.
+/// Lowers a validated `system` whose services have never been generated before (each
+/// service's first migration holds its whole schema).
 pub fn lower(system: &System) -> Ir<'_> {
+    let evolution = crate::evolve::evolve(system, &crate::evolve::History::default(), "")
+        .expect("a first generation has nothing to migrate from");
+    lower_evolved(system, evolution)
+}
+
+/// Lowers a validated `system` with the migrations [`crate::evolve::evolve`] planned.
+pub fn lower_evolved(system: &System, mut evolution: Evolution) -> Ir<'_> {
     let services = system
         .services
         .iter()
         .map(|service| {
             let engine = store_engine(system, service);
-            let owns_tables = !service.entities.is_empty();
-            let migration_engines = match (owns_tables, engine) {
-                (false, _) => Vec::new(),
-                (true, Engine::Sqlite) => vec![Engine::Sqlite],
-                (true, distributed) => vec![Engine::Sqlite, distributed],
-            };
+            let migrations = evolution
+                .services
+                .remove(&service.name.value)
+                .unwrap_or_default();
+            let migration_engines = migrations.engines.clone();
             let route_rpcs = routes::route_rpcs(service);
             let rpcs: Vec<RpcIr> = service
                 .rpcs
@@ -124,6 +134,7 @@ pub fn lower(system: &System) -> Ir<'_> {
                 model: service,
                 engine,
                 migration_engines,
+                migrations,
                 routes,
                 rpc_routes,
                 consumers: service
@@ -223,7 +234,7 @@ pub(crate) fn record_of(ty: &Type) -> Option<&str> {
 }
 
 /// The engine of a service's store in distributed mode; SQLite for a service without a store.
-pub(super) fn store_engine(system: &System, service: &Service) -> Engine {
+pub(crate) fn store_engine(system: &System, service: &Service) -> Engine {
     service
         .store
         .as_ref()

@@ -12,6 +12,7 @@ mod format;
 mod text;
 
 use crate::Options;
+use crate::evolve::Body;
 use crate::lower::Ir;
 use crate::plan::{Planned, Producer};
 use std::collections::BTreeMap;
@@ -133,8 +134,24 @@ fn render(
         Producer::Gitignore => header("#") + "/target\n/Cargo.lock\n/.svcgen\n",
         Producer::Proto(contract) => header("//") + &proto::render_text(contract),
         Producer::BufConfig => header("#") + BUF_CONFIG,
-        Producer::InitialMigration(service, engine) => {
-            header("--") + &migration::initial_migration(system, service.model, engine.keyword())
+        Producer::Migration(service, engine, planned) => {
+            let name = &service.model.name.value;
+            match &planned.body {
+                // Carried over byte for byte: the database checks what it applied.
+                Body::Written(sql) => sql.clone(),
+                Body::Initial(schema) => {
+                    header("--") + &migration::initial_migration(name, schema, engine.keyword())
+                }
+                Body::Steps(steps) => {
+                    header("--") + &migration::steps_migration(name, steps, engine.keyword())
+                }
+            }
+        }
+        Producer::SchemaSnapshot(service) => {
+            header("#")
+                + "# The schema the migrations beside this file build. `svcgen generate` compares the\n\
+                   # spec with it to write the next migration.\n"
+                + &service.migrations.schema.to_snapshot()
         }
     };
     Rendered::Text(text)

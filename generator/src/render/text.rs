@@ -22,6 +22,14 @@ fn templates() -> &'static Tera {
                 include_str!("../../../templates/migration.sql.tera"),
             ),
             ("proto", include_str!("../../../templates/proto.tera")),
+            (
+                "table.sql",
+                include_str!("../../../templates/table.sql.tera"),
+            ),
+            (
+                "changes.sql",
+                include_str!("../../../templates/changes.sql.tera"),
+            ),
         ])
         .expect("svcgen's templates parse");
         tera.autoescape_on(vec![]);

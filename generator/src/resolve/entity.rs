@@ -66,6 +66,10 @@ impl Resolver<'_> {
             .unwrap_or_default();
         let indexes = self.field_lists(entries.get("indexes"), "indexes", "an index");
         let unique = self.field_lists(entries.get("unique"), "unique", "a unique key");
+        let removed = entries
+            .get("removed")
+            .map(|n| self.names(n, "field name"))
+            .unwrap_or_default();
         Some(Entity {
             name,
             description,
@@ -76,6 +80,7 @@ impl Resolver<'_> {
             indexes,
             unique,
             search,
+            removed,
         })
     }
 
@@ -207,6 +212,12 @@ impl Resolver<'_> {
                 None
             }
         };
+        let renamed_from = entries
+            .get("renamed_from")
+            .and_then(|n| self.name(n, "field name"));
+        let backfill = entries
+            .get("backfill")
+            .and_then(|n| self.text(n, "backfill"));
         Some(Field {
             name,
             ty,
@@ -215,6 +226,8 @@ impl Resolver<'_> {
                 unique,
                 default,
                 references,
+                renamed_from,
+                backfill,
             },
         })
     }

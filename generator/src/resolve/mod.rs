@@ -13,7 +13,7 @@ mod routes;
 
 use routes::ServiceRoute;
 mod scalars;
-mod types;
+pub(crate) mod types;
 
 pub use types::parse_type;
 
@@ -78,6 +78,7 @@ const SERVICE_KEYS: &[&str] = &[
     "constants",
     "transport",
     "jobs",
+    "removed",
 ];
 /// The keys of a job.
 const JOB_KEYS: &[&str] = &["description", "every", "cron", "do"];
@@ -105,6 +106,7 @@ const ENTITY_KEYS: &[&str] = &[
     "indexes",
     "unique",
     "search",
+    "removed",
 ];
 /// The keys of `read: { if: <field> }`.
 const READ_KEYS: &[&str] = &["if"];
@@ -115,6 +117,8 @@ const FIELD_KEYS: &[&str] = &[
     "default",
     "references",
     "on_delete",
+    "renamed_from",
+    "backfill",
 ];
 const ROUTE_KEYS: &[&str] = &[
     "create",
@@ -476,6 +480,10 @@ impl Resolver<'_> {
             }
         };
         let jobs = self.each(entries.get("jobs"), "jobs", |r, k, v| r.job(k, v));
+        let removed = entries
+            .get("removed")
+            .map(|n| self.names(n, "entity name"))
+            .unwrap_or_default();
         let constants = self.each(entries.get("constants"), "constants", |r, k, v| {
             let name = r.name(k, "constant name")?;
             let value = v.as_str().and_then(|t| t.parse::<i64>().ok());
@@ -503,6 +511,7 @@ impl Resolver<'_> {
             constants,
             transport,
             jobs,
+            removed,
         })
     }
 

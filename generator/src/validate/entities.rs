@@ -48,8 +48,63 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
         for (field, reference) in entity.references() {
             check_reference(system, service, field, reference, d);
         }
+        check_evolution(entity, &names, d);
+    }
+    for removed in &service.removed {
+        if service.entity(&removed.value).is_some() {
+            d.error(
+                removed.span,
+                format!(
+                    "entity `{}` is declared `removed` but the service still has it",
+                    removed.value
+                ),
+            )
+            .hint("`removed:` lists entities the service had and has no more; remove the entity, or this name");
+        }
     }
     check_reference_cycles(service, d);
+}
+
+/// `removed:` names fields the entity no longer has, and `renamed_from:` a name no other
+/// field has.
+fn check_evolution(entity: &Entity, columns: &[&str], d: &mut Diagnostics) {
+    for removed in &entity.removed {
+        if columns.contains(&removed.as_str()) {
+            d.error(
+                removed.span,
+                format!(
+                    "field `{}` is declared `removed` but `{}` still has it",
+                    removed.value, entity.name.value
+                ),
+            )
+            .hint("`removed:` lists fields the entity had and has no more; remove the field, or this name");
+        }
+    }
+    for field in &entity.fields {
+        let Some(from) = &field.rules.renamed_from else {
+            continue;
+        };
+        if from.value == field.name.value || columns.contains(&from.as_str()) {
+            d.error(
+                from.span,
+                format!(
+                    "field `{}` is `renamed_from: {}`, but `{}` still has a field `{}`",
+                    field.name.value, from.value, entity.name.value, from.value
+                ),
+            )
+            .hint("`renamed_from` names the field's earlier name, which no field has now");
+        }
+        if entity.removed.iter().any(|r| r.value == from.value) {
+            d.error(
+                from.span,
+                format!(
+                    "`{}` is both the earlier name of `{}` and declared `removed`",
+                    from.value, field.name.value
+                ),
+            )
+            .hint("a renamed field keeps its values: remove it from `removed:`");
+        }
+    }
 }
 
 /// `search:` names text fields of the entity.

@@ -113,6 +113,16 @@ pub struct Migrations {
     pub mysql: &'static [Migration],
 }
 
+/// Whether a migration opens its own transaction (SQLite's rebuild of a table turns foreign
+/// keys off first, which it cannot do inside one): a line `-- no-transaction` among the
+/// comments it starts with, as sqlx's migration files say it.
+fn runs_outside_transaction(sql: &str) -> bool {
+    sql.lines()
+        .map(str::trim)
+        .take_while(|line| line.starts_with("--"))
+        .any(|line| line == "-- no-transaction")
+}
+
 /// Where sqlx records the migrations a database has had: a service's own.
 const SQLX_HISTORY: &str = "_sqlx_migrations";
 
@@ -350,7 +360,7 @@ impl Db {
                         Cow::Borrowed(m.description),
                         MigrationType::Simple,
                         m.sql.into_sql_str(),
-                        false,
+                        runs_outside_transaction(m.sql),
                     )
                 })
                 .collect(),

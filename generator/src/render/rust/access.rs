@@ -165,6 +165,7 @@ mod tests {
             indexes: Vec::new(),
             unique: Vec::new(),
             search: Vec::new(),
+            removed: Vec::new(),
         }
     }
 

@@ -579,6 +579,7 @@ mod tests {
             indexes: Vec::new(),
             unique: Vec::new(),
             search: Vec::new(),
+            removed: Vec::new(),
         }
     }
 

@@ -91,15 +91,22 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     // Scripts exist for SQLite and the store's distributed engine only (see `lower`); the
     // other engine's list stays empty, and the runtime refuses to start the service on it.
     let migration = |engine: Engine| {
-        if !lowered.migration_engines.contains(&engine) {
-            return quote!(&[]);
-        }
-        let path = lit(&format!("../migrations/{}/0001_init.sql", engine.keyword()));
-        quote!(&[Migration {
-            version: 1,
-            description: "init",
-            sql: include_str!(#path)
-        }])
+        let list = lowered.migrations.files.get(&engine).into_iter().flatten();
+        let items = list.map(|migration| {
+            let path = lit(&format!(
+                "../migrations/{}/{}",
+                engine.keyword(),
+                migration.file_name
+            ));
+            let version = proc_macro2::Literal::i64_unsuffixed(migration.version);
+            let description = lit(&migration.description);
+            quote!(Migration {
+                version: #version,
+                description: #description,
+                sql: include_str!(#path)
+            })
+        });
+        quote!(&[#(#items),*])
     };
     let sqlite = migration(Engine::Sqlite);
     let postgres = migration(Engine::Postgres);

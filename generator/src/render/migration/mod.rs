@@ -1,9 +1,14 @@
 //! A service's migrations: one table per entity, with its columns, rules, keys and indexes, in
 //! the SQL of each engine the service runs on.
 
+mod alter;
+
+pub use alter::steps_migration;
+
 use super::text::render_template;
+use crate::evolve::schema::{ColumnDef, ForeignKey, Role, Schema, SqlDefault, Table};
 use crate::ident::{constraint_name, sql};
-use crate::model::*;
+use crate::model::Type;
 use serde::Serialize;
 use tera::Context;
 
@@ -12,7 +17,8 @@ struct TableView {
     name: String,
     description: String,
     columns: Vec<ColumnView>,
-    indexes: Vec<IndexView>,
+    /// `CREATE INDEX` statements.
+    indexes: Vec<String>,
     /// Written after the closing parenthesis of CREATE TABLE (MySQL's character set).
     options: &'static str,
     /// The trigger that counts the row's changes in its `version`.
@@ -24,13 +30,6 @@ struct TableView {
 #[derive(Serialize)]
 struct ColumnView {
     definition: String,
-}
-
-#[derive(Serialize)]
-struct IndexView {
-    name: String,
-    table: String,
-    columns: String,
 }
 
 /// The SQL type of a column for an engine. `indexed`: the column is part of an index, which
@@ -183,16 +182,12 @@ const SEARCH_COLUMN: &str = "svcgen_search";
 /// PostgreSQL (a `tsvector`) and MySQL (the fields lower-cased, so that the binary collation
 /// does not make search case-sensitive), and the statements after the table: a GIN or
 /// FULLTEXT index, or on SQLite an FTS5 table kept in step by triggers.
-fn search_index(entity: &Entity, engine: &str) -> (Option<String>, Vec<String>) {
-    if entity.search.is_empty() {
+fn search_index(table: &Table, engine: &str) -> (Option<String>, Vec<String>) {
+    if table.search.is_empty() {
         return (None, Vec::new());
     }
-    let table = &entity.name.value;
-    let fields: Vec<String> = entity
-        .search
-        .iter()
-        .map(|f| quoted(&f.value, engine))
-        .collect();
+    let fields: Vec<String> = table.search.iter().map(|f| quoted(f, engine)).collect();
+    let table = &table.name;
     let index = quoted(&index_name(format!("{table}_search_idx"), engine), engine);
     let column = quoted(SEARCH_COLUMN, engine);
     let quoted_table = quoted(table, engine);
@@ -256,26 +251,25 @@ fn search_index(entity: &Entity, engine: &str) -> (Option<String>, Vec<String>) 
 }
 
 /// A column as an index lists it; on MySQL, LONGTEXT is indexed by a prefix.
-fn index_column(column: &Column, engine: &str) -> String {
-    let name = quoted(&column.name, engine);
-    if engine == "mysql" && mysql_type(&column.ty, true) == "LONGTEXT" {
+fn index_column(table: &Table, column: &str, engine: &str) -> String {
+    let name = quoted(column, engine);
+    let long_text = table
+        .column(column)
+        .is_some_and(|c| mysql_type(&c.ty, true) == "LONGTEXT");
+    if engine == "mysql" && long_text {
         format!("{name}({MYSQL_INDEX_PREFIX})")
     } else {
         name
     }
 }
 
-/// A literal default as the engine writes it; `None` for a computed one (`$now`), which the
-/// service fills in.
-fn default_sql(value: &DefaultValue, engine: &str) -> Option<String> {
+/// A literal default as the engine writes it.
+fn default_sql(value: &SqlDefault, engine: &str) -> String {
     match value {
-        DefaultValue::Text(text) => Some(format!("'{}'", text.replace('\'', "''"))),
-        DefaultValue::Int(n) => Some(n.to_string()),
-        DefaultValue::Bool(b) if engine == "postgres" => {
-            Some(if *b { "TRUE" } else { "FALSE" }.into())
-        }
-        DefaultValue::Bool(b) => Some(if *b { "1" } else { "0" }.into()),
-        DefaultValue::Now { .. } => None,
+        SqlDefault::Text(text) => format!("'{}'", text.replace('\'', "''")),
+        SqlDefault::Int(n) => n.to_string(),
+        SqlDefault::Bool(b) if engine == "postgres" => if *b { "TRUE" } else { "FALSE" }.into(),
+        SqlDefault::Bool(b) => if *b { "1" } else { "0" }.into(),
     }
 }
 
@@ -301,131 +295,159 @@ fn check_sql(column: &str, ty: &Type) -> Option<String> {
     }
 }
 
+/// A column's definition: name, type, NULL-ness, key and default (its CHECK is a constraint
+/// of the table, [`check_constraint`]). `nullable` overrides the column's own (a column that
+/// a migration fills before it becomes required is added as nullable).
+fn column_definition(table: &Table, column: &ColumnDef, engine: &str, nullable: bool) -> String {
+    let null = if nullable { "" } else { " NOT NULL" };
+    let key = if column.role == Role::Id {
+        " PRIMARY KEY"
+    } else {
+        ""
+    };
+    let default = match (&column.role, &column.default) {
+        (Role::Version, _) => " DEFAULT 1".to_owned(),
+        (_, Some(value)) => format!(" DEFAULT {}", default_sql(value, engine)),
+        (_, None) => String::new(),
+    };
+    format!(
+        "{} {}{null}{key}{default}",
+        quoted(&column.name, engine),
+        sql_type(&column.ty, engine, table.is_indexed(&column.name))
+    )
+}
+
+/// The name of a column's CHECK constraint.
+fn check_name(table: &str, column: &str) -> String {
+    constraint_name(table, &[column], "check")
+}
+
+/// A column's CHECK as a table constraint (`CONSTRAINT name CHECK (...)`), if it has one.
+fn check_constraint(table: &Table, column: &ColumnDef, engine: &str) -> Option<String> {
+    check_sql(&quoted(&column.name, engine), &column.ty).map(|condition| {
+        format!(
+            "CONSTRAINT {} CHECK ({condition})",
+            quoted(&check_name(&table.name, &column.name), engine)
+        )
+    })
+}
+
+/// The name of a unique key's constraint.
+fn unique_name(table: &str, key: &[String]) -> String {
+    let key: Vec<&str> = key.iter().map(String::as_str).collect();
+    constraint_name(table, &key, "key")
+}
+
+/// A unique key as a table constraint.
+fn unique_constraint(table: &Table, key: &[String], engine: &str) -> String {
+    let columns: Vec<String> = key.iter().map(|c| quoted(c, engine)).collect();
+    format!(
+        "CONSTRAINT {} UNIQUE ({})",
+        quoted(&unique_name(&table.name, key), engine),
+        columns.join(", ")
+    )
+}
+
+/// The name of a foreign key's constraint.
+fn reference_name(table: &str, reference: &ForeignKey) -> String {
+    constraint_name(table, &[reference.column.as_str()], "fkey")
+}
+
+/// A foreign key as a table constraint.
+fn reference_constraint(table: &Table, reference: &ForeignKey, engine: &str) -> String {
+    format!(
+        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {}",
+        quoted(&reference_name(&table.name, reference), engine),
+        quoted(&reference.column, engine),
+        quoted(&reference.table, engine),
+        quoted("id", engine),
+        reference.on_delete_sql(),
+    )
+}
+
+/// An index's name.
+fn index_sql_name(table: &str, columns: &[String], engine: &str) -> String {
+    index_name(format!("{table}_{}_idx", columns.join("_")), engine)
+}
+
+/// `CREATE INDEX` of one index.
+fn create_index(table: &Table, columns: &[String], engine: &str) -> String {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| index_column(table, c, engine))
+        .collect();
+    format!(
+        "CREATE INDEX {} ON {} ({});",
+        quoted(&index_sql_name(&table.name, columns, engine), engine),
+        quoted(&table.name, engine),
+        list.join(", ")
+    )
+}
+
+/// The view of a table the migration template writes out.
+fn table_view(table: &Table, engine: &str) -> TableView {
+    table_view_named(table, &table.name, engine)
+}
+
+/// [`table_view`] with the table created under another name (SQLite's rebuild of a table
+/// creates its new version beside the old one). Constraints keep the names of the table.
+fn table_view_named(table: &Table, name: &str, engine: &str) -> TableView {
+    let (search_column, search) = search_index(table, engine);
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| column_definition(table, c, engine, c.nullable()))
+        .chain(search_column)
+        .chain(
+            table
+                .columns
+                .iter()
+                .filter_map(|c| check_constraint(table, c, engine)),
+        )
+        .chain(
+            table
+                .unique
+                .iter()
+                .map(|key| unique_constraint(table, key, engine)),
+        )
+        .chain(
+            table
+                .references
+                .iter()
+                .map(|r| reference_constraint(table, r, engine)),
+        )
+        .map(|definition| ColumnView { definition })
+        .collect();
+    TableView {
+        name: quoted(name, engine),
+        description: table.description.clone(),
+        columns,
+        indexes: table
+            .indexes
+            .iter()
+            .map(|columns| create_index(table, columns, engine))
+            .collect(),
+        // Binary collation: text compares case-sensitively, by code point, as on the other
+        // engines (MySQL's default collation ignores case).
+        options: if engine == "mysql" {
+            " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+        } else {
+            ""
+        },
+        version_trigger: version_trigger(&table.name, engine),
+        search,
+    }
+}
+
 /// A service's first migration: one table per entity, with its indexes.
-pub fn initial_migration(_system: &System, service: &Service, engine: &str) -> String {
-    // A table comes after the tables it references; validation refused cycles.
-    let ordered = service
-        .entities_in_reference_order()
-        .unwrap_or_else(|_| service.entities.iter().collect());
-    let tables: Vec<TableView> = ordered
-        .into_iter()
-        .map(|entity| {
-            let unique_keys = entity.unique_keys();
-            let indexed = |column: &str| {
-                entity
-                    .indexes
-                    .iter()
-                    .any(|fields| fields.iter().any(|f| f.as_str() == column))
-                    || unique_keys.iter().any(|key| key.contains(&column))
-            };
-            let columns = entity
-                .columns()
-                .iter()
-                .map(|c| {
-                    let null = if matches!(c.ty, Type::Optional(_)) {
-                        ""
-                    } else {
-                        " NOT NULL"
-                    };
-                    let key = if c.source == ColumnSource::Id {
-                        " PRIMARY KEY"
-                    } else {
-                        ""
-                    };
-                    let default = match c.source {
-                        ColumnSource::Version => " DEFAULT 1".to_owned(),
-                        _ => c
-                            .rules
-                            .default
-                            .as_ref()
-                            .and_then(|d| default_sql(&d.value, engine))
-                            .map(|value| format!(" DEFAULT {value}"))
-                            .unwrap_or_default(),
-                    };
-                    let check = check_sql(&quoted(&c.name, engine), &c.ty)
-                        .map(|condition| format!(" CHECK ({condition})"))
-                        .unwrap_or_default();
-                    ColumnView {
-                        definition: format!(
-                            "{} {}{null}{key}{default}{check}",
-                            quoted(&c.name, engine),
-                            sql_type(&c.ty, engine, indexed(&c.name))
-                        ),
-                    }
-                })
-                .chain(search_index(entity, engine).0.map(|definition| ColumnView { definition }))
-                .chain(unique_keys.iter().map(|key| {
-                    let columns: Vec<String> = key.iter().map(|f| quoted(f, engine)).collect();
-                    ColumnView {
-                        definition: format!(
-                            "CONSTRAINT {} UNIQUE ({})",
-                            quoted(&constraint_name(&entity.name.value, key, "key"), engine),
-                            columns.join(", ")
-                        ),
-                    }
-                }))
-                .chain(entity.references().map(|(field, reference)| {
-                    let on_delete = match reference.on_delete {
-                        OnDelete::Restrict => "RESTRICT",
-                        OnDelete::Cascade => "CASCADE",
-                        OnDelete::SetNull => "SET NULL",
-                    };
-                    ColumnView {
-                        definition: format!(
-                            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {on_delete}",
-                            quoted(
-                                &constraint_name(&entity.name.value, &[field.name.as_str()], "fkey"),
-                                engine
-                            ),
-                            quoted(&field.name.value, engine),
-                            quoted(&reference.entity.value, engine),
-                            quoted("id", engine),
-                        ),
-                    }
-                }))
-                .collect();
-            let indexes = entity
-                .indexes
-                .iter()
-                .map(|fields| {
-                    let names: Vec<&str> = fields.iter().map(Name::as_str).collect();
-                    let columns: Vec<String> = names
-                        .iter()
-                        .map(|n| match entity.column(n) {
-                            Some(column) => index_column(&column, engine),
-                            None => quoted(n, engine),
-                        })
-                        .collect();
-                    let name = format!("{}_{}_idx", entity.name.value, names.join("_"));
-                    IndexView {
-                        name: quoted(&index_name(name, engine), engine),
-                        table: quoted(&entity.name.value, engine),
-                        columns: columns.join(", "),
-                    }
-                })
-                .collect();
-            TableView {
-                name: quoted(&entity.name.value, engine),
-                description: entity
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| format!("Entity `{}`.", entity.name.value)),
-                columns,
-                indexes,
-                // Binary collation: text compares case-sensitively, by code point, as on
-                // the other engines (MySQL's default collation ignores case).
-                options: if engine == "mysql" {
-                    " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
-                } else {
-                    ""
-                },
-                version_trigger: version_trigger(&entity.name.value, engine),
-                search: search_index(entity, engine).1,
-            }
-        })
+pub fn initial_migration(service: &str, schema: &Schema, engine: &str) -> String {
+    let tables: Vec<TableView> = schema
+        .tables
+        .iter()
+        .map(|table| table_view(table, engine))
         .collect();
     let mut context = Context::new();
-    context.insert("service", &service.name.value);
+    context.insert("service", service);
     context.insert("engine", engine);
     context.insert("tables", &tables);
     context.insert(
