@@ -191,6 +191,7 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str) {
     assert_eq!(note["rank"], 7, "{note}");
     assert_eq!(note["pinned"], false, "{note}");
     assert_eq!(note["slug"], "rust ownership", "{note}");
+    assert_eq!(note["was_draft"], false, "{note}");
     assert!(
         note.get("body").is_none() && note.get("draft_of").is_none(),
         "{note}"
@@ -207,6 +208,7 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str) {
     assert_eq!(note["status"], "draft", "{note}");
     assert_eq!(note["rank"], Value::Null, "{note}");
     assert_eq!(note["slug"], "pasta", "{note}");
+    assert_eq!(note["was_draft"], true, "filled from the dropped field: {note}");
 
     // Search reads the renamed field, old rows included.
     let found = expect(
@@ -244,7 +246,13 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str) {
         &api,
         Method::POST,
         "/notes",
-        Some(json!({ "title": "Fresh", "content": "new shelf", "slug": "fresh", "pinned": true })),
+        Some(json!({
+            "title": "Fresh",
+            "content": "new shelf",
+            "slug": "fresh",
+            "was_draft": false,
+            "pinned": true,
+        })),
         StatusCode::CREATED,
     )
     .await;
