@@ -21,6 +21,7 @@ fn every_command_has_help() {
         vec!["generate", "--help"],
         vec!["check", "--help"],
         vec!["up", "--help"],
+        vec!["diff", "--help"],
     ] {
         let output = svcgen(&command, &support::root());
         assert!(output.status.success(), "{command:?}");
@@ -262,5 +263,104 @@ fn adding_a_service_rewrites_only_that_service_the_workspace_lists_and_the_syste
     assert!(
         before.keys().all(|p| after.contains_key(p)),
         "nothing removed"
+    );
+}
+
+#[test]
+fn diff_exits_non_zero_only_on_a_breaking_change_nobody_acknowledged() {
+    let temp = tempfile::tempdir().unwrap();
+    let evolving = support::root().join("tests/systems/evolving");
+    let (v1, v2) = (evolving.join("v1.yaml"), evolving.join("v2.yaml"));
+    let run = |args: &[&str]| svcgen(args, temp.path());
+
+    let same = run(&["diff", v1.to_str().unwrap(), v1.to_str().unwrap()]);
+    assert!(same.status.success());
+    assert!(String::from_utf8_lossy(&same.stdout).contains("0 change(s)"));
+
+    let changed = run(&["diff", v1.to_str().unwrap(), v2.to_str().unwrap()]);
+    assert_eq!(changed.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&changed.stdout);
+    assert!(
+        report.contains("BREAKING                table    shelf.note         column `draft_of` dropped with its values"),
+        "{report}"
+    );
+
+    // The same as JSON, for CI; each id, listed under `acknowledged:`, accepts its change.
+    let json = run(&[
+        "diff",
+        v1.to_str().unwrap(),
+        v2.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let open: Vec<String> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["breaking"] == true && c["acknowledged"] == false)
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(report["unacknowledged"], open.len());
+    let list: String = open
+        .iter()
+        .map(|id| format!("  - {}\n", serde_json::to_string(id).unwrap()))
+        .collect();
+    let accepted = temp.path().join("v2.yaml");
+    let v2_text = std::fs::read_to_string(&v2).unwrap();
+    std::fs::write(
+        &accepted,
+        v2_text.replacen("stores:", &format!("acknowledged:\n{list}\nstores:"), 1),
+    )
+    .unwrap();
+    let ok = run(&["diff", v1.to_str().unwrap(), accepted.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    // A spec with errors compares nothing (exit 2).
+    let broken = temp.path().join("broken.yaml");
+    std::fs::write(&broken, "system: x\n").unwrap();
+    let error = run(&["diff", v1.to_str().unwrap(), broken.to_str().unwrap()]);
+    assert_eq!(error.status.code(), Some(2));
+}
+
+#[test]
+fn diff_compares_with_the_spec_at_a_git_revision() {
+    let temp = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(temp.path())
+            .output()
+            .expect("git runs");
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    let evolving = support::root().join("tests/systems/evolving");
+    let spec = temp.path().join("shelf.yaml");
+    git(&["init", "-q"]);
+    std::fs::copy(evolving.join("v1.yaml"), &spec).unwrap();
+    git(&["add", "shelf.yaml"]);
+    git(&["commit", "-q", "-m", "v1"]);
+    std::fs::copy(evolving.join("v2.yaml"), &spec).unwrap();
+    let output = svcgen(&["diff", "shelf.yaml", "--base", "HEAD"], temp.path());
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("route    POST /tags"), "{report}");
+    let missing = svcgen(
+        &["diff", "shelf.yaml", "--base", "no-such-ref"],
+        temp.path(),
+    );
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read shelf.yaml at no-such-ref")
     );
 }

@@ -1,6 +1,7 @@
 //! The gRPC contracts svcgen writes are real protobuf: the real `protoc` compiles every
-//! `.proto` to exactly the descriptor svcgen generated the Rust code from, and `buf lint`
-//! (standard rules) finds nothing to say about them.
+//! `.proto` to exactly the descriptor svcgen generated the Rust code from, `buf lint`
+//! (standard rules) finds nothing to say about them, and `svcgen diff` calls a contract change
+//! breaking exactly when `buf breaking` does.
 
 mod support;
 
@@ -54,6 +55,12 @@ fn tool_or_skip(path: &Path, what: &str) -> bool {
     }
     support::skip_or_fail(&format!("{what} is not installed ({})", path.display()));
     false
+}
+
+/// The `buf` binary, or `None` (the test skipped, or failed under SVCGEN_REQUIRE_INFRA=1).
+fn buf() -> Option<PathBuf> {
+    let buf = support::root().join("tests/tools/node_modules/@bufbuild/buf-linux-x64/bin/buf");
+    tool_or_skip(&buf, "buf (npm ci --prefix tests/tools)").then_some(buf)
 }
 
 /// Source info and JSON names are presentation; the rest of a descriptor is the contract.
@@ -114,10 +121,9 @@ fn protoc_compiles_every_contract_to_the_descriptor_svcgen_generated_code_from()
 
 #[test]
 fn buf_lint_finds_nothing_in_any_contract() {
-    let buf = support::root().join("tests/tools/node_modules/@bufbuild/buf-linux-x64/bin/buf");
-    if !tool_or_skip(&buf, "buf (npm ci --prefix tests/tools)") {
+    let Some(buf) = buf() else {
         return;
-    }
+    };
     let temp = tempfile::tempdir().unwrap();
     for (_, out) in generate_all(temp.path()) {
         let result = Command::new(&buf)
@@ -129,6 +135,96 @@ fn buf_lint_finds_nothing_in_any_contract() {
             result.status.success(),
             "buf lint failed on {}:\n{}{}",
             out.display(),
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+}
+
+/// The shop's spec with `edit` applied, checked and generated into `out`.
+fn shop_variant(edit: impl Fn(&str) -> String, out: &Path) -> svcgen::model::System {
+    let shop = std::fs::read_to_string(support::root().join("examples/shop.yaml")).unwrap();
+    let source = edit(&shop);
+    let options = svcgen::Options {
+        spec_name: "shop.yaml".into(),
+        runtime_path: "../runtime".into(),
+        history: Default::default(),
+    };
+    let (checked, files) = svcgen::generate(&source, &options).unwrap();
+    svcgen::write::write_tree(out, &files).unwrap();
+    checked.system
+}
+
+#[test]
+fn svcgen_diff_and_buf_breaking_agree_on_contract_changes() {
+    let Some(buf) = buf() else {
+        return;
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let base = temp.path().join("base");
+    let old = shop_variant(str::to_owned, &base);
+    let reserve = r#"request: { order_id: uuid, items: "[stock_line]" }"#;
+    let get_product = "      GetProduct:\n        description: One product by id.\n        get: product\n        idempotent: true\n";
+    let price = "          price_cents: int\n          stock: int\n      reservation:";
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let variants: Vec<(&str, Edit, bool)> = vec![
+        ("unchanged", Box::new(str::to_owned), false),
+        (
+            "a request field added at the end",
+            Box::new(move |s| {
+                s.replace(
+                    reserve,
+                    r#"request: { order_id: uuid, items: "[stock_line]", note: "string?" }"#,
+                )
+            }),
+            false,
+        ),
+        (
+            "a request field added first, renumbering the others",
+            Box::new(move |s| {
+                s.replace(
+                    reserve,
+                    r#"request: { note: "string?", order_id: uuid, items: "[stock_line]" }"#,
+                )
+            }),
+            true,
+        ),
+        (
+            "a field of another type",
+            Box::new(move |s| {
+                s.replace(
+                    price,
+                    &price.replace("price_cents: int", "price_cents: string"),
+                )
+            }),
+            true,
+        ),
+        (
+            "an RPC removed",
+            Box::new(move |s| s.replace(get_product, "")),
+            true,
+        ),
+    ];
+    for (index, (what, edit, breaking)) in variants.into_iter().enumerate() {
+        let out = temp.path().join(index.to_string());
+        let new = shop_variant(&edit, &out);
+        let shop = std::fs::read_to_string(support::root().join("examples/shop.yaml")).unwrap();
+        assert_eq!(edit(&shop) == shop, index == 0, "{what}: the edit applies");
+        let changes = svcgen::compat::compare(&old, &new);
+        let svcgen_says = changes
+            .iter()
+            .any(|c| c.surface == svcgen::compat::Surface::Proto && c.breaking);
+        let result = Command::new(&buf)
+            .current_dir(out.join("proto"))
+            .args(["breaking", "--against"])
+            .arg(base.join("proto"))
+            .output()
+            .unwrap();
+        let buf_says = !result.status.success();
+        assert_eq!(
+            (svcgen_says, buf_says),
+            (breaking, breaking),
+            "{what}: svcgen diff {changes:#?}\nbuf breaking:\n{}{}",
             String::from_utf8_lossy(&result.stdout),
             String::from_utf8_lossy(&result.stderr)
         );

@@ -208,7 +208,10 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str) {
     assert_eq!(note["status"], "draft", "{note}");
     assert_eq!(note["rank"], Value::Null, "{note}");
     assert_eq!(note["slug"], "pasta", "{note}");
-    assert_eq!(note["was_draft"], true, "filled from the dropped field: {note}");
+    assert_eq!(
+        note["was_draft"], true,
+        "filled from the dropped field: {note}"
+    );
 
     // Search reads the renamed field, old rows included.
     let found = expect(

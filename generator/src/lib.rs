@@ -12,6 +12,7 @@
 //! 7. [`write`]: the files into place, all or nothing, rewriting only what changed.
 
 pub mod capability;
+pub mod compat;
 pub mod contract;
 pub mod diag;
 pub mod evolve;

@@ -47,6 +47,20 @@ enum Commands {
         #[arg(long)]
         runtime: Option<String>,
     },
+    /// List every change between two versions of a spec that a client or a running
+    /// deployment would feel, each breaking or safe; exit 1 when a breaking one is not
+    /// acknowledged in the new spec.
+    Diff {
+        /// The old spec, then the new one; with `--base`, only the new one.
+        #[arg(num_args = 1..=2, required = true)]
+        specs: Vec<PathBuf>,
+        /// Compare with the spec's version at this git revision (e.g. `main`, `HEAD~1`).
+        #[arg(long)]
+        base: Option<String>,
+        /// `human` (the default) or `json`.
+        #[arg(long, default_value = "human")]
+        format: cli_diff::Format,
+    },
     /// Generate, build and run the system embedded (one process, SQLite, no servers needed).
     Up {
         /// The spec file.
@@ -62,6 +76,8 @@ enum Commands {
         out: Option<PathBuf>,
     },
 }
+
+mod cli_diff;
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -162,14 +178,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             svcgen::up::run_embedded(&binary, port.unwrap_or(checked.system.gateway.port), &data)?;
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Diff {
+            specs,
+            base,
+            format,
+        } => cli_diff::run(&specs, base.as_deref(), format),
     }
 }
 
-fn read(spec: &Path) -> Result<String> {
+pub(crate) fn read(spec: &Path) -> Result<String> {
     std::fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))
 }
 
-fn report(spec: &Path, source: &str, diagnostics: &[Diagnostic]) {
+pub(crate) fn report(spec: &Path, source: &str, diagnostics: &[Diagnostic]) {
     if !diagnostics.is_empty() {
         eprint!(
             "{}",

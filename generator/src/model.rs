@@ -38,6 +38,8 @@ pub struct System {
     pub services: Vec<Service>,
     /// Message brokers the distributed mode can use (which one is configuration).
     pub brokers: Vec<Broker>,
+    /// Breaking changes its authors accept, each as `svcgen diff` names it (`acknowledged:`).
+    pub acknowledged: Vec<Name>,
 }
 
 /// A message broker of distributed mode; embedded mode always has its in-process bus.

@@ -271,7 +271,7 @@ fn table_change(
 }
 
 /// `Ok` when every value of `old` is a value of `new` (nullability aside); else why not.
-fn widens(old: &Type, new: &Type) -> Result<(), String> {
+pub(crate) fn widens(old: &Type, new: &Type) -> Result<(), String> {
     match (old.required(), new.required()) {
         (a, b) if a == b => Ok(()),
         (

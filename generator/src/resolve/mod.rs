@@ -49,6 +49,7 @@ const TOP_KEYS: &[&str] = &[
     "events",
     "services",
     "brokers",
+    "acknowledged",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "port",
@@ -218,8 +219,19 @@ impl Resolver<'_> {
             }
         };
         let brokers = self.brokers(top.get("brokers"));
+        let acknowledged = match top.get("acknowledged") {
+            Some(node) => self.seq(node, "`acknowledged`", |r, item| {
+                let text = r.text(item, "a change")?;
+                Some(Name {
+                    value: text,
+                    span: item.span,
+                })
+            }),
+            None => Vec::new(),
+        };
         System {
             brokers,
+            acknowledged,
             name,
             description,
             gateway,
