@@ -60,7 +60,10 @@ fn main() {
     let (service_added, service_crates) = build(&out, &target);
 
     let route = "GET /notes: { list: note, mine: true, filter: [tags, public, created_at], sort: [title, updated_at] }";
-    assert!(with_bookmarks.contains(route), "the notes example has its list route");
+    assert!(
+        with_bookmarks.contains(route),
+        "the notes example has its list route"
+    );
     let route_changed = with_bookmarks.replace(
         route,
         &route.replace("sort: [title, updated_at]", "sort: [title]"),

@@ -213,6 +213,9 @@ fn generate(
     else {
         return Ok(None);
     };
+    for notice in svcgen::write::custom_handler_notices(&out, &files) {
+        eprintln!("svcgen: {notice}");
+    }
     let written = svcgen::write::write_tree(&out, &files)
         .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(

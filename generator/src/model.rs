@@ -430,6 +430,9 @@ pub struct Service {
     pub routes: Vec<Route>,
     /// HTTP routes it serves through the gateway, each backed by an RPC (`rpc:`).
     pub rpc_routes: Vec<RpcRoute>,
+    /// HTTP routes it serves through the gateway with its authors' own code
+    /// (`handler: custom`).
+    pub custom_routes: Vec<CustomRoute>,
     /// Events it consumes.
     pub consumers: Vec<Consumer>,
     /// Structured types its routes and RPCs use (`messages:`).
@@ -502,6 +505,7 @@ impl Service {
         self.routes
             .iter()
             .filter_map(|r| r.emit.as_ref())
+            .chain(self.custom_routes.iter().flat_map(|r| &r.emit))
             .chain(self.auth_emit.events().map(|(_, name)| name))
             .chain(self.rpcs.iter().flat_map(|rpc| match &rpc.kind {
                 RpcKind::Sql(statements) => {
@@ -537,7 +541,14 @@ impl Service {
             public: r.public,
             roles: &r.roles,
         });
-        entity.chain(rpc).collect()
+        let custom = self.custom_routes.iter().map(|r| RouteKey {
+            method: r.method,
+            path: &r.path,
+            span: r.span,
+            public: r.public,
+            roles: &r.roles,
+        });
+        entity.chain(rpc).chain(custom).collect()
     }
 
     /// An entity by name.
@@ -1189,6 +1200,69 @@ impl RpcRoute {
     /// than a JSON body.
     pub fn reads_query(&self) -> bool {
         matches!(self.method, Method::Get | Method::Delete)
+    }
+}
+
+/// A route whose work is the user's own Rust (`handler: custom`): svcgen checks the caller,
+/// reads and checks the path and the request, opens the transaction, and calls the user's
+/// function, which answers with the output.
+#[derive(Debug, Clone)]
+pub struct CustomRoute {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the gateway prefix.
+    pub path: String,
+    /// Where the route key was written.
+    pub span: Span,
+    /// The function's name: `name:`, else made from the method and the path
+    /// (`POST /notes/{id}/share`: `post_notes_share`).
+    pub name: Name,
+    /// What it does (documentation).
+    pub description: Option<String>,
+    /// The request's fields: the JSON body's, or the query string's for `GET` and `DELETE`.
+    pub input: Vec<Field>,
+    /// The answer's fields.
+    pub output: Vec<Field>,
+    /// The events the function may emit, in its transaction.
+    pub emit: Vec<Name>,
+    /// Whether callers need no token.
+    pub public: bool,
+    /// Roles of which the caller needs one (empty: any signed-in user).
+    pub roles: Vec<Name>,
+    /// This route's limit per client IP.
+    pub per_ip: Limit,
+    /// This route's limit per user.
+    pub per_user: Limit,
+    /// This route's body limit, bytes.
+    pub body_limit: Option<u64>,
+    /// This route's timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+impl CustomRoute {
+    /// The names of its path's parameters, in order.
+    pub fn params(&self) -> Vec<&str> {
+        path_params(&self.path)
+    }
+
+    /// Whether its request comes from the query string (`GET`, `DELETE`) rather than a JSON
+    /// body.
+    pub fn reads_query(&self) -> bool {
+        matches!(self.method, Method::Get | Method::Delete)
+    }
+
+    /// The function name made from a method and a path: `post_notes_share` for
+    /// `POST /notes/{id}/share` (parameters left out).
+    pub fn default_name(method: Method, path: &str) -> String {
+        let mut name = method.as_str().to_lowercase();
+        for segment in path
+            .split('/')
+            .filter(|s| !s.is_empty() && !s.starts_with('{'))
+        {
+            name.push('_');
+            name.push_str(&segment.replace('-', "_").to_lowercase());
+        }
+        name
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::contract::ProtoFile;
 use crate::evolve::{Migration, SNAPSHOT_FILE};
 use crate::lower::{Ir, ServiceIr};
-use crate::model::Engine;
+use crate::model::{CustomRoute, Engine};
 use std::path::PathBuf;
 
 /// What produces one output file.
@@ -30,6 +30,10 @@ pub enum Producer<'ir> {
     Migration(&'ir ServiceIr<'ir>, Engine, &'ir Migration),
     /// The snapshot of a service's schema beside its migrations (`schema.toml`).
     SchemaSnapshot(&'ir ServiceIr<'ir>),
+    /// `src/custom/mod.rs`: the wiring of a service's custom handlers.
+    CustomModule(&'ir ServiceIr<'ir>),
+    /// `src/custom/<name>.rs`: the user's file of a custom route, written only when missing.
+    CustomSeed(&'ir ServiceIr<'ir>, &'ir CustomRoute),
     /// A service's gRPC contract, `proto/<system>/<service>/v1/<service>.proto`.
     Proto(&'ir ProtoFile),
     /// `proto/buf.yaml`: the contracts as a buf module (lint settings).
@@ -81,6 +85,18 @@ pub fn plan<'ir>(ir: &'ir Ir<'ir>) -> Vec<Planned<'ir>> {
                         migration.file_name
                     ),
                     Producer::Migration(service, engine, migration),
+                ));
+            }
+        }
+        if !service.model.custom_routes.is_empty() {
+            files.push(planned(
+                &format!("{dir}/src/custom/mod.rs"),
+                Producer::CustomModule(service),
+            ));
+            for route in &service.model.custom_routes {
+                files.push(planned(
+                    &format!("{dir}/src/custom/{}.rs", route.name.value),
+                    Producer::CustomSeed(service, route),
                 ));
             }
         }

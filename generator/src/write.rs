@@ -5,12 +5,24 @@
 //! file system, then each is renamed over its old version; unchanged files are not touched (their
 //! timestamps stay, so Cargo rebuilds nothing). Files svcgen generated earlier that the spec no
 //! longer produces are removed; files without svcgen's header belong to the user and are kept.
+//!
+//! A file whose rendered text starts with [`SEED_MARK`] is a starting point for the user (a
+//! custom handler's file): it is written, without the mark, only when it does not exist, and
+//! is never compared, rewritten or removed after.
 
 use crate::render::GENERATED_MARK;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// The start of a rendered file that belongs to the user once written (see the module doc).
+pub const SEED_MARK: &str = "\u{0}svcgen-seed\n";
+
+/// The text of a seed without its mark; `None` for a file svcgen owns.
+pub fn seed_text(contents: &str) -> Option<&str> {
+    contents.strip_prefix(SEED_MARK)
+}
 
 /// What a write changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -36,7 +48,7 @@ pub fn write_tree(out: &Path, files: &BTreeMap<PathBuf, String>) -> io::Result<W
     if !out.exists() {
         let tree = staging.path().join("tree");
         for (path, contents) in files {
-            put(&tree.join(path), contents)?;
+            put(&tree.join(path), seed_text(contents).unwrap_or(contents))?;
         }
         fs::rename(&tree, out)?;
         return Ok(WriteReport {
@@ -49,6 +61,15 @@ pub fn write_tree(out: &Path, files: &BTreeMap<PathBuf, String>) -> io::Result<W
     let mut staged = Vec::new();
     for (index, (path, contents)) in files.iter().enumerate() {
         let target = out.join(path);
+        let contents = match seed_text(contents) {
+            // The user's file: written once.
+            Some(_) if target.exists() => {
+                report.unchanged += 1;
+                continue;
+            }
+            Some(seed) => seed,
+            None => contents.as_str(),
+        };
         if fs::read(&target).is_ok_and(|old| old == contents.as_bytes()) {
             report.unchanged += 1;
             continue;
@@ -97,6 +118,13 @@ impl Drift {
 pub fn drift(out: &Path, files: &BTreeMap<PathBuf, String>) -> io::Result<Drift> {
     let mut drift = Drift::default();
     for (path, contents) in files {
+        if seed_text(contents).is_some() {
+            // The user's file: only its absence is drift.
+            if !out.join(path).exists() {
+                drift.missing.push(path.clone());
+            }
+            continue;
+        }
         match fs::read(out.join(path)) {
             Ok(old) if old == contents.as_bytes() => {}
             Ok(_) => drift.changed.push(path.clone()),
@@ -116,6 +144,45 @@ pub fn drift(out: &Path, files: &BTreeMap<PathBuf, String>) -> io::Result<Drift>
         drift.stale.sort();
     }
     Ok(drift)
+}
+
+/// What a generation changes for the user's custom handlers in the tree at `out`, in words:
+/// each function whose inputs or answer changed (the build then fails in its file when the
+/// code no longer fits), and each file no route uses any more (kept, never deleted).
+pub fn custom_handler_notices(out: &Path, files: &BTreeMap<PathBuf, String>) -> Vec<String> {
+    use crate::render::custom_signatures as listed;
+    let mut notices = Vec::new();
+    let services = out.join("services");
+    let Ok(entries) = fs::read_dir(&services) else {
+        return notices;
+    };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let relative = dir.strip_prefix(out).unwrap_or(&dir).join("src/custom");
+        let Ok(old) = fs::read_to_string(dir.join("src/custom/mod.rs")) else {
+            continue;
+        };
+        let new = files
+            .get(&relative.join("mod.rs"))
+            .map(|text| listed(text))
+            .unwrap_or_default();
+        for (name, was) in listed(&old) {
+            let file = relative.join(format!("{name}.rs"));
+            match new.iter().find(|(n, _)| *n == name) {
+                None => notices.push(format!(
+                    "{}: no route calls `{name}` any more; svcgen keeps the file: move its code, or delete it",
+                    file.display()
+                )),
+                Some((_, now)) if *now != was => notices.push(format!(
+                    "{}: what `{name}` receives or answers changed; the build fails there if the code no longer fits\n  was: {was}\n  now: {now}",
+                    file.display()
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    notices
 }
 
 fn put(path: &Path, contents: &str) -> io::Result<()> {
@@ -228,6 +295,36 @@ mod tests {
                 missing: vec![PathBuf::from("b.rs")],
                 stale: vec![PathBuf::from("old.rs")],
             }
+        );
+    }
+
+    #[test]
+    fn a_seed_is_written_once_without_its_mark_and_is_the_users_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sys");
+        let files = tree(&[("src/custom/go.rs", &format!("{SEED_MARK}// start here\n"))]);
+        write_tree(&out, &files).unwrap();
+        let path = out.join("src/custom/go.rs");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "// start here\n");
+        fs::write(&path, "// my code\n").unwrap();
+        assert!(
+            drift(&out, &files).unwrap().is_empty(),
+            "the user's edits are no drift"
+        );
+        let report = write_tree(&out, &files).unwrap();
+        assert!(
+            report.written.is_empty() && report.removed.is_empty(),
+            "{report:?}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "// my code\n");
+        // Nor is it removed when the spec no longer has it.
+        write_tree(&out, &BTreeMap::new()).unwrap();
+        assert!(path.exists());
+        // Deleted, it is missing, and the next generation writes it again.
+        fs::remove_file(&path).unwrap();
+        assert_eq!(
+            drift(&out, &files).unwrap().missing,
+            [PathBuf::from("src/custom/go.rs")]
         );
     }
 }

@@ -21,6 +21,7 @@ pub mod access;
 pub mod bus;
 pub mod capability;
 pub mod cli;
+pub mod custom;
 pub mod db;
 #[cfg(feature = "demo")]
 pub mod demo;

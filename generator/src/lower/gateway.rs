@@ -96,6 +96,27 @@ pub(super) fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 summary,
             ));
         }
+        for route in &service.custom_routes {
+            let limits = (
+                route.per_ip,
+                route.per_user,
+                route.body_limit,
+                route.timeout_ms,
+            );
+            let summary = route
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("custom handler `{}`", route.name.value));
+            routes.push(spec_route(
+                &route.path,
+                route.method,
+                &name,
+                route.public,
+                &route.roles,
+                limits,
+                summary,
+            ));
+        }
         if !service.jobs.is_empty() {
             let jobs = format!("/admin/{name}/jobs");
             for (method, path, summary) in [

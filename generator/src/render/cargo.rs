@@ -216,8 +216,11 @@ pub fn service(system: &System, service: &Service) -> String {
     if has_steps {
         names.push(ident::crate_name(&system.name.value, "contracts"));
     }
-    if service.uses.is_some() {
+    if service.uses.is_some() || service.custom_routes.iter().any(|r| !r.emit.is_empty()) {
         names.push(ident::crate_name(&system.name.value, "contracts"));
+    }
+    if !service.custom_routes.is_empty() {
+        names.extend(["serde", "uuid"].map(String::from));
     }
     // Its own entities' crate (a plain service, or a capability service with entities).
     if service.uses.is_none() || !service.entities.is_empty() {

@@ -58,6 +58,28 @@ fn rustfmt_all_with(
         }
         std::fs::write(&file, source).map_err(|error| failed(program, error))?;
     }
+    // rustfmt follows `mod name;` into the module's file. A module that is not generated
+    // (the user's own, like a custom handler's) gets an empty stand-in, formatted and thrown
+    // away: only the generated files are read back.
+    for (path, source) in sources {
+        for child in declared_modules(source) {
+            let dir = match path.file_name().and_then(|n| n.to_str()) {
+                Some("lib.rs" | "main.rs" | "mod.rs") => path.parent().map(Path::to_path_buf),
+                _ => Some(path.with_extension("")),
+            }
+            .unwrap_or_default();
+            let (flat, nested) = (
+                scratch.path().join(&dir).join(format!("{child}.rs")),
+                scratch.path().join(&dir).join(&child).join("mod.rs"),
+            );
+            if !flat.exists() && !nested.exists() {
+                if let Some(parent) = flat.parent() {
+                    std::fs::create_dir_all(parent).map_err(|error| failed(program, error))?;
+                }
+                std::fs::write(&flat, "").map_err(|error| failed(program, error))?;
+            }
+        }
+    }
     let output = Command::new(program)
         .args(["--edition", "2024", "--emit", "files", "--quiet"])
         .args(sources.iter().map(|(path, _)| path))
@@ -75,6 +97,21 @@ fn rustfmt_all_with(
     sources
         .iter()
         .map(|(path, _)| read(program, &scratch.path().join(path)))
+        .collect()
+}
+
+/// The names of the modules `source` declares in files of their own (`mod name;`).
+fn declared_modules(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let rest = line.strip_prefix("pub ").unwrap_or(line);
+            let name = rest.strip_prefix("mod ")?.strip_suffix(';')?;
+            name.chars()
+                .all(|c| c.is_alphanumeric() || c == '_')
+                .then(|| name.to_owned())
+        })
         .collect()
 }
 

@@ -143,6 +143,9 @@ const ROUTE_KEYS: &[&str] = &[
     "rpc",
     "with",
     "description",
+    "handler",
+    "name",
+    "output",
 ];
 /// What a consumer can do, one per action.
 const ACTION_KEYWORDS: &[&str] = &[
@@ -456,7 +459,7 @@ impl Resolver<'_> {
         let entities = self.each(entries.get("entities"), "entities", |r, k, v| {
             r.entity(k, v)
         });
-        let (mut routes, mut rpc_routes) = (Vec::new(), Vec::new());
+        let (mut routes, mut rpc_routes, mut custom_routes) = (Vec::new(), Vec::new(), Vec::new());
         for route in self.each(entries.get("routes"), "routes", |r, k, v| r.route(k, v)) {
             match route {
                 ServiceRoute::Entity(route) => routes.push(route),
@@ -467,6 +470,7 @@ impl Resolver<'_> {
                     }
                     rpc_routes.push(route);
                 }
+                ServiceRoute::Custom(route) => custom_routes.push(route),
             }
         }
         let consumers = self.each(entries.get("on"), "on", |r, k, v| r.consumer(k, v));
@@ -516,6 +520,7 @@ impl Resolver<'_> {
             entities,
             routes,
             rpc_routes,
+            custom_routes,
             consumers,
             messages,
             rpcs,

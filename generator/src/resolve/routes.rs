@@ -8,6 +8,8 @@ pub(super) enum ServiceRoute {
     Entity(Route),
     /// A route backed by an RPC.
     Rpc(RpcRoute),
+    /// A route whose work is the user's code.
+    Custom(CustomRoute),
 }
 
 /// The keys of a route that only an operation on an entity takes.
@@ -32,6 +34,68 @@ impl Resolver<'_> {
             .get("roles")
             .map(|n| self.names(n, "role"))
             .unwrap_or_default();
+        if let Some(handler) = entries.get("handler") {
+            if handler.as_str() != Some("custom") {
+                self.d
+                    .error(
+                        handler.span,
+                        "`handler` is `custom`: the route's work is your own Rust code",
+                    )
+                    .hint("leave `handler` out for a route svcgen writes whole");
+                return None;
+            }
+            for (other, node, _) in entries.entries.iter().copied() {
+                if ENTITY_ROUTE_KEYS.contains(&other) && !["input", "emit"].contains(&other)
+                    || ["rpc", "with"].contains(&other)
+                {
+                    self.d
+                        .error(node.span, format!("`{other}` does not go with `handler: custom`: your code does the work"))
+                        .hint("a custom route takes `input`, `output`, `emit` (a list of events), `name`, `description`, `public`, `roles` and limits");
+                }
+            }
+            let name = match entries.get("name") {
+                Some(node) => self.name(node, "function name")?,
+                None => Name {
+                    value: CustomRoute::default_name(method, &path),
+                    span: key.span,
+                },
+            };
+            let input = self.each(entries.get("input"), "input", |r, k, v| r.field(k, v));
+            let output = self.each(entries.get("output"), "output", |r, k, v| r.field(k, v));
+            let emit = match entries.get("emit") {
+                Some(node) if matches!(node.kind, Kind::Seq(_)) => {
+                    self.seq(node, "`emit`", |r, item| r.event_name(item))
+                }
+                Some(node) => self.event_name(node).into_iter().collect(),
+                None => Vec::new(),
+            };
+            return Some(ServiceRoute::Custom(CustomRoute {
+                method,
+                path,
+                span: key.span,
+                name,
+                description: entries
+                    .get("description")
+                    .and_then(|n| self.text(n, "description")),
+                input,
+                output,
+                emit,
+                public,
+                roles,
+                per_ip,
+                per_user,
+                body_limit,
+                timeout_ms,
+            }));
+        }
+        for key in ["name", "output"] {
+            if let Some(node) = entries.get(key) {
+                self.d.error(
+                    node.span,
+                    format!("`{key}` is for routes with `handler: custom`"),
+                );
+            }
+        }
         if let Some(rpc) = entries.get("rpc") {
             for (other, node, _) in entries.entries.iter().copied() {
                 if ENTITY_ROUTE_KEYS.contains(&other) {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod actions;
 mod consumers;
+mod custom_routes;
 mod entities;
 mod jobs;
 mod paths;
@@ -34,7 +35,7 @@ pub fn validate(system: &System, d: &mut Diagnostics) {
 
 /// The stores and events of the system by name: every service and route refers to them, and a
 /// large system has thousands of each, too many to search the lists for every reference.
-struct Declared<'a> {
+pub(super) struct Declared<'a> {
     stores: BTreeSet<&'a str>,
     /// The first event of each name, as a search of the list would find.
     events: BTreeMap<&'a str, &'a Event>,
@@ -287,6 +288,7 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
         for route in &service.rpc_routes {
             rpc_routes::check(system, service, route, d);
         }
+        custom_routes::check(system, service, declared, d);
         for route in &service.routes {
             let Some(entity) = service.entity(&route.entity.value) else {
                 d.error(
@@ -566,7 +568,7 @@ fn check_message_placeholders(event: &Event, message: &Name, d: &mut Diagnostics
     }
 }
 
-fn find_event<'a>(
+pub(super) fn find_event<'a>(
     system: &System,
     declared: &Declared<'a>,
     name: &Name,

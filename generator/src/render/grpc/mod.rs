@@ -170,7 +170,7 @@ pub(super) fn create_body_type(
 }
 
 /// A field of a plain struct (with serde's default for optional ones).
-pub(super) fn field_decl(field: &Field) -> TokenStream {
+pub(crate) fn field_decl(field: &Field) -> TokenStream {
     let ident = rust_ident(&field.name.value);
     let ty = rust_field_type(&field.ty);
     let field_doc = doc(&format!(

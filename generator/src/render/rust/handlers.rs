@@ -81,6 +81,16 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
             .or_default()
             .push(quote!(#method(#handler)));
     }
+    let (custom_items, custom_routes) = custom::items(lowered);
+    for (path, call) in custom_routes {
+        by_path.entry(path).or_default().push(call);
+    }
+    let custom_module = (!service.custom_routes.is_empty()).then(|| {
+        quote! {
+            /// The code of the routes with `handler: custom`: yours, in `src/custom/`.
+            pub mod custom;
+        }
+    });
     let route_calls = by_path.iter().map(|(path, methods)| {
         let path = lit(path);
         let mut chain = methods.iter();
@@ -108,6 +118,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         });
         quote!(&[#(#items),*])
     };
+    // A service without tables of its own lists no migration.
+    let migration_import = (!lowered.migration_engines.is_empty()).then(|| quote!(Migration,));
     let sqlite = migration(Engine::Sqlite);
     let postgres = migration(Engine::Postgres);
     let mysql = migration(Engine::Mysql);
@@ -199,7 +211,7 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         #status
         use axum::{routing, Router};
         use serde::{Deserialize, Serialize};
-        use svcgen_runtime::db::{self, #row_imports Migration, Migrations};
+        use svcgen_runtime::db::{self, #row_imports #migration_import Migrations};
         use svcgen_runtime::http::{#(#http),*};
         #caller
         #list_imports
@@ -210,6 +222,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         use svcgen_runtime::validate::Validator;
 
         #constant
+
+        #custom_module
 
         /// This service's schema, one list per engine.
         pub static MIGRATIONS: Migrations = Migrations {
@@ -230,6 +244,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
         #(#handlers)*
 
         #rpc_route_handlers
+
+        #custom_items
 
         #consumers
 

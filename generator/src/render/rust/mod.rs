@@ -10,6 +10,7 @@ mod capabilities;
 mod consumers;
 mod contracts;
 mod creates;
+pub(crate) mod custom;
 mod entities;
 mod handlers;
 mod lists;
@@ -127,7 +128,10 @@ pub fn service(system: &System, lowered: &ServiceIr) -> TokenStream {
     // ... and so is one with jobs.
     match (
         service.uses,
-        service.entities.is_empty() && service.jobs.is_empty() && service.rpc_routes.is_empty(),
+        service.entities.is_empty()
+            && service.jobs.is_empty()
+            && service.rpc_routes.is_empty()
+            && service.custom_routes.is_empty(),
     ) {
         (Some(Capability::Auth), true) => auth_service(system, lowered),
         (Some(Capability::Notify), true) => notify_service(system, lowered),
