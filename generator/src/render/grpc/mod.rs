@@ -171,6 +171,17 @@ pub(super) fn create_body_type(
 
 /// A field of a plain struct (with serde's default for optional ones).
 pub(crate) fn field_decl(field: &Field) -> TokenStream {
+    let default = matches!(field.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
+    documented_field(field, default)
+}
+
+/// A field of a struct that is only written (an answer): its doc, name and type.
+pub(crate) fn answer_field(field: &Field) -> TokenStream {
+    documented_field(field, None)
+}
+
+/// A field with its doc, then `attribute`, its name and type.
+fn documented_field(field: &Field, attribute: Option<TokenStream>) -> TokenStream {
     let ident = rust_ident(&field.name.value);
     let ty = rust_field_type(&field.ty);
     let field_doc = doc(&format!(
@@ -178,6 +189,36 @@ pub(crate) fn field_decl(field: &Field) -> TokenStream {
         field.name.value,
         field.ty.spec_text()
     ));
-    let default = matches!(field.ty, Type::Optional(_)).then(|| quote!(#[serde(default)]));
-    quote!(#field_doc #default pub #ident: #ty,)
+    quote!(#field_doc #attribute pub #ident: #ty,)
+}
+
+/// A request's struct of `fields` (unknown fields refused) and its `validate`, which checks
+/// the spec's rules of every field and answers 400 naming every problem.
+pub(crate) fn checked_input(
+    ty: &proc_macro2::Ident,
+    doc: TokenStream,
+    fields: &[Field],
+) -> TokenStream {
+    let decls = fields.iter().map(field_decl);
+    let checks = crate::render::rust::field_checks(fields);
+    let checker = if checks.is_empty() {
+        quote!(let check = Validator::new();)
+    } else {
+        quote!(let mut check = Validator::new();)
+    };
+    quote! {
+        #doc
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #ty { #(#decls)* }
+
+        impl #ty {
+            /// Checks the spec's constraints; a violation is a 400 naming every problem.
+            pub fn validate(&self) -> ApiResult<()> {
+                #checker
+                #(#checks)*
+                check.finish()
+            }
+        }
+    }
 }

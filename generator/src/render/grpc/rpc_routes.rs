@@ -31,13 +31,6 @@ impl Grpc<'_> {
         let (input_items, input_param) = if lowered.body.is_empty() && !route.reads_query() {
             (TokenStream::new(), TokenStream::new())
         } else {
-            let decls = lowered.body.iter().map(field_decl);
-            let checks = field_checks(&lowered.body);
-            let checker = if checks.is_empty() {
-                quote!(let check = Validator::new();)
-            } else {
-                quote!(let mut check = Validator::new();)
-            };
             let (source, extractor) = if route.reads_query() {
                 (
                     "query string",
@@ -49,21 +42,7 @@ impl Grpc<'_> {
             };
             let input_doc = doc(&format!("The {source} of {what}."));
             (
-                quote! {
-                    #input_doc
-                    #[derive(Debug, Deserialize)]
-                    #[serde(deny_unknown_fields)]
-                    pub struct #input_ty { #(#decls)* }
-
-                    impl #input_ty {
-                        /// Checks the spec's constraints; a violation is a 400 naming every problem.
-                        pub fn validate(&self) -> ApiResult<()> {
-                            #checker
-                            #(#checks)*
-                            check.finish()
-                        }
-                    }
-                },
+                checked_input(&input_ty, input_doc, &lowered.body),
                 extractor,
             )
         };

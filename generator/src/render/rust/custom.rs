@@ -5,7 +5,7 @@
 //! route first appears, and never changes or deletes.
 
 use super::*;
-use crate::render::grpc::field_decl;
+use crate::render::grpc::{answer_field, checked_input};
 
 /// The caller a custom route's code receives.
 fn caller_type(route: &CustomRoute) -> TokenStream {
@@ -59,24 +59,9 @@ fn route_items(route: &CustomRoute) -> TokenStream {
         "body"
     };
     let input_doc = doc(&format!("The {source} of {what}, checked."));
-    let decls = route.input.iter().map(field_decl);
-    let checks = entities::field_checks(&route.input);
-    let checker = if checks.is_empty() {
-        quote!(let check = Validator::new();)
-    } else {
-        quote!(let mut check = Validator::new();)
-    };
+    let input = checked_input(&input_ty, input_doc, &route.input);
     let output_doc = doc(&format!("The answer of {what}."));
-    let outputs = route.output.iter().map(|field| {
-        let ident = rust_ident(&field.name.value);
-        let ty = rust_field_type(&field.ty);
-        let field_doc = doc(&format!(
-            "`{}`: {}.",
-            field.name.value,
-            field.ty.spec_text()
-        ));
-        quote!(#field_doc pub #ident: #ty,)
-    });
+    let outputs = route.output.iter().map(answer_field);
     let request_doc = doc(&format!(
         "Everything {what} received, as `custom::{}` gets it.",
         route.name.value
@@ -119,19 +104,7 @@ fn route_items(route: &CustomRoute) -> TokenStream {
         route.name.value
     ));
     quote! {
-        #input_doc
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct #input_ty { #(#decls)* }
-
-        impl #input_ty {
-            /// Checks the spec's constraints; a violation is a 400 naming every problem.
-            pub fn validate(&self) -> ApiResult<()> {
-                #checker
-                #(#checks)*
-                check.finish()
-            }
-        }
+        #input
 
         #output_doc
         #[derive(Debug, Serialize)]
