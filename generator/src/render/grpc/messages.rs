@@ -41,30 +41,7 @@ impl Grpc<'_> {
     pub fn input_struct(&self, lowered: &RouteIr) -> TokenStream {
         let route = lowered.model;
         let ty = input_type(&self.service.routes, route);
-        let fields = &lowered.input;
-        let decls = fields.iter().map(field_decl);
-        let checks = field_checks(fields);
-        let checker = if checks.is_empty() {
-            quote!(let check = Validator::new();)
-        } else {
-            quote!(let mut check = Validator::new();)
-        };
         let text = format!("The body of `{} {}`.", route.method.as_str(), route.path);
-        let struct_doc = doc(&text);
-        quote! {
-            #struct_doc
-            #[derive(Debug, Deserialize)]
-            #[serde(deny_unknown_fields)]
-            pub struct #ty { #(#decls)* }
-
-            impl #ty {
-                /// Checks the spec's constraints; a violation is a 400 naming every problem.
-                pub fn validate(&self) -> ApiResult<()> {
-                    #checker
-                    #(#checks)*
-                    check.finish()
-                }
-            }
-        }
+        checked_input(&ty, doc(&text), &lowered.input)
     }
 }
