@@ -2,12 +2,13 @@
 //! never touches again.
 //!
 //! * 100 random edits of the spec (entity fields, generated routes, a custom route coming and
-//!   going, a custom route's optional input), each regenerated over the same tree and checked
+//!   going, a custom route's optional input; custom routes, a consumer and a job stay), each regenerated over the same tree and checked
 //!   with `cargo check`: not one line of the user's code is lost, and every cycle builds;
 //! * when what a function receives or answers changes, `svcgen generate` names the file and
 //!   the change, and the build fails in that file;
 //! * the code runs in the request's transaction: its writes and its event take effect when it
-//!   answers, and none of them when it fails (embedded, SQLite).
+//!   answers, and none of them when it fails; a custom consumer receives the event and writes
+//!   in the inbox's transaction; a custom job runs on its schedule (embedded, SQLite).
 
 mod harness;
 mod support;
@@ -65,6 +66,9 @@ events:
   note.shared:
     description: A note was shared with someone.
     fields: {{ note_id: uuid, email: email }}
+  note.logged:
+    description: A share was written down.
+    fields: {{ note_id: uuid }}
 services:
   accounts: {{ uses: auth, store: accounts_db }}
   shelf:
@@ -75,8 +79,12 @@ services:
         fields:
           title: string(1..200)
           shares: {{ type: int, default: 0 }}
-{fields}    routes:
+{fields}      share_log:
+        description: Who a note was shared with.
+        fields: {{ note_id: uuid, email: email }}
+    routes:
       POST /notes: {{ create: note }}
+      GET /share-logs: {{ list: share_log, filter: [note_id] }}
       GET /notes/{{id}}: {{ get: note }}
       POST /notes/{{id}}/share:
         handler: custom
@@ -90,7 +98,16 @@ services:
         public: true
         input: {{ prefix: "string?" }}
         output: {{ notes: int }}
-{routes}"#
+{routes}    on:
+      note.shared:
+        handler: custom
+        emit: [note.logged]
+    jobs:
+      tidy:
+        description: Shouts the titles that ask for it.
+        every: 1s
+        handler: custom
+"#
     )
 }
 
@@ -159,6 +176,43 @@ pub async fn archive_note(_cx: &mut Cx<'_>, request: &ArchiveNoteRequest) -> Api
 }
 "#;
 
+const ON_NOTE_SHARED: &str = r#"//! Every share is written down.
+
+use super::prelude::*;
+
+/// Writes the share into `share_log`, and says so.
+pub async fn on_note_shared(cx: &mut Cx<'_>, event: &events::NoteShared) -> ApiResult<()> {
+    let now = db::now();
+    db::query(
+        "INSERT INTO share_log (id, note_id, email, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, 1)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(event.note_id)
+    .bind(event.email.clone())
+    .bind(now)
+    .bind(now)
+    .execute(&mut *cx.tx)
+    .await?;
+    cx.emit(&events::NoteLogged {
+        note_id: event.note_id,
+    })
+    .await
+}
+"#;
+
+const TIDY: &str = r#"//! Titles that start with `shout:` are written in capitals.
+
+use super::prelude::*;
+
+/// Upper-cases the titles that ask for it.
+pub async fn tidy(cx: &mut Cx<'_>) -> ApiResult<()> {
+    db::query("UPDATE note SET title = upper(title) WHERE title LIKE 'shout:%'")
+        .execute(&mut *cx.tx)
+        .await?;
+    Ok(())
+}
+"#;
+
 /// Generates `edits` over the tree of `name` (as `svcgen generate` does); the notices about
 /// custom handlers it prints.
 fn generate(name: &str, edits: &Edits) -> (System, Vec<String>) {
@@ -182,6 +236,8 @@ fn write_user_code(custom: &Path, written: &mut BTreeMap<PathBuf, String>) {
         ("share_note.rs", SHARE_NOTE),
         ("get_stats.rs", GET_STATS),
         ("archive_note.rs", ARCHIVE_NOTE),
+        ("on_note_shared.rs", ON_NOTE_SHARED),
+        ("tidy.rs", TIDY),
     ] {
         let path = custom.join(file);
         if path.exists() && !written.contains_key(&path) {
@@ -269,7 +325,7 @@ fn a_hundred_spec_edits_lose_no_line_of_custom_code_and_every_cycle_builds() {
         }
     }
     assert!(
-        written.len() == 3,
+        written.len() == 5,
         "every handler appeared in 100 cycles: {:?}",
         written.keys()
     );
@@ -389,6 +445,48 @@ fn custom_code_runs_in_the_request_transaction() {
             .call(Method::GET, &format!("/notes/{id}"), Some(&token), None)
             .await;
         assert_eq!(note["shares"], 1, "{note}");
+
+        // The consumer's code wrote the share down (the refused ones left nothing).
+        let mut logged = serde_json::Value::Null;
+        for _ in 0..100 {
+            let (_, page) = api
+                .call(
+                    Method::GET,
+                    &format!("/share-logs?note_id={id}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            logged = page["items"].clone();
+            if logged.as_array().is_some_and(|items| !items.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let items = logged.as_array().expect("a page of share logs");
+        assert_eq!(items.len(), 1, "{logged}");
+        assert_eq!(items[0]["email"], "eve@example.com");
+
+        // The job's code runs on its schedule.
+        let (_, loud) = api
+            .call(
+                Method::POST,
+                "/notes",
+                Some(&token),
+                Some(json!({ "title": "shout: hello" })),
+            )
+            .await;
+        let loud_path = format!("/notes/{}", loud["id"].as_str().unwrap());
+        let mut title = String::new();
+        for _ in 0..100 {
+            let (_, note) = api.call(Method::GET, &loud_path, Some(&token), None).await;
+            title = note["title"].as_str().unwrap_or_default().to_owned();
+            if title == "SHOUT: HELLO" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(title, "SHOUT: HELLO");
 
         // A public route's code gets no caller and reads the query string.
         let (status, stats) = api.call(Method::GET, "/stats?prefix=Ru", None, None).await;

@@ -477,6 +477,18 @@ pub struct Job {
     pub schedule: JobSchedule,
     /// Its actions (`sql` and `emit`), in order, in one transaction.
     pub actions: Vec<Action>,
+    /// Its work as the user's own code (`handler: custom`), instead of actions.
+    pub custom: Option<CustomCode>,
+}
+
+/// The user's own code behind a consumer or a job (`handler: custom`).
+#[derive(Debug, Clone)]
+pub struct CustomCode {
+    /// The function (and its file): `name:`, else `on_<event>` for a consumer (dots as `_`)
+    /// and the job's name for a job.
+    pub name: Name,
+    /// The events the code may emit.
+    pub emit: Vec<Name>,
 }
 
 /// When a job runs.
@@ -506,6 +518,7 @@ impl Service {
             .iter()
             .filter_map(|r| r.emit.as_ref())
             .chain(self.custom_routes.iter().flat_map(|r| &r.emit))
+            .chain(self.custom_code().flat_map(|(_, code)| &code.emit))
             .chain(self.auth_emit.events().map(|(_, name)| name))
             .chain(self.rpcs.iter().flat_map(|rpc| match &rpc.kind {
                 RpcKind::Sql(statements) => {
@@ -523,6 +536,20 @@ impl Service {
                         _ => None,
                     }),
             )
+    }
+
+    /// The user's code of its consumers and jobs (`handler: custom`), each with the event or
+    /// job it serves: `on <event>` or `job <name>`.
+    pub fn custom_code(&self) -> impl Iterator<Item = (String, &CustomCode)> {
+        let consumers = self
+            .consumers
+            .iter()
+            .filter_map(|c| Some((format!("on {}", c.event.value), c.custom.as_ref()?)));
+        let jobs = self
+            .jobs
+            .iter()
+            .filter_map(|j| Some((format!("job {}", j.name.value), j.custom.as_ref()?)));
+        consumers.chain(jobs)
     }
 
     /// What the gateway needs of each of its routes, both kinds, in spec order by kind.
@@ -1277,6 +1304,8 @@ pub struct Consumer {
     pub attempts: u32,
     /// What to do with it, in order, in the transaction that records the event in the inbox.
     pub actions: Vec<Action>,
+    /// Its work as the user's own code (`handler: custom`), instead of actions.
+    pub custom: Option<CustomCode>,
 }
 
 /// One thing a consumer does.

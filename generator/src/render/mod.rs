@@ -167,6 +167,14 @@ fn render(
         Producer::CustomSeed(service, route) => {
             return Rendered::Seed(format::pretty(rust::custom::seed(route, service.model)));
         }
+        Producer::CodeSeed(service, code, consumer, subject) => {
+            return Rendered::Seed(format::pretty(rust::custom::code_seed(
+                service.model,
+                subject,
+                code,
+                consumer,
+            )));
+        }
         Producer::SchemaSnapshot(service) => {
             header("#")
                 + "# The schema the migrations beside this file build. `svcgen generate` compares the\n\

@@ -8,6 +8,29 @@ impl Resolver<'_> {
         let event = self.event_name(key)?;
         let what = format!("consumer of `{}`", event.value);
         let entries = self.entries(value, &what, CONSUMER_KEYS);
+        let critical = entries
+            .get("critical")
+            .and_then(|n| self.flag(n, "`critical`"))
+            .unwrap_or(false);
+        let attempts = entries
+            .get("attempts")
+            .and_then(|n| self.count(n, "`attempts`", 1, 100))
+            .unwrap_or(DEFAULT_ATTEMPTS);
+        if entries.get("handler").is_some() {
+            let default = format!("on_{}", event.value.replace('.', "_"));
+            let custom = self.custom_code(&entries, &what, default, &["critical", "attempts"])?;
+            return Some(Consumer {
+                event,
+                critical,
+                attempts,
+                actions: Vec::new(),
+                custom: Some(custom),
+            });
+        }
+        if let Some(node) = entries.get("name") {
+            self.d
+                .error(node.span, "`name` is for a consumer with `handler: custom`");
+        }
         let inline = entries
             .entries
             .iter()
@@ -49,19 +72,12 @@ impl Resolver<'_> {
                 return None;
             }
         };
-        let critical = entries
-            .get("critical")
-            .and_then(|n| self.flag(n, "`critical`"))
-            .unwrap_or(false);
-        let attempts = entries
-            .get("attempts")
-            .and_then(|n| self.count(n, "`attempts`", 1, 100))
-            .unwrap_or(DEFAULT_ATTEMPTS);
         Some(Consumer {
             event,
             critical,
             attempts,
             actions,
+            custom: None,
         })
     }
 
@@ -112,6 +128,29 @@ impl Resolver<'_> {
                 return None;
             }
         };
+        if entries.get("handler").is_some() {
+            let custom = self.custom_code(
+                &entries,
+                &what,
+                name.value.clone(),
+                &["description", "every", "cron"],
+            )?;
+            return Some(Job {
+                name,
+                description,
+                schedule,
+                actions: Vec::new(),
+                custom: Some(custom),
+            });
+        }
+        for key in ["name", "emit"] {
+            if let Some(node) = entries.get(key) {
+                self.d.error(
+                    node.span,
+                    format!("`{key}` is for a job with `handler: custom`; its actions go in `do:`"),
+                );
+            }
+        }
         let actions = match entries.get("do") {
             Some(list) => self.seq(list, "`do`", |r, item| {
                 let entries = r.entries(item, "an action", &action_keys());
@@ -129,7 +168,51 @@ impl Resolver<'_> {
             description,
             schedule,
             actions,
+            custom: None,
         })
+    }
+
+    /// `handler: custom` of a consumer or job (`what`): the function's `name` (`default`
+    /// without one) and the events it may `emit`. Any key but those and `allowed` is an error.
+    fn custom_code(
+        &mut self,
+        entries: &Entries,
+        what: &str,
+        default: String,
+        allowed: &[&str],
+    ) -> Option<CustomCode> {
+        let handler = entries.get("handler")?;
+        if handler.as_str() != Some("custom") {
+            self.d
+                .error(
+                    handler.span,
+                    "`handler` is `custom`: the work is your own Rust code",
+                )
+                .hint("leave `handler` out and list the actions instead");
+            return None;
+        }
+        for (key, node, _) in entries.entries.iter().copied() {
+            if !["handler", "name", "emit"].contains(&key) && !allowed.contains(&key) {
+                self.d
+                    .error(node.span, format!("`{key}` does not go with `handler: custom`: the {what} is your code"))
+                    .hint("a custom consumer or job takes `name` and `emit` (a list of events) beside its settings");
+            }
+        }
+        let name = match entries.get("name") {
+            Some(node) => self.name(node, "function name")?,
+            None => Name {
+                value: default,
+                span: handler.span,
+            },
+        };
+        let emit = match entries.get("emit") {
+            Some(node) if matches!(node.kind, Kind::Seq(_)) => {
+                self.seq(node, "`emit`", |r, item| r.event_name(item))
+            }
+            Some(node) => self.event_name(node).into_iter().collect(),
+            None => Vec::new(),
+        };
+        Some(CustomCode { name, emit })
     }
 
     /// One action: its keyword (exactly one of [`ACTION_KEYWORDS`]) and the modifiers it takes.

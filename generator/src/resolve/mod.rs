@@ -82,7 +82,15 @@ const SERVICE_KEYS: &[&str] = &[
     "removed",
 ];
 /// The keys of a job.
-const JOB_KEYS: &[&str] = &["description", "every", "cron", "do"];
+const JOB_KEYS: &[&str] = &[
+    "description",
+    "every",
+    "cron",
+    "do",
+    "handler",
+    "name",
+    "emit",
+];
 const MESSAGE_KEYS: &[&str] = &["description", "fields"];
 const RPC_KEYS: &[&str] = &[
     "description",
@@ -156,7 +164,7 @@ const ACTION_MODIFIERS: &[&str] = &["set", "where", "key", "with", "as"];
 /// The keys of a consumer: one action written inline, or `do:` a list of them.
 const CONSUMER_KEYS: &[&str] = &[
     "notify", "create", "upsert", "update", "delete", "sql", "emit", "call", "set", "where", "key",
-    "with", "as", "do", "critical", "attempts",
+    "with", "as", "do", "critical", "attempts", "handler", "name",
 ];
 const NOTIFY_KEYS: &[&str] = &["user", "role", "kind", "message"];
 /// The built-in type names (for did-you-mean hints).

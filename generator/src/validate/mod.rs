@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod actions;
 mod consumers;
-mod custom_routes;
+mod custom;
 mod entities;
 mod jobs;
 mod paths;
@@ -288,7 +288,7 @@ fn check_routes(system: &System, declared: &Declared, d: &mut Diagnostics) {
         for route in &service.rpc_routes {
             rpc_routes::check(system, service, route, d);
         }
-        custom_routes::check(system, service, declared, d);
+        custom::check(system, service, declared, d);
         for route in &service.routes {
             let Some(entity) = service.entity(&route.entity.value) else {
                 d.error(

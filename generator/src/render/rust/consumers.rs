@@ -92,7 +92,26 @@ fn subscription(
         let locals = &answers.locals;
         quote!((#(#locals,)*),)
     });
-    let handler = if !changes {
+    let handler = if let Some(custom) = &consumer.custom {
+        // The user's code, in the transaction that records the event in the inbox.
+        let function = format_ident!("{}", custom.name.value);
+        quote! {
+            {
+                let service = ctx.clone();
+                move |_envelope, event, mut tx| {
+                    let ctx = service.clone();
+                    async move {
+                        crate::custom::#function(
+                            &mut svcgen_runtime::custom::Cx::new(&ctx, &mut tx),
+                            &event,
+                        )
+                        .await?;
+                        Ok(tx)
+                    }
+                }
+            }
+        }
+    } else if !changes {
         // Only calls: the transaction records the event in the inbox, and that is all.
         quote!(|_envelope, _event, _answers, tx| async move { Ok(tx) })
     } else if emits {
@@ -179,6 +198,11 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
             } => write(lowered.model, true, model, entity, set, filter),
             ActionIr::Notify { .. } | ActionIr::Call(_) => TokenStream::new(),
         });
+        if let Some(custom) = &model.custom {
+            runs.push(custom_job(model, custom));
+            defs.push(job_def(model));
+            continue;
+        }
         let changes = job.actions.iter().any(|a| !matches!(a, ActionIr::Call(_)));
         let now = needs_now(&job.actions).then(|| quote!(let now = db::now();));
         let schedule_text = match &model.schedule {
@@ -253,20 +277,7 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
                 #body
             }
         });
-        let name = lit(&model.name.value);
-        let schedule = match &model.schedule {
-            JobSchedule::Every(secs) => {
-                let secs = Literal::u64_unsuffixed(*secs);
-                quote!(svcgen_runtime::jobs::Schedule::Every(#secs))
-            }
-            JobSchedule::Cron(text) => {
-                let text = lit(text);
-                quote!(svcgen_runtime::jobs::Schedule::Cron(#text))
-            }
-        };
-        defs.push(
-            quote!(svcgen_runtime::jobs::JobDef { name: #name, schedule: #schedule, run: #run },),
-        );
+        defs.push(job_def(model));
     }
     Some(quote! {
         /// This service's scheduled jobs.
@@ -274,6 +285,53 @@ pub(crate) fn jobs_items(system: &System, lowered: &ServiceIr) -> Option<TokenSt
 
         #(#runs)*
     })
+}
+
+/// A job's entry of `JOBS`: its name, schedule and `run_<name>` function.
+fn job_def(job: &Job) -> TokenStream {
+    let name = lit(&job.name.value);
+    let run = format_ident!("run_{}", job.name.value);
+    let schedule = match &job.schedule {
+        JobSchedule::Every(secs) => {
+            let secs = Literal::u64_unsuffixed(*secs);
+            quote!(svcgen_runtime::jobs::Schedule::Every(#secs))
+        }
+        JobSchedule::Cron(text) => {
+            let text = lit(text);
+            quote!(svcgen_runtime::jobs::Schedule::Cron(#text))
+        }
+    };
+    quote!(svcgen_runtime::jobs::JobDef { name: #name, schedule: #schedule, run: #run },)
+}
+
+/// The `run_<name>` function of a job whose work is the user's code: the code in one
+/// transaction, run again whole when the database refuses it for a passing reason.
+fn custom_job(job: &Job, custom: &CustomCode) -> TokenStream {
+    let run = format_ident!("run_{}", job.name.value);
+    let function = format_ident!("{}", custom.name.value);
+    let run_doc = doc_opt(
+        job.description.as_ref(),
+        &format!("The job `{}`.", job.name.value),
+    );
+    let work_doc = doc(&format!(
+        "Its work is `custom::{}`, in one transaction.",
+        custom.name.value
+    ));
+    quote! {
+        #run_doc
+        ///
+        #work_doc
+        fn #run(ctx: ServiceContext) -> svcgen_runtime::BoxFuture<'static, ApiResult<()>> {
+            /// One attempt: the code's writes and events in one transaction.
+            async fn attempt(ctx: &ServiceContext) -> ApiResult<()> {
+                let mut tx = ctx.begin().await?;
+                crate::custom::#function(&mut svcgen_runtime::custom::Cx::new(ctx, &mut tx)).await?;
+                ctx.commit(tx).await?;
+                Ok(())
+            }
+            Box::pin(async move { db::retrying(|| attempt(&ctx)).await })
+        }
+    }
 }
 
 /// Whether a consumer's or a job's actions read the time they are applied.

@@ -154,7 +154,7 @@ fn route_items(route: &CustomRoute) -> TokenStream {
 /// `` `share_note`: `POST /notes/{id}/share`; caller (signed in), id: uuid; input { email: email }; output { shared: int } ``.
 /// `src/custom/mod.rs` lists them, and `svcgen generate` compares the lines of two
 /// generations to say what changed for the user's code.
-pub fn signatures(service: &Service) -> Vec<(String, String)> {
+pub fn signatures(system: &System, service: &Service) -> Vec<(String, String)> {
     service
         .custom_routes
         .iter()
@@ -191,7 +191,50 @@ pub fn signatures(service: &Service) -> Vec<(String, String)> {
             }
             (route.name.value.clone(), line)
         })
+        .chain(service.consumers.iter().filter_map(|consumer| {
+            let code = consumer.custom.as_ref()?;
+            let fields = system
+                .events
+                .iter()
+                .find(|e| e.name.value == consumer.event.value)
+                .map(|e| {
+                    let fields: Vec<String> = e
+                        .fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.name.value, f.ty.spec_text()))
+                        .collect();
+                    fields.join(", ")
+                })
+                .unwrap_or_default();
+            let mut line = format!(
+                "on {}; event {} {{ {fields} }}",
+                consumer.event.value,
+                event_type(consumer)
+            );
+            line += &emits_text(code);
+            Some((code.name.value.clone(), line))
+        }))
+        .chain(service.jobs.iter().filter_map(|job| {
+            let code = job.custom.as_ref()?;
+            let mut line = format!("job {}", job.name.value);
+            line += &emits_text(code);
+            Some((code.name.value.clone(), line))
+        }))
         .collect()
+}
+
+/// The Rust type of the event a consumer receives: `events::NoteShared`.
+fn event_type(consumer: &Consumer) -> String {
+    format!("events::{}", ident::rust_type(&consumer.event.value))
+}
+
+/// `; emits a, b` for code that may emit events.
+fn emits_text(code: &CustomCode) -> String {
+    if code.emit.is_empty() {
+        return String::new();
+    }
+    let events: Vec<&str> = code.emit.iter().map(Name::as_str).collect();
+    format!("; emits {}", events.join(", "))
 }
 
 /// The prefix of a signature line in `src/custom/mod.rs`.
@@ -211,15 +254,15 @@ pub fn listed_signatures(module: &str) -> Vec<(String, String)> {
 /// `src/custom/mod.rs`: what the user's files may use, each file as a module, and the
 /// signatures (in its doc, one line each).
 pub fn module(system: &System, service: &Service) -> TokenStream {
-    let lines: Vec<String> = signatures(service)
+    let lines: Vec<String> = signatures(system, service)
         .into_iter()
         .map(|(name, line)| format!(" - `{name}`: {line}"))
         .collect();
     let mut text = vec![
-        " Your code for the routes of this service that have `handler: custom`: one file per"
+        " Your code for the routes, consumers and jobs of this service that have".to_owned(),
+        " `handler: custom`: one file each, `src/custom/<name>.rs`, which svcgen writes once and"
             .to_owned(),
-        " route, `src/custom/<name>.rs`, which svcgen writes once and never changes or deletes."
-            .to_owned(),
+        " never changes or deletes.".to_owned(),
         " This module (regenerated) declares them and gathers what they use in `prelude`."
             .to_owned(),
         String::new(),
@@ -228,27 +271,29 @@ pub fn module(system: &System, service: &Service) -> TokenStream {
         String::new(),
     ];
     text.extend(lines);
-    let names = service
-        .custom_routes
-        .iter()
-        .map(|route| format_ident!("{}", route.name.value));
+    let names = signatures(system, service)
+        .into_iter()
+        .map(|(name, _)| format_ident!("{name}"));
     let names2 = names.clone();
-    let types = service.custom_routes.iter().flat_map(|route| {
-        let pascal = pascal(route);
-        ["Input", "Output", "Request"].map(|suffix| format_ident!("{pascal}{suffix}"))
-    });
-    let contracts = ident::crate_ident(&system.name.value, "contracts");
-    let events = service
+    let types: Vec<proc_macro2::Ident> = service
         .custom_routes
         .iter()
-        .any(|r| !r.emit.is_empty())
-        .then(|| quote!(pub use #contracts::events;));
+        .flat_map(|route| {
+            let pascal = pascal(route);
+            ["Input", "Output", "Request"].map(|suffix| format_ident!("{pascal}{suffix}"))
+        })
+        .collect();
+    let types = (!types.is_empty()).then(|| quote!(pub use crate::{#(#types),*};));
+    let contracts = ident::crate_ident(&system.name.value, "contracts");
+    let events = (service.custom_routes.iter().any(|r| !r.emit.is_empty())
+        || service.custom_code().next().is_some())
+    .then(|| quote!(pub use #contracts::events;));
     quote! {
         #(#![doc = #text])*
 
         /// What the custom handlers use: their types, the context, errors and queries.
         pub mod prelude {
-            pub use crate::{#(#types),*};
+            #types
             pub use svcgen_runtime::custom::Cx;
             pub use svcgen_runtime::db;
             pub use svcgen_runtime::http::{ApiError, ApiResult};
@@ -313,6 +358,80 @@ pub fn seed(route: &CustomRoute, service: &Service) -> TokenStream {
         #(#[doc = #fn_doc])*
         pub async fn #name(cx: &mut Cx<'_>, request: &#request_ty) -> ApiResult<#output_ty> {
             let _ = (cx, request);
+            Err(ApiError::not_implemented(#todo))
+        }
+    }
+}
+
+/// The user's file of a consumer's or a job's code, as svcgen writes it once: a function
+/// that compiles and fails (so that the event waits, retried, and the job reports) until its
+/// authors write it.
+pub fn code_seed(
+    service: &Service,
+    subject: &str,
+    code: &CustomCode,
+    event: Option<&Consumer>,
+) -> TokenStream {
+    let name = format_ident!("{}", code.name.value);
+    let (what, handles) = match event {
+        Some(_) => (
+            format!("The consumer of `{subject}`"),
+            format!("Handles each `{subject}` event"),
+        ),
+        None => (
+            format!("The job `{subject}`"),
+            format!("Does the work of the job `{subject}`"),
+        ),
+    };
+    let text = [
+        format!(" {what} of service `{}`: your code.", service.name.value),
+        String::new(),
+        " svcgen wrote this file once and never changes or deletes it; when the spec changes"
+            .to_owned(),
+        " what the function receives, the build says what no longer fits here.".to_owned(),
+    ];
+    let mut fn_doc = vec![
+        format!(" {handles}. It runs in a transaction that commits when it answers `Ok`:"),
+        " write with `db::query(...).execute(&mut *cx.tx)`. An `Err` undoes every write".to_owned(),
+    ];
+    fn_doc.push(if event.is_some() {
+        " and the event is delivered again later (dead-lettered after its attempts).".to_owned()
+    } else {
+        " and the run is recorded as failed.".to_owned()
+    });
+    if !code.emit.is_empty() {
+        let events: Vec<String> = code
+            .emit
+            .iter()
+            .map(|e| format!("`events::{}`", ident::rust_type(&e.value)))
+            .collect();
+        fn_doc.push(format!(
+            " It may emit {} with `cx.emit(&event).await?`.",
+            events.join(", ")
+        ));
+    }
+    let todo = lit(&what.replace('`', ""));
+    let signature = match event {
+        Some(consumer) => {
+            let ty: syn::Type = syn::parse_str(&event_type(consumer)).expect("a type path");
+            quote!(pub async fn #name(cx: &mut Cx<'_>, event: &#ty) -> ApiResult<()>)
+        }
+        None => quote!(pub async fn #name(cx: &mut Cx<'_>) -> ApiResult<()>),
+    };
+    let unused = if event.is_some() {
+        quote!(let _ = (cx, event);)
+    } else {
+        quote!(let _ = cx;)
+    };
+    quote! {
+        #(#![doc = #text])*
+
+        #[allow(unused_imports)]
+        use super::prelude::*;
+
+        #(#[doc = #fn_doc])*
+        #signature {
+            #unused
             Err(ApiError::not_implemented(#todo))
         }
     }

@@ -85,7 +85,8 @@ pub(crate) fn entity_service(system: &System, lowered: &ServiceIr) -> TokenStrea
     for (path, call) in custom_routes {
         by_path.entry(path).or_default().push(call);
     }
-    let custom_module = (!service.custom_routes.is_empty()).then(|| {
+    let has_custom = !service.custom_routes.is_empty() || service.custom_code().next().is_some();
+    let custom_module = has_custom.then(|| {
         quote! {
             /// The code of the routes with `handler: custom`: yours, in `src/custom/`.
             pub mod custom;
