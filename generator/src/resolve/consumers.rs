@@ -172,6 +172,17 @@ impl Resolver<'_> {
         })
     }
 
+    /// The events custom code may emit (`emit:`, a list or one name).
+    pub(super) fn event_names(&mut self, node: Option<&Node>) -> Vec<Name> {
+        match node {
+            Some(node) if matches!(node.kind, Kind::Seq(_)) => {
+                self.seq(node, "`emit`", |r, item| r.event_name(item))
+            }
+            Some(node) => self.event_name(node).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// `handler: custom` of a consumer or job (`what`): the function's `name` (`default`
     /// without one) and the events it may `emit`. Any key but those and `allowed` is an error.
     fn custom_code(
@@ -205,13 +216,7 @@ impl Resolver<'_> {
                 span: handler.span,
             },
         };
-        let emit = match entries.get("emit") {
-            Some(node) if matches!(node.kind, Kind::Seq(_)) => {
-                self.seq(node, "`emit`", |r, item| r.event_name(item))
-            }
-            Some(node) => self.event_name(node).into_iter().collect(),
-            None => Vec::new(),
-        };
+        let emit = self.event_names(entries.get("emit"));
         Some(CustomCode { name, emit })
     }
 

@@ -62,13 +62,7 @@ impl Resolver<'_> {
             };
             let input = self.each(entries.get("input"), "input", |r, k, v| r.field(k, v));
             let output = self.each(entries.get("output"), "output", |r, k, v| r.field(k, v));
-            let emit = match entries.get("emit") {
-                Some(node) if matches!(node.kind, Kind::Seq(_)) => {
-                    self.seq(node, "`emit`", |r, item| r.event_name(item))
-                }
-                Some(node) => self.event_name(node).into_iter().collect(),
-                None => Vec::new(),
-            };
+            let emit = self.event_names(entries.get("emit"));
             return Some(ServiceRoute::Custom(CustomRoute {
                 method,
                 path,

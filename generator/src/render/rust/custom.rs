@@ -337,17 +337,7 @@ pub fn seed(route: &CustomRoute, service: &Service) -> TokenStream {
         " (`ApiError::bad_request`, `not_found`, `conflict`, ...) and undoes every write."
             .to_owned(),
     ];
-    if !route.emit.is_empty() {
-        let events: Vec<String> = route
-            .emit
-            .iter()
-            .map(|e| format!("`events::{}`", ident::rust_type(&e.value)))
-            .collect();
-        fn_doc.push(format!(
-            " It may emit {} with `cx.emit(&event).await?`.",
-            events.join(", ")
-        ));
-    }
+    fn_doc.extend(emit_doc(&route.emit));
     let todo = lit(&format!("{} {}", route.method.as_str(), route.path));
     quote! {
         #(#![doc = #text])*
@@ -399,17 +389,7 @@ pub fn code_seed(
     } else {
         " and the run is recorded as failed.".to_owned()
     });
-    if !code.emit.is_empty() {
-        let events: Vec<String> = code
-            .emit
-            .iter()
-            .map(|e| format!("`events::{}`", ident::rust_type(&e.value)))
-            .collect();
-        fn_doc.push(format!(
-            " It may emit {} with `cx.emit(&event).await?`.",
-            events.join(", ")
-        ));
-    }
+    fn_doc.extend(emit_doc(&code.emit));
     let todo = lit(&what.replace('`', ""));
     let signature = match event {
         Some(consumer) => {
@@ -435,4 +415,19 @@ pub fn code_seed(
             Err(ApiError::not_implemented(#todo))
         }
     }
+}
+
+/// The line of a seed's doc that names the events its code may emit.
+fn emit_doc(emit: &[Name]) -> Option<String> {
+    if emit.is_empty() {
+        return None;
+    }
+    let events: Vec<String> = emit
+        .iter()
+        .map(|e| format!("`events::{}`", ident::rust_type(&e.value)))
+        .collect();
+    Some(format!(
+        " It may emit {} with `cx.emit(&event).await?`.",
+        events.join(", ")
+    ))
 }
