@@ -8,7 +8,8 @@
 //!   the change, and the build fails in that file;
 //! * the code runs in the request's transaction: its writes and its event take effect when it
 //!   answers, and none of them when it fails; a custom consumer receives the event and writes
-//!   in the inbox's transaction; a custom job runs on its schedule (embedded, SQLite).
+//!   in the inbox's transaction; a custom job runs on its schedule; a custom RPC answers the
+//!   route it backs with the caller's identity (embedded, SQLite).
 
 mod harness;
 mod support;
@@ -85,6 +86,7 @@ services:
     routes:
       POST /notes: {{ create: note }}
       GET /share-logs: {{ list: share_log, filter: [note_id] }}
+      GET /notes/{{note_id}}/shares: {{ rpc: CountShares }}
       GET /notes/{{id}}: {{ get: note }}
       POST /notes/{{id}}/share:
         handler: custom
@@ -102,6 +104,13 @@ services:
       note.shared:
         handler: custom
         emit: [note.logged]
+    rpc:
+      CountShares:
+        description: How often a note was shared, and whether the caller owns it.
+        idempotent: true
+        handler: custom
+        request: {{ note_id: uuid }}
+        response: {{ shares: int, mine: bool }}
     jobs:
       tidy:
         description: Shouts the titles that ask for it.
@@ -213,6 +222,31 @@ pub async fn tidy(cx: &mut Cx<'_>) -> ApiResult<()> {
 }
 "#;
 
+const COUNT_SHARES: &str = r#"//! How often a note was shared.
+
+use super::prelude::*;
+
+/// Reads the note's count of shares; says whether the caller owns it.
+pub async fn count_shares(
+    cx: &mut Cx<'_>,
+    caller: Option<&Caller>,
+    request: &proto::CountSharesRequest,
+) -> ApiResult<proto::CountSharesResponse> {
+    let id = uuid::Uuid::parse_str(&request.note_id)
+        .map_err(|_| ApiError::bad_request("note_id is not a uuid"))?;
+    let row = db::query("SELECT shares, owner_id FROM note WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *cx.tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such note"))?;
+    let owner: uuid::Uuid = row.get("owner_id")?;
+    Ok(proto::CountSharesResponse {
+        shares: row.get("shares")?,
+        mine: caller.is_some_and(|c| c.user_id == owner),
+    })
+}
+"#;
+
 /// Generates `edits` over the tree of `name` (as `svcgen generate` does); the notices about
 /// custom handlers it prints.
 fn generate(name: &str, edits: &Edits) -> (System, Vec<String>) {
@@ -238,6 +272,7 @@ fn write_user_code(custom: &Path, written: &mut BTreeMap<PathBuf, String>) {
         ("archive_note.rs", ARCHIVE_NOTE),
         ("on_note_shared.rs", ON_NOTE_SHARED),
         ("tidy.rs", TIDY),
+        ("count_shares.rs", COUNT_SHARES),
     ] {
         let path = custom.join(file);
         if path.exists() && !written.contains_key(&path) {
@@ -325,7 +360,7 @@ fn a_hundred_spec_edits_lose_no_line_of_custom_code_and_every_cycle_builds() {
         }
     }
     assert!(
-        written.len() == 5,
+        written.len() == 6,
         "every handler appeared in 100 cycles: {:?}",
         written.keys()
     );
@@ -466,6 +501,23 @@ fn custom_code_runs_in_the_request_transaction() {
         let items = logged.as_array().expect("a page of share logs");
         assert_eq!(items.len(), 1, "{logged}");
         assert_eq!(items[0]["email"], "eve@example.com");
+
+        // An RPC's code answers the route it backs, with the caller it is called for.
+        let shares_path = format!("/notes/{id}/shares");
+        let (status, answer) = api
+            .call(Method::GET, &shares_path, Some(&token), None)
+            .await;
+        assert_eq!(
+            (status, &answer),
+            (StatusCode::OK, &json!({ "shares": 1, "mine": true }))
+        );
+        let (_, answer) = api
+            .call(Method::GET, &shares_path, Some(&other), None)
+            .await;
+        assert_eq!(answer, json!({ "shares": 1, "mine": false }));
+        let unknown = "/notes/0190a6d2-0000-7000-8000-000000000000/shares";
+        let (status, answer) = api.call(Method::GET, unknown, Some(&token), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 
         // The job's code runs on its schedule.
         let (_, loud) = api

@@ -481,7 +481,18 @@ pub struct Job {
     pub custom: Option<CustomCode>,
 }
 
-/// The user's own code behind a consumer or a job (`handler: custom`).
+/// What a piece of the user's own code (other than a route's) serves.
+#[derive(Debug, Clone, Copy)]
+pub enum CodeOwner<'s> {
+    /// A consumer: the code gets each event.
+    Consumer(&'s Consumer),
+    /// A scheduled job: the code runs at each tick.
+    Job(&'s Job),
+    /// An RPC: the code gets the request and answers the response.
+    Rpc(&'s Rpc),
+}
+
+/// The user's own code behind a consumer, a job or an RPC (`handler: custom`).
 #[derive(Debug, Clone)]
 pub struct CustomCode {
     /// The function (and its file): `name:`, else `on_<event>` for a consumer (dots as `_`)
@@ -524,7 +535,7 @@ impl Service {
                 RpcKind::Sql(statements) => {
                     statements.iter().filter_map(|s| s.emit.as_ref()).collect()
                 }
-                RpcKind::Get { .. } => Vec::new(),
+                RpcKind::Get { .. } | RpcKind::Custom(_) => Vec::new(),
             }))
             .chain(
                 self.consumers
@@ -538,18 +549,22 @@ impl Service {
             )
     }
 
-    /// The user's code of its consumers and jobs (`handler: custom`), each with the event or
-    /// job it serves: `on <event>` or `job <name>`.
-    pub fn custom_code(&self) -> impl Iterator<Item = (String, &CustomCode)> {
+    /// The user's code of its consumers, jobs and RPCs (`handler: custom`), each with what
+    /// it serves.
+    pub fn custom_code(&self) -> impl Iterator<Item = (CodeOwner<'_>, &CustomCode)> {
         let consumers = self
             .consumers
             .iter()
-            .filter_map(|c| Some((format!("on {}", c.event.value), c.custom.as_ref()?)));
+            .filter_map(|c| Some((CodeOwner::Consumer(c), c.custom.as_ref()?)));
         let jobs = self
             .jobs
             .iter()
-            .filter_map(|j| Some((format!("job {}", j.name.value), j.custom.as_ref()?)));
-        consumers.chain(jobs)
+            .filter_map(|j| Some((CodeOwner::Job(j), j.custom.as_ref()?)));
+        let rpcs = self.rpcs.iter().filter_map(|rpc| match &rpc.kind {
+            RpcKind::Custom(code) => Some((CodeOwner::Rpc(rpc), code)),
+            _ => None,
+        });
+        consumers.chain(jobs).chain(rpcs)
     }
 
     /// What the gateway needs of each of its routes, both kinds, in spec order by kind.
@@ -752,6 +767,8 @@ pub enum RpcKind {
     },
     /// Named SQL statements run in one transaction.
     Sql(Vec<Statement>),
+    /// The user's own code (`handler: custom`), in one transaction.
+    Custom(CustomCode),
 }
 
 /// One SQL statement of an RPC.

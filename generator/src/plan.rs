@@ -4,7 +4,7 @@
 use crate::contract::ProtoFile;
 use crate::evolve::{Migration, SNAPSHOT_FILE};
 use crate::lower::{Ir, ServiceIr};
-use crate::model::{Consumer, CustomCode, CustomRoute, Engine};
+use crate::model::{CodeOwner, CustomCode, CustomRoute, Engine};
 use std::path::PathBuf;
 
 /// What produces one output file.
@@ -34,14 +34,9 @@ pub enum Producer<'ir> {
     CustomModule(&'ir ServiceIr<'ir>),
     /// `src/custom/<name>.rs`: the user's file of a custom route, written only when missing.
     CustomSeed(&'ir ServiceIr<'ir>, &'ir CustomRoute),
-    /// `src/custom/<name>.rs`: the user's file of a custom consumer (with its consumer) or job,
-    /// written only when missing.
-    CodeSeed(
-        &'ir ServiceIr<'ir>,
-        &'ir CustomCode,
-        Option<&'ir Consumer>,
-        &'ir str,
-    ),
+    /// `src/custom/<name>.rs`: the user's file of a custom consumer, job or RPC, written only
+    /// when missing.
+    CodeSeed(&'ir ServiceIr<'ir>, &'ir CustomCode, CodeOwner<'ir>),
     /// A service's gRPC contract, `proto/<system>/<service>/v1/<service>.proto`.
     Proto(&'ir ProtoFile),
     /// `proto/buf.yaml`: the contracts as a buf module (lint settings).
@@ -102,21 +97,11 @@ pub fn plan<'ir>(ir: &'ir Ir<'ir>) -> Vec<Planned<'ir>> {
                 &format!("{dir}/src/custom/mod.rs"),
                 Producer::CustomModule(service),
             ));
-            for consumer in &model.consumers {
-                if let Some(code) = &consumer.custom {
-                    files.push(planned(
-                        &format!("{dir}/src/custom/{}.rs", code.name.value),
-                        Producer::CodeSeed(service, code, Some(consumer), &consumer.event.value),
-                    ));
-                }
-            }
-            for job in &model.jobs {
-                if let Some(code) = &job.custom {
-                    files.push(planned(
-                        &format!("{dir}/src/custom/{}.rs", code.name.value),
-                        Producer::CodeSeed(service, code, None, &job.name.value),
-                    ));
-                }
+            for (owner, code) in model.custom_code() {
+                files.push(planned(
+                    &format!("{dir}/src/custom/{}.rs", code.name.value),
+                    Producer::CodeSeed(service, code, owner),
+                ));
             }
             for route in &service.model.custom_routes {
                 files.push(planned(

@@ -553,6 +553,18 @@ fn check_rpc(system: &System, service: &Service, rpc: &Rpc, d: &mut Diagnostics)
                 .with_hint_opt_mut(did_you_mean(&record.value, known.iter().copied()));
             }
         }
+        RpcKind::Custom(_) => {
+            if service.store.is_none() {
+                d.error(
+                    rpc.name.span,
+                    format!(
+                        "RPC `{}` is custom code, but service `{}` has no store: the code runs in a transaction of its database",
+                        rpc.name.value, service.name.value
+                    ),
+                )
+                .hint("give the service `store: <store>`");
+            }
+        }
         RpcKind::Sql(statements) => {
             if service.store.is_none() || (service.uses.is_some() && service.entities.is_empty()) {
                 d.error(

@@ -179,6 +179,7 @@ pub fn status_of(error: &ApiError) -> Status {
         StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
         StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+        StatusCode::NOT_IMPLEMENTED => Code::Unimplemented,
         _ => Code::Internal,
     };
     let mut status = Status::new(code, error.message().to_owned());
@@ -353,6 +354,20 @@ pub struct Incoming {
     pub caller: Option<Caller>,
     /// When the caller stops waiting.
     pub deadline: Deadline,
+}
+
+/// A call of the service's own RPC in process (a route backed by it): the message, with the
+/// caller it is made for (read by [`Incoming::of`] as a verified identity) and the time left.
+pub fn in_process<T>(
+    message: T,
+    caller: Option<&Caller>,
+    deadline: &Deadline,
+) -> tonic::Request<T> {
+    let mut call = tonic::Request::new(message);
+    call.set_timeout(deadline.remaining());
+    call.extensions_mut()
+        .insert(VerifiedIdentity(caller.cloned()));
+    call
 }
 
 impl Incoming {

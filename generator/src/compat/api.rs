@@ -88,7 +88,7 @@ fn shapes(system: &System) -> BTreeMap<String, Shape> {
                     .entity(&record.value)
                     .map(|e| e.columns().into_iter().map(|c| (c.name, c.ty)).collect())
                     .unwrap_or_default(),
-                RpcKind::Sql(_) => rpc
+                RpcKind::Sql(_) | RpcKind::Custom(_) => rpc
                     .response
                     .iter()
                     .map(|f| (f.name.value.clone(), f.ty.clone()))

@@ -80,7 +80,8 @@ pub(super) fn needed(
                     &entity.name.value,
                 );
             }
-            RpcBacking::Account(_) => {}
+            // The user's code works with the protobuf types themselves.
+            RpcBacking::Account(_) | RpcBacking::Custom(_) => {}
             RpcBacking::Statements(statements) => {
                 let rows = statements
                     .iter()

@@ -3,7 +3,8 @@
 
 use super::{event, record_of, resolved};
 use crate::model::{
-    Capability, Entity, Event, Field, Name, Rpc, RpcKind, Service, Statement, System, Type,
+    Capability, CustomCode, Entity, Event, Field, Name, Rpc, RpcKind, Service, Statement, System,
+    Type,
 };
 use std::collections::BTreeMap;
 
@@ -25,6 +26,8 @@ pub enum RpcBacking<'m> {
     Row(&'m Entity),
     /// SQL statements, in order, in one transaction.
     Statements(Vec<StatementIr<'m>>),
+    /// The user's code (`custom::<name>`), in one transaction.
+    Custom(&'m CustomCode),
 }
 
 /// One SQL statement of an RPC, with its parameters and targets resolved.
@@ -79,6 +82,7 @@ pub(super) fn lower_rpc<'m>(system: &'m System, service: &'m Service, rpc: &'m R
             RpcBacking::Account(record)
         }
         RpcKind::Get { record } => RpcBacking::Row(resolved(service.entity(&record.value), record)),
+        RpcKind::Custom(code) => RpcBacking::Custom(code),
         RpcKind::Sql(statements) => RpcBacking::Statements(
             statements
                 .iter()

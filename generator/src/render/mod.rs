@@ -167,12 +167,11 @@ fn render(
         Producer::CustomSeed(service, route) => {
             return Rendered::Seed(format::pretty(rust::custom::seed(route, service.model)));
         }
-        Producer::CodeSeed(service, code, consumer, subject) => {
+        Producer::CodeSeed(service, code, owner) => {
             return Rendered::Seed(format::pretty(rust::custom::code_seed(
                 service.model,
-                subject,
                 code,
-                consumer,
+                owner,
             )));
         }
         Producer::SchemaSnapshot(service) => {

@@ -185,7 +185,7 @@ impl Resolver<'_> {
 
     /// `handler: custom` of a consumer or job (`what`): the function's `name` (`default`
     /// without one) and the events it may `emit`. Any key but those and `allowed` is an error.
-    fn custom_code(
+    pub(super) fn custom_code(
         &mut self,
         entries: &Entries,
         what: &str,

@@ -99,6 +99,9 @@ const RPC_KEYS: &[&str] = &[
     "request",
     "response",
     "sql",
+    "handler",
+    "name",
+    "emit",
 ];
 const STATEMENT_KEYS: &[&str] = &["run", "for_each", "expect", "into", "emit"];
 const EXPECT_KEYS: &[&str] = &["status", "message"];
@@ -604,6 +607,23 @@ impl Resolver<'_> {
         let response = entries
             .get("response")
             .map(|n| self.each(Some(n), "response", |r, k, v| r.field(k, v)));
+        if entries.get("handler").is_some() {
+            let default = crate::ident::to_snake(&name.value);
+            let custom = self.custom_code(
+                &entries,
+                &what,
+                default,
+                &["description", "idempotent", "request", "response"],
+            )?;
+            return Some(Rpc {
+                name,
+                description,
+                idempotent,
+                kind: RpcKind::Custom(custom),
+                request: request.unwrap_or_default(),
+                response: response.unwrap_or_default(),
+            });
+        }
         let (kind, request, response) = match (entries.get("get"), entries.get("sql")) {
             (Some(get), None) => {
                 let record = self.name(get, "entity name")?;

@@ -134,6 +134,11 @@ fn http_errors_become_the_matching_grpc_status() {
         status_of(&ApiError::forbidden("no")).code(),
         Code::PermissionDenied
     );
+    // Custom code not written yet.
+    assert_eq!(
+        status_of(&ApiError::not_implemented("CountOpen")).code(),
+        Code::Unimplemented
+    );
 }
 
 #[tokio::test]

@@ -78,10 +78,6 @@ impl Grpc<'_> {
         });
 
         // The request: every field from the path, `with` or the input.
-        let uses_caller = lowered
-            .with
-            .iter()
-            .any(|(_, expr)| matches!(expr, Expr::Caller | Expr::CallerRoles));
         let fields = rpc.request.iter().map(|field| {
             let ident = rust_ident(&field.name.value);
             let (plain, from) = if lowered
@@ -125,9 +121,14 @@ impl Grpc<'_> {
                 ident::to_snake(&crate::contract::service_name(target))
             );
             let trait_name = format_ident!("{}", crate::contract::service_name(target));
+            // The caller goes with the call, as a verified identity.
+            let caller = if route.public {
+                quote!(None)
+            } else {
+                quote!(Some(&caller))
+            };
             quote! {
-                let mut call = tonic::Request::new(request);
-                call.set_timeout(deadline.remaining());
+                let call = svcgen_runtime::rpc::in_process(request, #caller, &deadline);
                 let answer = #proto::#server_module::#trait_name::#method(&Rpc { ctx: ctx.clone() }, call)
                     .await
                     #failed
@@ -149,10 +150,10 @@ impl Grpc<'_> {
                     #failed;
             }
         };
-        let caller_param = match (route.public, uses_caller || !lowered.own) {
-            (true, _) => TokenStream::new(),
-            (false, true) => quote!(caller: Caller,),
-            (false, false) => quote!(_caller: Caller,),
+        let caller_param = if route.public {
+            TokenStream::new()
+        } else {
+            quote!(caller: Caller,)
         };
 
         // The answer: the response's fields as plain values.

@@ -41,6 +41,7 @@ impl Grpc<'_> {
             RpcBacking::Account(record) => self.account_body(rpc, record),
             RpcBacking::Row(entity) => self.row_body(rpc, entity),
             RpcBacking::Statements(statements) => self.sql_body(rpc, statements),
+            RpcBacking::Custom(code) => self.custom_body(rpc, code),
         };
         quote! {
             #method_doc
@@ -154,6 +155,36 @@ impl Grpc<'_> {
             let now = db::now();
             let response = incoming
                 .within(db::retrying(|| attempt(&self.ctx, &request, now)))
+                .await?;
+            Ok(tonic::Response::new(response))
+        }
+    }
+
+    /// The user's code, in one transaction run again whole on a passing refusal of the
+    /// database, with the caller the call carries (none for a service's own call).
+    pub(super) fn custom_body(&self, rpc: &Rpc, code: &CustomCode) -> TokenStream {
+        let proto = proto_module(self.system, &self.service.name.value);
+        let (request, response) = (
+            format_ident!("{}Request", rpc.name.value),
+            format_ident!("{}Response", rpc.name.value),
+        );
+        let function = format_ident!("{}", code.name.value);
+        quote! {
+            /// One attempt: the code's writes and events in one transaction.
+            async fn attempt(ctx: &ServiceContext, caller: Option<&svcgen_runtime::identity::Caller>, request: &#proto::#request) -> Result<#proto::#response, tonic::Status> {
+                let mut tx = ctx.begin().await?;
+                let response = crate::custom::#function(
+                    &mut svcgen_runtime::custom::Cx::new(ctx, &mut tx),
+                    caller,
+                    request,
+                )
+                .await?;
+                ctx.commit(tx).await?;
+                Ok(response)
+            }
+            let caller = incoming.caller.clone();
+            let response = incoming
+                .within(db::retrying(|| attempt(&self.ctx, caller.as_ref(), &request)))
                 .await?;
             Ok(tonic::Response::new(response))
         }

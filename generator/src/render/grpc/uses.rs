@@ -123,6 +123,7 @@ impl Grpc<'_> {
         }
         let each = self.lowered.rpcs.iter().map(|rpc| match &rpc.backing {
             RpcBacking::Account(_) | RpcBacking::Row(_) => RpcUses::FROM_PROTO | RpcUses::TO_PROTO,
+            RpcBacking::Custom(_) => RpcUses::default(),
             RpcBacking::Statements(statements) => statements
                 .iter()
                 .map(|statement| {

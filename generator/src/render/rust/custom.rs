@@ -159,13 +159,6 @@ pub fn signatures(system: &System, service: &Service) -> Vec<(String, String)> {
         .custom_routes
         .iter()
         .map(|route| {
-            let fields = |fields: &[Field]| {
-                fields
-                    .iter()
-                    .map(|f| format!("{}: {}", f.name.value, f.ty.spec_text()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
             let mut parts = vec![if route.public {
                 "caller (anyone)".to_owned()
             } else {
@@ -191,36 +184,46 @@ pub fn signatures(system: &System, service: &Service) -> Vec<(String, String)> {
             }
             (route.name.value.clone(), line)
         })
-        .chain(service.consumers.iter().filter_map(|consumer| {
-            let code = consumer.custom.as_ref()?;
-            let fields = system
+        .chain(service.custom_code().map(|(owner, code)| {
+            let line = format!("{}{}", owner_signature(system, owner), emits_text(code));
+            (code.name.value.clone(), line)
+        }))
+        .collect()
+}
+
+/// `name: type, ...` of `fields`, as a signature line lists them.
+fn fields(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.name.value, f.ty.spec_text()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What custom code of a consumer, job or RPC receives and answers, in words.
+fn owner_signature(system: &System, owner: CodeOwner) -> String {
+    match owner {
+        CodeOwner::Consumer(consumer) => {
+            let payload = system
                 .events
                 .iter()
                 .find(|e| e.name.value == consumer.event.value)
-                .map(|e| {
-                    let fields: Vec<String> = e
-                        .fields
-                        .iter()
-                        .map(|f| format!("{}: {}", f.name.value, f.ty.spec_text()))
-                        .collect();
-                    fields.join(", ")
-                })
+                .map(|e| fields(&e.fields))
                 .unwrap_or_default();
-            let mut line = format!(
-                "on {}; event {} {{ {fields} }}",
+            format!(
+                "on {}; event {} {{ {payload} }}",
                 consumer.event.value,
                 event_type(consumer)
-            );
-            line += &emits_text(code);
-            Some((code.name.value.clone(), line))
-        }))
-        .chain(service.jobs.iter().filter_map(|job| {
-            let code = job.custom.as_ref()?;
-            let mut line = format!("job {}", job.name.value);
-            line += &emits_text(code);
-            Some((code.name.value.clone(), line))
-        }))
-        .collect()
+            )
+        }
+        CodeOwner::Job(job) => format!("job {}", job.name.value),
+        CodeOwner::Rpc(rpc) => format!(
+            "rpc {}; caller (optional); request {{ {} }}; response {{ {} }}",
+            rpc.name.value,
+            fields(&rpc.request),
+            fields(&rpc.response)
+        ),
+    }
 }
 
 /// The Rust type of the event a consumer receives: `events::NoteShared`.
@@ -286,8 +289,20 @@ pub fn module(system: &System, service: &Service) -> TokenStream {
     let types = (!types.is_empty()).then(|| quote!(pub use crate::{#(#types),*};));
     let contracts = ident::crate_ident(&system.name.value, "contracts");
     let events = (service.custom_routes.iter().any(|r| !r.emit.is_empty())
-        || service.custom_code().next().is_some())
+        || service
+            .custom_code()
+            .any(|(owner, code)| !code.emit.is_empty() || matches!(owner, CodeOwner::Consumer(_))))
     .then(|| quote!(pub use #contracts::events;));
+    let rpc = service
+        .custom_code()
+        .any(|(owner, _)| matches!(owner, CodeOwner::Rpc(_)))
+        .then(|| {
+            let module = rust_ident(&service.name.value);
+            quote! {
+                pub use #contracts::proto::#module as proto;
+                pub use svcgen_runtime::identity::Caller;
+            }
+        });
     quote! {
         #(#![doc = #text])*
 
@@ -298,6 +313,7 @@ pub fn module(system: &System, service: &Service) -> TokenStream {
             pub use svcgen_runtime::db;
             pub use svcgen_runtime::http::{ApiError, ApiResult};
             #events
+            #rpc
         }
 
         #(mod #names;)*
@@ -353,24 +369,29 @@ pub fn seed(route: &CustomRoute, service: &Service) -> TokenStream {
     }
 }
 
-/// The user's file of a consumer's or a job's code, as svcgen writes it once: a function
-/// that compiles and fails (so that the event waits, retried, and the job reports) until its
-/// authors write it.
-pub fn code_seed(
-    service: &Service,
-    subject: &str,
-    code: &CustomCode,
-    event: Option<&Consumer>,
-) -> TokenStream {
+/// The user's file of a consumer's, a job's or an RPC's code, as svcgen writes it once: a
+/// function that compiles and fails (so that the event waits, retried; the job reports; the
+/// call is answered UNIMPLEMENTED) until its authors write it.
+pub fn code_seed(service: &Service, code: &CustomCode, owner: CodeOwner) -> TokenStream {
     let name = format_ident!("{}", code.name.value);
-    let (what, handles) = match event {
-        Some(_) => (
-            format!("The consumer of `{subject}`"),
-            format!("Handles each `{subject}` event"),
+    let (what, handles, on_error) = match owner {
+        CodeOwner::Consumer(consumer) => (
+            format!("The consumer of `{}`", consumer.event.value),
+            format!("Handles each `{}` event", consumer.event.value),
+            " and the event is delivered again later (dead-lettered after its attempts).",
         ),
-        None => (
-            format!("The job `{subject}`"),
-            format!("Does the work of the job `{subject}`"),
+        CodeOwner::Job(job) => (
+            format!("The job `{}`", job.name.value),
+            format!("Does the work of the job `{}`", job.name.value),
+            " and the run is recorded as failed.",
+        ),
+        CodeOwner::Rpc(rpc) => (
+            format!("The RPC `{}`", rpc.name.value),
+            format!(
+                "Answers `{}` (the caller is the user on whose behalf a service calls, if any)",
+                rpc.name.value
+            ),
+            " and is the answer, as a gRPC status.",
         ),
     };
     let text = [
@@ -383,25 +404,32 @@ pub fn code_seed(
     let mut fn_doc = vec![
         format!(" {handles}. It runs in a transaction that commits when it answers `Ok`:"),
         " write with `db::query(...).execute(&mut *cx.tx)`. An `Err` undoes every write".to_owned(),
+        on_error.to_owned(),
     ];
-    fn_doc.push(if event.is_some() {
-        " and the event is delivered again later (dead-lettered after its attempts).".to_owned()
-    } else {
-        " and the run is recorded as failed.".to_owned()
-    });
     fn_doc.extend(emit_doc(&code.emit));
     let todo = lit(&what.replace('`', ""));
-    let signature = match event {
-        Some(consumer) => {
+    let (signature, unused) = match owner {
+        CodeOwner::Consumer(consumer) => {
             let ty: syn::Type = syn::parse_str(&event_type(consumer)).expect("a type path");
-            quote!(pub async fn #name(cx: &mut Cx<'_>, event: &#ty) -> ApiResult<()>)
+            (
+                quote!(pub async fn #name(cx: &mut Cx<'_>, event: &#ty) -> ApiResult<()>),
+                quote!(let _ = (cx, event);),
+            )
         }
-        None => quote!(pub async fn #name(cx: &mut Cx<'_>) -> ApiResult<()>),
-    };
-    let unused = if event.is_some() {
-        quote!(let _ = (cx, event);)
-    } else {
-        quote!(let _ = cx;)
+        CodeOwner::Job(_) => (
+            quote!(pub async fn #name(cx: &mut Cx<'_>) -> ApiResult<()>),
+            quote!(let _ = cx;),
+        ),
+        CodeOwner::Rpc(rpc) => {
+            let (request, response) = (
+                format_ident!("{}Request", rpc.name.value),
+                format_ident!("{}Response", rpc.name.value),
+            );
+            (
+                quote!(pub async fn #name(cx: &mut Cx<'_>, caller: Option<&Caller>, request: &proto::#request) -> ApiResult<proto::#response>),
+                quote!(let _ = (cx, caller, request);),
+            )
+        }
     };
     quote! {
         #(#![doc = #text])*
