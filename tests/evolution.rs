@@ -2,11 +2,11 @@
 //! (`tests/systems/evolving/v1.yaml`) runs and gets rows; its spec then becomes `v2.yaml` (a
 //! field with a default, a required field filled from the others, an index, a wider enum and
 //! range, a renamed field that its search reads, a removed field, a new entity that references
-//! the old one); `svcgen generate` runs again over the same tree, which keeps the first
+//! the old one, a renamed entity); `svcgen generate` runs again over the same tree, which keeps the first
 //! migration byte for byte and adds a second; the system restarts on the same database:
 //!
-//! * every old row is intact, under its new field names, with the default and the backfill
-//!   applied, and search finds it by the renamed field;
+//! * every old row is intact, under its new field and table names, with the default and the
+//!   backfill applied, and search finds it by the renamed field;
 //! * the new API accepts the new fields, values only the wider rules allow, and the new entity,
 //!   whose unique key and reference the database enforces;
 //! * a restart applies nothing again, and generating once more writes nothing.
@@ -143,8 +143,8 @@ async fn expect(
     answer
 }
 
-/// The first version at work: two notes.
-async fn write_first_rows(gateway: &str) -> (String, String) {
+/// The first version at work: two notes and a marker; their ids.
+async fn write_first_rows(gateway: &str) -> (String, String, String) {
     let api = Api::new(gateway);
     let rust = expect(
         &api,
@@ -167,14 +167,20 @@ async fn write_first_rows(gateway: &str) -> (String, String) {
         StatusCode::CREATED,
     )
     .await;
-    (
-        rust["id"].as_str().unwrap().to_owned(),
-        pasta["id"].as_str().unwrap().to_owned(),
+    let marker = expect(
+        &api,
+        Method::POST,
+        "/markers",
+        Some(json!({ "note_id": rust["id"], "color": "blue" })),
+        StatusCode::CREATED,
     )
+    .await;
+    let id = |row: &Value| row["id"].as_str().unwrap().to_owned();
+    (id(&rust), id(&pasta), id(&marker))
 }
 
 /// The second version on the first version's rows.
-async fn second_version_holds(gateway: &str, rust: &str, pasta: &str) {
+async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &str) {
     let api = Api::new(gateway);
     // The old rows, intact under the new names, with the default and the backfill.
     let note = expect(
@@ -288,6 +294,47 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str) {
     for (body, status) in tags {
         expect(&api, Method::POST, "/tags", body, status).await;
     }
+    // The renamed entity: its rows kept, its rules under the new name.
+    let bookmark = expect(
+        &api,
+        Method::GET,
+        &format!("/bookmarks/{marker}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (&bookmark["color"], &bookmark["note_id"]),
+        (&json!("blue"), &json!(rust))
+    );
+    let mark = |note: &str, color: &str| Some(json!({ "note_id": note, "color": color }));
+    expect(
+        &api,
+        Method::POST,
+        "/bookmarks",
+        mark(pasta, "green"),
+        StatusCode::CREATED,
+    )
+    .await;
+    let lost = mark("0190a6d2-0000-7000-8000-000000000000", "red");
+    let answer = expect(
+        &api,
+        Method::POST,
+        "/bookmarks",
+        lost,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(answer.to_string().contains("note_id"), "{answer}");
+    expect(
+        &api,
+        Method::GET,
+        &format!("/markers/{marker}"),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
     let nowhere = tag("nowhere", "0190a6d2-0000-7000-8000-000000000000");
     let answer = expect(
         &api,
@@ -334,7 +381,7 @@ fn scenario(engine: &str, store: Store) {
     }
     let first = generate("v1", engine);
     let running = start(&first, &store);
-    let (rust, pasta) = runtime().block_on(write_first_rows(&running.gateway));
+    let (rust, pasta, marker) = runtime().block_on(write_first_rows(&running.gateway));
     running.stop();
     let before = migrations(&first);
 
@@ -374,7 +421,12 @@ fn scenario(engine: &str, store: Store) {
     }
 
     let running = start(&second, &store);
-    runtime().block_on(second_version_holds(&running.gateway, &rust, &pasta));
+    runtime().block_on(second_version_holds(
+        &running.gateway,
+        &rust,
+        &pasta,
+        &marker,
+    ));
     running.stop();
     let running = start(&second, &store);
     runtime().block_on(still_there(&running.gateway, &rust));

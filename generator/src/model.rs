@@ -941,6 +941,9 @@ pub struct Entity {
     pub search: Vec<Name>,
     /// Fields it had and has no more, whose columns the next migration drops (`removed:`).
     pub removed: Vec<Name>,
+    /// The entity's earlier name (`renamed_from:`): the migration renames that table, keeping
+    /// its rows.
+    pub renamed_from: Option<Name>,
 }
 
 /// Who may read the rows of an entity (`read:`); only their owner, or a manager, changes them.

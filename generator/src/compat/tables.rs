@@ -39,6 +39,13 @@ pub(super) fn changes(old: &System, new: &System) -> Vec<Change> {
                 )),
                 Step::AlterTable(change) => {
                     let subject = format!("{service}.{}", change.new.name);
+                    if change.renames_table() {
+                        changes.push(Change::safe(
+                            Surface::Table,
+                            &subject,
+                            format!("renamed from `{}`, rows kept", change.old.name),
+                        ));
+                    }
                     for column in &change.dropped {
                         changes.push(Change::breaking(
                             Surface::Table,

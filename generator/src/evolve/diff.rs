@@ -50,6 +50,11 @@ pub enum Fill {
 }
 
 impl TableChange {
+    /// Whether the table itself is renamed (`renamed_from:` on the entity).
+    pub fn renames_table(&self) -> bool {
+        self.old.name != self.new.name
+    }
+
     /// The old name of the new column `name`; `None` for an added column.
     pub fn old_name<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         if self.added.iter().any(|a| a == name) {
@@ -85,8 +90,23 @@ pub fn steps(service: &Service, old: &Schema, d: &mut Diagnostics) -> Vec<Step> 
     let mut drops = Vec::new();
     let mut creates = Vec::new();
     let mut changes = Vec::new();
+    // The old table each new one continues: its own, or the one it is `renamed_from`.
+    let before = |table: &Table| -> Option<&Table> {
+        old.table(&table.name).or_else(|| {
+            let from = service.entity(&table.name)?.renamed_from.as_ref()?;
+            new.table(&from.value)
+                .is_none()
+                .then(|| old.table(&from.value))
+                .flatten()
+        })
+    };
+    let continued: Vec<&str> = new
+        .tables
+        .iter()
+        .filter_map(|t| before(t).map(|b| b.name.as_str()))
+        .collect();
     for table in old.tables.iter().rev() {
-        if new.table(&table.name).is_some() {
+        if continued.contains(&table.name.as_str()) {
             continue;
         }
         if service.removed.iter().any(|r| r.value == table.name) {
@@ -100,8 +120,8 @@ pub fn steps(service: &Service, old: &Schema, d: &mut Diagnostics) -> Vec<Step> 
                 ),
             )
             .hint(format!(
-                "to drop the table and its rows, declare it: `removed: [{}]` on the service; \
-                 to keep the data, keep the entity",
+                "to drop the table and its rows, declare it: `removed: [{0}]` on the service; \
+                 if an entity of another name now holds them, give it `renamed_from: {0}`",
                 table.name
             ));
         }
@@ -110,7 +130,7 @@ pub fn steps(service: &Service, old: &Schema, d: &mut Diagnostics) -> Vec<Step> 
         let entity = service
             .entity(&table.name)
             .expect("a table of the schema is an entity of the service");
-        match old.table(&table.name) {
+        match before(table) {
             None => creates.push(Step::CreateTable(table.clone())),
             Some(before) => {
                 if let Some(change) = table_change(entity, before, table, d) {
@@ -259,7 +279,8 @@ fn table_change(
         }
         change.altered.push(column.name.clone());
     }
-    let unchanged = change.renamed.is_empty()
+    let unchanged = !change.renames_table()
+        && change.renamed.is_empty()
         && change.dropped.is_empty()
         && change.added.is_empty()
         && change.altered.is_empty()

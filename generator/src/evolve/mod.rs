@@ -148,6 +148,9 @@ fn describe(steps: &[Step]) -> String {
             Step::AlterTable(change) => {
                 let table = &change.new.name;
                 let before = parts.len();
+                if change.renames_table() {
+                    parts.push(format!("rename_{}_to_{table}", change.old.name));
+                }
                 for (from, to) in &change.renamed {
                     parts.push(format!("{table}_rename_{from}_to_{to}"));
                 }

@@ -194,6 +194,23 @@ fn an_entity_missing_from_the_spec_is_refused_unless_declared_removed() {
 }
 
 #[test]
+fn an_entity_renamed_keeps_its_table_under_the_new_name() {
+    let renamed = spec(V1, "").replace(
+        "      item:\n",
+        "      product:\n        renamed_from: item\n",
+    );
+    let renamed = renamed.replace("list: item", "list: product");
+    let migrations = evolve_from(&spec(V1, ""), &renamed).unwrap();
+    let change = change_of(&migrations);
+    assert!(change.renames_table());
+    assert_eq!(
+        (change.old.name.as_str(), change.new.name.as_str()),
+        ("item", "product")
+    );
+    assert_eq!(migrations[1].file_name, "0002_rename_item_to_product.sql");
+}
+
+#[test]
 fn a_long_description_is_cut_at_a_whole_part() {
     let fields: String = (1..=8)
         .map(|i| format!("          extra_field_{i}: \"text?\"\n"))

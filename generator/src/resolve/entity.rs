@@ -70,6 +70,9 @@ impl Resolver<'_> {
             .get("removed")
             .map(|n| self.names(n, "field name"))
             .unwrap_or_default();
+        let renamed_from = entries
+            .get("renamed_from")
+            .and_then(|n| self.name(n, "entity name"));
         Some(Entity {
             name,
             description,
@@ -81,6 +84,7 @@ impl Resolver<'_> {
             unique,
             search,
             removed,
+            renamed_from,
         })
     }
 

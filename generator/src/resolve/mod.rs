@@ -119,6 +119,7 @@ const ENTITY_KEYS: &[&str] = &[
     "unique",
     "search",
     "removed",
+    "renamed_from",
 ];
 /// The keys of `read: { if: <field> }`.
 const READ_KEYS: &[&str] = &["if"];

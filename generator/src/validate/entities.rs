@@ -50,6 +50,21 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
         }
         check_evolution(entity, &names, d);
     }
+    for entity in &service.entities {
+        if let Some(from) = &entity.renamed_from
+            && (service.entity(&from.value).is_some()
+                || service.removed.iter().any(|r| r.value == from.value))
+        {
+            d.error(
+                from.span,
+                format!(
+                    "entity `{}` is `renamed_from: {}`, but `{}` is still an entity of the service or declared `removed`",
+                    entity.name.value, from.value, from.value
+                ),
+            )
+            .hint("`renamed_from` names the entity's earlier name, which no entity has now");
+        }
+    }
     for removed in &service.removed {
         if service.entity(&removed.value).is_some() {
             d.error(

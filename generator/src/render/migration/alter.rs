@@ -63,9 +63,13 @@ impl Dependent {
         }
     }
 
-    /// Whether the old dependent stays as it is: none of its columns is renamed or dropped,
-    /// and the new table has it unchanged.
+    /// Whether the old dependent stays as it is: the table keeps its name (which every
+    /// dependent's name starts with), none of its columns is renamed or dropped, and the new
+    /// table has it unchanged.
     fn kept(&self, change: &TableChange, new: &[Dependent]) -> bool {
+        if change.renames_table() {
+            return false;
+        }
         let untouched = self
             .columns()
             .iter()
@@ -175,6 +179,9 @@ fn summary(change: &TableChange) -> String {
             .join(", ")
     };
     let mut parts = Vec::new();
+    if change.renames_table() {
+        parts.push(format!("renamed from `{}`", change.old.name));
+    }
     if !change.renamed.is_empty() {
         let pairs: Vec<String> = change
             .renamed
@@ -215,7 +222,16 @@ fn drop_dependents(change: &TableChange, engine: &str) -> Vec<String> {
     let table = &change.old.name;
     let t = quoted(table, engine);
     let mysql = engine == "mysql";
-    Dependent::all_of(&change.old)
+    // A renamed table's version trigger is made again under the new name.
+    let trigger = change.renames_table().then(|| {
+        let name = quoted(&index_name(format!("{table}_version"), engine), engine);
+        if mysql {
+            format!("DROP TRIGGER {name};")
+        } else {
+            format!("DROP TRIGGER {name} ON {t};")
+        }
+    });
+    let dependents = Dependent::all_of(&change.old)
         .into_iter()
         .filter(|d| !d.kept(change, &new))
         .flat_map(|dependent| match dependent {
@@ -258,8 +274,8 @@ fn drop_dependents(change: &TableChange, engine: &str) -> Vec<String> {
                 sql.push(format!("ALTER TABLE {t} DROP COLUMN {column};"));
                 sql
             }
-        })
-        .collect()
+        });
+    trigger.into_iter().chain(dependents).collect()
 }
 
 /// The new dependents of `change`'s table that were not kept, created.
@@ -319,6 +335,23 @@ fn change_in_place(change: &TableChange, engine: &str) -> Vec<String> {
     let t = quoted(&table.name, engine);
     let mysql = engine == "mysql";
     let mut sql = Vec::new();
+    if change.renames_table() {
+        let old = quoted(&change.old.name, engine);
+        sql.push(if mysql {
+            format!("RENAME TABLE {old} TO {t};")
+        } else {
+            format!("ALTER TABLE {old} RENAME TO {t};")
+        });
+        if engine == "postgres" {
+            // PostgreSQL named the primary key after the table.
+            sql.push(format!(
+                "ALTER TABLE {t} RENAME CONSTRAINT {} TO {};",
+                quoted(&format!("{}_pkey", change.old.name), engine),
+                quoted(&format!("{}_pkey", table.name), engine)
+            ));
+        }
+        sql.push(version_trigger(&table.name, engine));
+    }
     for (from, to) in &change.renamed {
         sql.push(format!(
             "ALTER TABLE {t} RENAME COLUMN {} TO {};",
@@ -426,7 +459,8 @@ fn sqlite_rebuilds(change: &TableChange) -> bool {
             && !change.new.unique.iter().any(|key| key.contains(name))
             && !change.new.references.iter().any(|r| &r.column == name)
     };
-    !change.renamed.is_empty()
+    change.renames_table()
+        || !change.renamed.is_empty()
         || !change.dropped.is_empty()
         || !change.altered.is_empty()
         || !change.added.iter().all(simple_add)
@@ -517,16 +551,17 @@ fn rebuild_sqlite(change: &TableChange) -> Vec<String> {
         columns.push(c);
         values.push(value);
     }
+    let source = quoted(&change.old.name, engine);
     let mut sql = vec![
         create,
         format!(
-            "INSERT INTO {} ({})\nSELECT {}\nFROM (SELECT {} FROM {t});",
+            "INSERT INTO {} ({})\nSELECT {}\nFROM (SELECT {} FROM {source});",
             quoted(&staged, engine),
             columns.join(", "),
             values.join(", "),
             exposed.join(", ")
         ),
-        format!("DROP TABLE {t};"),
+        format!("DROP TABLE {source};"),
     ];
     if !change.old.search.is_empty() {
         sql.push(format!(

@@ -166,6 +166,7 @@ mod tests {
             unique: Vec::new(),
             search: Vec::new(),
             removed: Vec::new(),
+            renamed_from: None,
         }
     }
 
