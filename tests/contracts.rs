@@ -141,14 +141,15 @@ fn buf_lint_finds_nothing_in_any_contract() {
     }
 }
 
-/// The shop's spec with `edit` applied, checked and generated into `out`.
+/// The shop's spec with `edit` applied, checked and generated into `out` over what `out`
+/// holds (as `svcgen generate` does: contracts already written keep their field numbers).
 fn shop_variant(edit: impl Fn(&str) -> String, out: &Path) -> svcgen::model::System {
     let shop = std::fs::read_to_string(support::root().join("examples/shop.yaml")).unwrap();
     let source = edit(&shop);
     let options = svcgen::Options {
         spec_name: "shop.yaml".into(),
         runtime_path: "../runtime".into(),
-        history: Default::default(),
+        history: svcgen::evolve::History::read(out).unwrap(),
     };
     let (checked, files) = svcgen::generate(&source, &options).unwrap();
     svcgen::write::write_tree(out, &files).unwrap();
@@ -165,7 +166,6 @@ fn svcgen_diff_and_buf_breaking_agree_on_contract_changes() {
     let old = shop_variant(str::to_owned, &base);
     let reserve = r#"request: { order_id: uuid, items: "[stock_line]" }"#;
     let get_product = "      GetProduct:\n        description: One product by id.\n        get: product\n        idempotent: true\n";
-    let price = "          price_cents: int\n          stock: int\n      reservation:";
     type Edit = Box<dyn Fn(&str) -> String>;
     let variants: Vec<(&str, Edit, bool)> = vec![
         ("unchanged", Box::new(str::to_owned), false),
@@ -180,22 +180,42 @@ fn svcgen_diff_and_buf_breaking_agree_on_contract_changes() {
             false,
         ),
         (
-            "a request field added first, renumbering the others",
+            // It takes the next number: the others keep theirs.
+            "a request field added first",
             Box::new(move |s| {
                 s.replace(
                     reserve,
                     r#"request: { note: "string?", order_id: uuid, items: "[stock_line]" }"#,
                 )
             }),
-            true,
+            false,
+        ),
+        (
+            "a field added first to a message",
+            Box::new(|s| {
+                s.replacen(
+                    "fields: { product_id: uuid, quantity: int }",
+                    "fields: { note: \"string?\", product_id: uuid, quantity: int }",
+                    1,
+                )
+            }),
+            false,
         ),
         (
             "a field of another type",
-            Box::new(move |s| {
-                s.replace(
-                    price,
-                    &price.replace("price_cents: int", "price_cents: string"),
-                )
+            Box::new(|s| s.replace("unit_price_cents: int }", "unit_price_cents: string }")),
+            true,
+        ),
+        (
+            // Its number and name stay reserved.
+            "a field removed",
+            Box::new(|s| {
+                s.replacen("          description: text?\n          price_cents: int\n", "          price_cents: int\n", 1)
+                    .replacen(
+                        "        description: Something the shop sells.\n        fields:\n",
+                        "        description: Something the shop sells.\n        removed: [description]\n        fields:\n",
+                        1,
+                    )
             }),
             true,
         ),
@@ -207,6 +227,7 @@ fn svcgen_diff_and_buf_breaking_agree_on_contract_changes() {
     ];
     for (index, (what, edit, breaking)) in variants.into_iter().enumerate() {
         let out = temp.path().join(index.to_string());
+        copy_tree(&base, &out);
         let new = shop_variant(&edit, &out);
         let shop = std::fs::read_to_string(support::root().join("examples/shop.yaml")).unwrap();
         assert_eq!(edit(&shop) == shop, index == 0, "{what}: the edit applies");
@@ -216,11 +237,21 @@ fn svcgen_diff_and_buf_breaking_agree_on_contract_changes() {
             .any(|c| c.surface == svcgen::compat::Surface::Proto && c.breaking);
         let result = Command::new(&buf)
             .current_dir(out.join("proto"))
-            .args(["breaking", "--against"])
+            .args(["breaking", "--error-format=json", "--against"])
             .arg(base.join("proto"))
             .output()
             .unwrap();
         let buf_says = !result.status.success();
+        let said = String::from_utf8_lossy(&result.stdout).into_owned()
+            + &String::from_utf8_lossy(&result.stderr);
+        // buf parsed both trees: a failure names the rules broken, never a syntax error.
+        assert!(
+            !buf_says
+                || said.contains("FIELD_")
+                || said.contains("RPC_")
+                || said.contains("SERVICE_"),
+            "{what}: {said}"
+        );
         assert_eq!(
             (svcgen_says, buf_says),
             (breaking, breaking),
@@ -228,5 +259,14 @@ fn svcgen_diff_and_buf_breaking_agree_on_contract_changes() {
             String::from_utf8_lossy(&result.stdout),
             String::from_utf8_lossy(&result.stderr)
         );
+    }
+}
+
+/// Copies the tree at `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    for (path, bytes) in support::read_tree(from) {
+        let target = to.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
     }
 }

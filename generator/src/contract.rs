@@ -6,6 +6,7 @@
 use crate::ident;
 use crate::model::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One service's protobuf package.
 #[derive(Debug, Serialize)]
@@ -41,8 +42,13 @@ pub struct ProtoMessage {
     pub name: String,
     /// Its documentation.
     pub description: String,
-    /// Its fields, numbered from 1 in spec order.
+    /// Its fields, numbered from 1 in spec order in a first contract; later ones keep the
+    /// numbers earlier ones gave ([`ProtoFile::renumber`]).
     pub fields: Vec<ProtoField>,
+    /// Numbers of fields it had and has no more: never given again.
+    pub reserved: Vec<i32>,
+    /// Names of fields it had and has no more.
+    pub reserved_names: Vec<String>,
 }
 
 /// A field of a protobuf message.
@@ -247,6 +253,8 @@ fn message(name: &str, description: String, fields: &[Field]) -> ProtoMessage {
                 }
             })
             .collect(),
+        reserved: Vec::new(),
+        reserved_names: Vec::new(),
     }
 }
 
@@ -274,5 +282,208 @@ fn scalar_name(ty: &Type) -> String {
         Type::Timestamp => "google.protobuf.Timestamp".into(),
         Type::Message(name) => ident::to_pascal(name),
         Type::List(inner) | Type::Optional(inner) => scalar_name(inner),
+    }
+}
+
+/// The field numbers of a contract's messages, as a contract already written gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Numbering {
+    /// By message name.
+    pub messages: BTreeMap<String, MessageNumbers>,
+}
+
+/// The numbers of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageNumbers {
+    /// By field name.
+    pub fields: BTreeMap<String, i32>,
+    /// Numbers it reserved.
+    pub reserved: Vec<i32>,
+    /// Names it reserved.
+    pub reserved_names: Vec<String>,
+}
+
+impl Numbering {
+    /// The numbers of `file`.
+    pub fn of(file: &ProtoFile) -> Numbering {
+        Numbering {
+            messages: file
+                .messages
+                .iter()
+                .map(|m| {
+                    let numbers = MessageNumbers {
+                        fields: m
+                            .fields
+                            .iter()
+                            .map(|f| (f.name.clone(), f.number))
+                            .collect(),
+                        reserved: m.reserved.clone(),
+                        reserved_names: m.reserved_names.clone(),
+                    };
+                    (m.name.clone(), numbers)
+                })
+                .collect(),
+        }
+    }
+
+    /// The numbers of a `.proto` file svcgen wrote: its messages' fields
+    /// (`<label>? <type> <name> = <number>;`) and `reserved` lines.
+    pub fn parse(text: &str) -> Numbering {
+        let mut numbering = Numbering::default();
+        let mut current: Option<String> = None;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("//") || line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("message ") {
+                let name = rest.trim_end_matches('{').trim().to_owned();
+                numbering.messages.entry(name.clone()).or_default();
+                current = Some(name);
+                continue;
+            }
+            if line == "}" {
+                current = None;
+                continue;
+            }
+            let Some(message) = current.as_ref().and_then(|m| numbering.messages.get_mut(m)) else {
+                continue;
+            };
+            let Some(statement) = line.strip_suffix(';') else {
+                continue;
+            };
+            if let Some(reserved) = statement.strip_prefix("reserved ") {
+                for item in reserved.split(',').map(str::trim) {
+                    match item.parse::<i32>() {
+                        Ok(number) => message.reserved.push(number),
+                        Err(_) => message
+                            .reserved_names
+                            .push(item.trim_matches('"').to_owned()),
+                    }
+                }
+            } else if let Some((declaration, number)) = statement.split_once(" = ")
+                && let (Some(name), Ok(number)) = (
+                    declaration.split_whitespace().last(),
+                    number.trim().parse::<i32>(),
+                )
+            {
+                message.fields.insert(name.to_owned(), number);
+            }
+        }
+        numbering
+    }
+}
+
+impl ProtoFile {
+    /// Keeps the numbers `previous` gave: a field of a message it knows keeps its number, a
+    /// new one takes the next number never used, and a field gone leaves its number and name
+    /// reserved, so that a contract changes on the wire only where the spec changed it.
+    pub fn renumber(&mut self, previous: &Numbering) {
+        for message in &mut self.messages {
+            let Some(before) = previous.messages.get(&message.name) else {
+                continue;
+            };
+            let mut next = before
+                .fields
+                .values()
+                .chain(&before.reserved)
+                .copied()
+                .max()
+                .unwrap_or(0)
+                + 1;
+            for field in &mut message.fields {
+                field.number = match before.fields.get(&field.name) {
+                    Some(number) => *number,
+                    None => {
+                        next += 1;
+                        next - 1
+                    }
+                };
+            }
+            message.reserved = before.reserved.clone();
+            message.reserved_names = before.reserved_names.clone();
+            for (name, number) in &before.fields {
+                if !message.fields.iter().any(|f| &f.name == name) {
+                    message.reserved.push(*number);
+                    message.reserved_names.push(name.clone());
+                }
+            }
+            message.reserved.sort_unstable();
+            message.reserved.dedup();
+            // A name that comes back is a field again (under a new number).
+            let names: Vec<String> = message.fields.iter().map(|f| f.name.clone()).collect();
+            message.reserved_names.retain(|name| !names.contains(name));
+            message.reserved_names.sort();
+            message.reserved_names.dedup();
+        }
+    }
+}
+
+#[cfg(test)]
+mod numbering_tests {
+    use super::*;
+
+    fn field(name: &str, number: i32) -> ProtoField {
+        ProtoField {
+            name: name.into(),
+            number,
+            label: "",
+            type_name: "string".into(),
+            description: String::new(),
+        }
+    }
+
+    fn file(fields: &[&str]) -> ProtoFile {
+        ProtoFile {
+            package: "shop.catalog.v1".into(),
+            path: "shop/catalog/v1/catalog.proto".into(),
+            services: Vec::new(),
+            uses_timestamp: false,
+            messages: vec![ProtoMessage {
+                name: "Item".into(),
+                description: String::new(),
+                fields: (1..).zip(fields).map(|(n, f)| field(f, n)).collect(),
+                reserved: Vec::new(),
+                reserved_names: Vec::new(),
+            }],
+        }
+    }
+
+    fn numbers(file: &ProtoFile) -> Vec<(String, i32)> {
+        file.messages[0]
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.number))
+            .collect()
+    }
+
+    #[test]
+    fn a_contract_keeps_its_numbers_and_reserves_the_ones_it_loses() {
+        let first = file(&["name", "price", "stock"]);
+        // A field added first, one removed: the others keep their numbers.
+        let mut second = file(&["sku", "name", "stock"]);
+        second.renumber(&Numbering::of(&first));
+        assert_eq!(
+            numbers(&second),
+            [("sku".into(), 4), ("name".into(), 1), ("stock".into(), 3)]
+        );
+        assert_eq!(second.messages[0].reserved, [2]);
+        assert_eq!(second.messages[0].reserved_names, ["price"]);
+        // The text svcgen writes gives the same numbers back.
+        let text = crate::render::proto::render_text(&second);
+        assert!(text.contains("reserved 2;"), "{text}");
+        assert_eq!(Numbering::parse(&text), Numbering::of(&second));
+        // A name that comes back takes a new number; the old one stays reserved.
+        let mut third = file(&["sku", "name", "stock", "price"]);
+        third.renumber(&Numbering::parse(&text));
+        assert_eq!(numbers(&third)[3], ("price".into(), 5));
+        assert_eq!(third.messages[0].reserved, [2]);
+        assert!(third.messages[0].reserved_names.is_empty());
+    }
+
+    #[test]
+    fn a_message_new_to_the_contract_is_numbered_from_one() {
+        let mut file = file(&["a", "b"]);
+        file.renumber(&Numbering::default());
+        assert_eq!(numbers(&file), [("a".into(), 1), ("b".into(), 2)]);
     }
 }

@@ -1,8 +1,8 @@
 //! Changes of the gRPC contracts, by the rules of `buf breaking`'s FILE category that the
 //! generated contracts can break: a file, service, RPC, message or field (by number) gone, a
 //! field's name, type or label changed at its number, an RPC's request, response or
-//! idempotency changed. Field numbers follow the spec's order, so a field added anywhere but
-//! at the end renumbers the ones after it, which these rules report.
+//! idempotency changed. The new contracts are numbered as generating them over the old ones
+//! would: a field keeps its number, a new one takes the next, a removed one's is reserved.
 
 use super::{Change, Surface};
 use crate::contract::{ProtoFile, ProtoMessage};
@@ -21,7 +21,14 @@ fn contracts(system: &System) -> BTreeMap<String, ProtoFile> {
 
 /// The contract changes from `old` to `new`.
 pub(super) fn changes(old: &System, new: &System) -> Vec<Change> {
-    let (before, after) = (contracts(old), contracts(new));
+    let before = contracts(old);
+    // The new contracts as generating them over the old ones would number them.
+    let mut after = contracts(new);
+    for (path, file) in &mut after {
+        if let Some(was) = before.get(path) {
+            file.renumber(&crate::contract::Numbering::of(was));
+        }
+    }
     let mut changes = Vec::new();
     for (path, was) in &before {
         let Some(now) = after.get(path) else {

@@ -3,6 +3,7 @@
 //! user's own), which are carried over byte for byte.
 
 use super::schema::Schema;
+use crate::contract::Numbering;
 use crate::model::Engine;
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,11 +13,14 @@ use std::path::{Path, PathBuf};
 /// The name of the snapshot file in a service's `migrations/` directory.
 pub const SNAPSHOT_FILE: &str = "schema.toml";
 
-/// The migration history of every service of an output directory.
+/// The migration history of every service of an output directory, and the field numbers of
+/// the gRPC contracts it holds.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// By service name.
     pub services: BTreeMap<String, ServiceHistory>,
+    /// The numbers each contract already written gave, by its path below `proto/`.
+    pub contracts: BTreeMap<String, Numbering>,
 }
 
 /// The migration history of one service.
@@ -63,6 +67,7 @@ impl History {
     /// The history of the tree at `out` (empty when it does not exist).
     pub fn read(out: &Path) -> Result<History, HistoryError> {
         let mut history = History::default();
+        read_contracts(&out.join("proto"), Path::new(""), &mut history.contracts)?;
         let services = out.join("services");
         let entries = match fs::read_dir(&services) {
             Ok(entries) => entries,
@@ -147,6 +152,34 @@ impl ServiceHistory {
             migrations,
         })
     }
+}
+
+/// The `.proto` files below `dir` (`below` is their path so far), with the numbers each gave.
+fn read_contracts(
+    dir: &Path,
+    below: &Path,
+    contracts: &mut BTreeMap<String, Numbering>,
+) -> Result<(), HistoryError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error(dir, error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let path = entry.path();
+        let relative = below.join(entry.file_name());
+        if path.is_dir() {
+            read_contracts(&path, &relative, contracts)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            let text = fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+            contracts.insert(
+                relative.to_string_lossy().into_owned(),
+                Numbering::parse(&text),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `0002_add_note_pinned.sql` → `(2, "add_note_pinned")`; `None` for a file that is not a

@@ -16,11 +16,14 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{Engine, System};
 use std::collections::BTreeMap;
 
-/// The migrations of every service, by service name.
+/// The migrations of every service, by service name, and the field numbers earlier contracts
+/// gave.
 #[derive(Debug, Clone, Default)]
 pub struct Evolution {
     /// By service name.
     pub services: BTreeMap<String, ServiceMigrations>,
+    /// By contract path below `proto/` ([`crate::contract::ProtoFile::renumber`]).
+    pub contracts: BTreeMap<String, crate::contract::Numbering>,
 }
 
 /// One service's migrations.
@@ -70,7 +73,10 @@ pub fn evolve(
     source: &str,
 ) -> Result<Evolution, Vec<Diagnostic>> {
     let mut d = Diagnostics::for_source(source);
-    let mut evolution = Evolution::default();
+    let mut evolution = Evolution {
+        contracts: history.contracts.clone(),
+        ..Evolution::default()
+    };
     for service in &system.services {
         let past = history.service(&service.name.value);
         let schema = Schema::of(service);

@@ -148,7 +148,13 @@ pub fn lower_evolved(system: &System, mut evolution: Evolution) -> Ir<'_> {
                     .map(|job| jobs::lower_job(system, service, job))
                     .collect(),
                 rpcs,
-                contract: contract::proto_file(system, service, &route_rpcs),
+                contract: contract::proto_file(system, service, &route_rpcs).map(|mut file| {
+                    // A contract already written keeps its field numbers.
+                    if let Some(previous) = evolution.contracts.get(&file.path) {
+                        file.renumber(previous);
+                    }
+                    file
+                }),
                 conversions,
                 route_rpcs,
             }

@@ -84,6 +84,15 @@ pub fn descriptor_set(file: &ProtoFile) -> FileDescriptorSet {
             name: Some(message.name.clone()),
             field: fields,
             oneof_decl: oneofs,
+            reserved_range: message
+                .reserved
+                .iter()
+                .map(|number| prost_types::descriptor_proto::ReservedRange {
+                    start: Some(*number),
+                    end: Some(number + 1),
+                })
+                .collect(),
+            reserved_name: message.reserved_names.clone(),
             ..Default::default()
         });
     }
