@@ -9,7 +9,10 @@
 //!   backfill applied, and search finds it by the renamed field;
 //! * the new API accepts the new fields, values only the wider rules allow, and the new entity,
 //!   whose unique key and reference the database enforces;
-//! * a restart applies nothing again, and generating once more writes nothing.
+//! * a restart applies nothing again, and generating once more writes nothing;
+//! * a third version (`v3.yaml`) drops a table, a column, the search index and an index, makes
+//!   an optional field required (empty rows filled) and a required one optional, adds a unique
+//!   key over the rows there are and changes a default: the rows stay, the new rules hold.
 //!
 //! On SQLite (embedded), PostgreSQL and MariaDB (distributed). The distributed runs skip with
 //! a message when a server is down, and fail instead when `SVCGEN_REQUIRE_INFRA=1`.
@@ -143,6 +146,11 @@ async fn expect(
     answer
 }
 
+/// A GET that must answer 200; its body.
+async fn get(api: &Api, path: &str) -> Value {
+    expect(api, Method::GET, path, None, StatusCode::OK).await
+}
+
 /// The first version at work: two notes and a marker; their ids.
 async fn write_first_rows(gateway: &str) -> (String, String, String) {
     let api = Api::new(gateway);
@@ -183,14 +191,7 @@ async fn write_first_rows(gateway: &str) -> (String, String, String) {
 async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &str) {
     let api = Api::new(gateway);
     // The old rows, intact under the new names, with the default and the backfill.
-    let note = expect(
-        &api,
-        Method::GET,
-        &format!("/notes/{rust}"),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let note = get(&api, &format!("/notes/{rust}")).await;
     assert_eq!(note["title"], "Rust Ownership", "{note}");
     assert_eq!(note["content"], "borrowing explained", "{note}");
     assert_eq!(note["status"], "published", "{note}");
@@ -202,14 +203,7 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &s
         note.get("body").is_none() && note.get("draft_of").is_none(),
         "{note}"
     );
-    let note = expect(
-        &api,
-        Method::GET,
-        &format!("/notes/{pasta}"),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let note = get(&api, &format!("/notes/{pasta}")).await;
     assert_eq!(note["content"], "al dente", "{note}");
     assert_eq!(note["status"], "draft", "{note}");
     assert_eq!(note["rank"], Value::Null, "{note}");
@@ -220,14 +214,7 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &s
     );
 
     // Search reads the renamed field, old rows included.
-    let found = expect(
-        &api,
-        Method::GET,
-        "/notes?q=borrowing",
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let found = get(&api, "/notes?q=borrowing").await;
     let ids: Vec<&str> = found["items"]
         .as_array()
         .unwrap()
@@ -265,14 +252,7 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &s
         StatusCode::CREATED,
     )
     .await;
-    let pinned = expect(
-        &api,
-        Method::GET,
-        "/notes?pinned=true",
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let pinned = get(&api, "/notes?pinned=true").await;
     let items = pinned["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{pinned}");
     assert_eq!(items[0]["id"], fresh["id"]);
@@ -295,14 +275,7 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &s
         expect(&api, Method::POST, "/tags", body, status).await;
     }
     // The renamed entity: its rows kept, its rules under the new name.
-    let bookmark = expect(
-        &api,
-        Method::GET,
-        &format!("/bookmarks/{marker}"),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let bookmark = get(&api, &format!("/bookmarks/{marker}")).await;
     assert_eq!(
         (&bookmark["color"], &bookmark["note_id"]),
         (&json!("blue"), &json!(rust))
@@ -350,26 +323,12 @@ async fn second_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &s
 /// The rows are still there after another restart.
 async fn still_there(gateway: &str, rust: &str) {
     let api = Api::new(gateway);
-    let note = expect(
-        &api,
-        Method::GET,
-        &format!("/notes/{rust}"),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let note = get(&api, &format!("/notes/{rust}")).await;
     assert_eq!(
         (&note["status"], &note["slug"]),
         (&json!("archived"), &json!("rust ownership"))
     );
-    let tags = expect(
-        &api,
-        Method::GET,
-        &format!("/tags?note_id={rust}"),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let tags = get(&api, &format!("/tags?note_id={rust}")).await;
     assert_eq!(tags["items"].as_array().unwrap().len(), 1, "{tags}");
 }
 
@@ -387,7 +346,46 @@ fn scenario(engine: &str, store: Store) {
 
     let second = generate("v2", engine);
     let after = migrations(&second);
-    for (path, bytes) in &before {
+    appended_one_per_engine(&before, &after, engine, "0002");
+
+    let running = start(&second, &store);
+    runtime().block_on(second_version_holds(
+        &running.gateway,
+        &rust,
+        &pasta,
+        &marker,
+    ));
+    running.stop();
+    let running = start(&second, &store);
+    runtime().block_on(still_there(&running.gateway, &rust));
+    running.stop();
+
+    // Generating the same spec again writes nothing: no third migration.
+    let again = generate("v2", engine);
+    assert_eq!(migrations(&again), after);
+
+    // The third version removes what the second added, and tightens the rules.
+    let third = generate("v3", engine);
+    appended_one_per_engine(&after, &migrations(&third), engine, "0003");
+    let running = start(&third, &store);
+    runtime().block_on(third_version_holds(
+        &running.gateway,
+        &rust,
+        &pasta,
+        &marker,
+    ));
+    running.stop();
+}
+
+/// `after` holds every migration file of `before` byte for byte, and one more per engine, of
+/// version `version`.
+fn appended_one_per_engine(
+    before: &BTreeMap<PathBuf, Vec<u8>>,
+    after: &BTreeMap<PathBuf, Vec<u8>>,
+    engine: &str,
+    version: &str,
+) {
+    for (path, bytes) in before {
         if path.extension().is_some_and(|e| e == "sql") {
             assert_eq!(
                 after.get(path),
@@ -415,26 +413,64 @@ fn scenario(engine: &str, store: Store) {
     for engine in engines {
         assert!(
             new.iter()
-                .any(|p| p.starts_with(engine) && p.to_string_lossy().contains("/0002_")),
+                .any(|p| p.starts_with(engine)
+                    && p.to_string_lossy().contains(&format!("/{version}_"))),
             "{new:?}"
         );
     }
+}
 
-    let running = start(&second, &store);
-    runtime().block_on(second_version_holds(
-        &running.gateway,
-        &rust,
-        &pasta,
-        &marker,
-    ));
-    running.stop();
-    let running = start(&second, &store);
-    runtime().block_on(still_there(&running.gateway, &rust));
-    running.stop();
-
-    // Generating the same spec again writes nothing: no third migration.
-    let again = generate("v2", engine);
-    assert_eq!(migrations(&again), after);
+/// The third version on the rows of the first two.
+async fn third_version_holds(gateway: &str, rust: &str, pasta: &str, marker: &str) {
+    let api = Api::new(gateway);
+    // A required field filled where it was empty; one made optional; one dropped.
+    let note = get(&api, &format!("/notes/{pasta}")).await;
+    assert_eq!(
+        (&note["rank"], &note["was_draft"]),
+        (&json!(0), &json!(true)),
+        "{note}"
+    );
+    assert!(note.get("pinned").is_none(), "{note}");
+    let note = get(&api, &format!("/notes/{rust}")).await;
+    assert_eq!(
+        (&note["rank"], &note["status"]),
+        (&json!(50), &json!("archived")),
+        "{note}"
+    );
+    // The new default, the field left out now optional, the new unique key on the old rows.
+    let fresh = expect(
+        &api,
+        Method::POST,
+        "/notes",
+        Some(json!({ "title": "Later", "content": "z", "slug": "later", "rank": 3 })),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (&fresh["status"], &fresh["was_draft"]),
+        (&json!("published"), &Value::Null)
+    );
+    let taken = json!({ "title": "Again", "content": "z", "slug": "pasta", "rank": 1 });
+    expect(
+        &api,
+        Method::POST,
+        "/notes",
+        Some(taken),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    // No search any more, and no tags.
+    expect(
+        &api,
+        Method::GET,
+        "/notes?q=rust",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    expect(&api, Method::GET, "/tags", None, StatusCode::NOT_FOUND).await;
+    let bookmark = get(&api, &format!("/bookmarks/{marker}")).await;
+    assert_eq!(bookmark["color"], "blue");
 }
 
 #[test]
