@@ -154,10 +154,11 @@ impl Table {
             .collect();
         Table {
             name: entity.name.value.clone(),
-            description: entity
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("Entity `{}`.", entity.name.value)),
+            // One line: it is an SQL comment.
+            description: entity.description.as_deref().map_or_else(
+                || format!("Entity `{}`.", entity.name.value),
+                |text| text.split_whitespace().collect::<Vec<_>>().join(" "),
+            ),
             columns,
             unique: entity
                 .unique_keys()

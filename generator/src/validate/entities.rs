@@ -65,6 +65,35 @@ pub(super) fn check(system: &System, service: &Service, d: &mut Diagnostics) {
             .hint("`renamed_from` names the entity's earlier name, which no entity has now");
         }
     }
+    // The search index takes names of its own: `<entity>_search` (SQLite) and the column
+    // `svcgen_search`.
+    for entity in &service.entities {
+        if let Some(searched) = entity.name.value.strip_suffix("_search")
+            && service
+                .entity(searched)
+                .is_some_and(|e| !e.search.is_empty())
+        {
+            d.error(
+                entity.name.span,
+                format!(
+                    "entity `{}` has the name of the search index of `{searched}`",
+                    entity.name.value
+                ),
+            )
+            .hint("give the entity another name");
+        }
+        if let Some(field) = entity
+            .fields
+            .iter()
+            .find(|f| f.name.value == "svcgen_search")
+        {
+            d.error(
+                field.name.span,
+                "`svcgen_search` is the column of an entity's search index",
+            )
+            .hint("give the field another name");
+        }
+    }
     for removed in &service.removed {
         if service.entity(&removed.value).is_some() {
             d.error(

@@ -66,8 +66,24 @@ impl Dependent {
     /// Whether the old dependent stays as it is: the table keeps its name (which every
     /// dependent's name starts with), none of its columns is renamed or dropped, and the new
     /// table has it unchanged.
-    fn kept(&self, change: &TableChange, new: &[Dependent]) -> bool {
+    fn kept(&self, change: &TableChange, new: &[Dependent], engine: &str) -> bool {
         if change.renames_table() {
+            return false;
+        }
+        // MySQL indexes a column by its type (a VARCHAR whole, LONGTEXT by a prefix): a key
+        // over a column whose type changes is made again.
+        let retyped = |column: &str| {
+            let (Some(old), Some(new)) = (change.old.column(column), change.new.column(column))
+            else {
+                return false;
+            };
+            sql_type(&old.ty, engine, change.old.is_indexed(column))
+                != sql_type(&new.ty, engine, change.new.is_indexed(column))
+        };
+        if engine == "mysql"
+            && matches!(self, Dependent::Index(_) | Dependent::Unique(_))
+            && self.columns().iter().any(|c| retyped(c))
+        {
             return false;
         }
         let untouched = self
@@ -110,24 +126,34 @@ pub fn steps_migration(service: &str, steps: &[Step], engine: &str) -> String {
             }
         }
     }
+    // Tables are dropped, then renamed, then created: a new table may reference a renamed one.
     for step in steps {
-        match step {
-            Step::DropTable(table) => blocks.push(Block {
+        if let Step::DropTable(table) = step {
+            blocks.push(Block {
                 comment: format!("`{}` is removed from the spec, with its rows.", table.name),
                 sql: drop_table(table, engine),
-            }),
-            Step::CreateTable(table) => {
-                let mut context = Context::new();
-                context.insert("table", &table_view(table, engine));
-                // The template's first line is the table's description: the block's comment.
-                let sql = render_template("table.sql", &context);
-                let (_, sql) = sql.split_once('\n').unwrap_or_default();
-                blocks.push(Block {
-                    comment: format!("New entity `{}`: {}", table.name, table.description),
-                    sql: sql.trim_end().to_owned(),
-                });
-            }
-            Step::AlterTable(_) => {}
+            });
+        }
+    }
+    if engine != "sqlite" {
+        for change in changes.iter().filter(|c| c.renames_table()) {
+            blocks.push(Block {
+                comment: format!("`{}` is now `{}`.", change.old.name, change.new.name),
+                sql: rename_table(change, engine).join("\n"),
+            });
+        }
+    }
+    for step in steps {
+        if let Step::CreateTable(table) = step {
+            let mut context = Context::new();
+            context.insert("table", &table_view(table, engine));
+            // The template's first line is the table's description: the block's comment.
+            let sql = render_template("table.sql", &context);
+            let (_, sql) = sql.split_once('\n').unwrap_or_default();
+            blocks.push(Block {
+                comment: format!("New entity `{}`: {}", table.name, table.description),
+                sql: sql.trim_end().to_owned(),
+            });
         }
     }
     for change in &changes {
@@ -231,9 +257,12 @@ fn drop_dependents(change: &TableChange, engine: &str) -> Vec<String> {
             format!("DROP TRIGGER {name} ON {t};")
         }
     });
-    let dependents = Dependent::all_of(&change.old)
+    // Foreign keys go first: MySQL may have their index be one of the keys dropped after.
+    let mut old = Dependent::all_of(&change.old);
+    old.sort_by_key(|d| !matches!(d, Dependent::Reference(_)));
+    let dependents = old
         .into_iter()
-        .filter(|d| !d.kept(change, &new))
+        .filter(|d| !d.kept(change, &new, engine))
         .flat_map(|dependent| match dependent {
             Dependent::Check { column, .. } => vec![format!(
                 "ALTER TABLE {t} DROP CONSTRAINT {};",
@@ -282,7 +311,7 @@ fn drop_dependents(change: &TableChange, engine: &str) -> Vec<String> {
 fn add_dependents(change: &TableChange, engine: &str) -> Vec<String> {
     let old: Vec<Dependent> = Dependent::all_of(&change.old)
         .into_iter()
-        .filter(|d| d.kept(change, &Dependent::all_of(&change.new)))
+        .filter(|d| d.kept(change, &Dependent::all_of(&change.new), engine))
         .collect();
     let table = &change.new;
     let t = quoted(&table.name, engine);
@@ -335,23 +364,6 @@ fn change_in_place(change: &TableChange, engine: &str) -> Vec<String> {
     let t = quoted(&table.name, engine);
     let mysql = engine == "mysql";
     let mut sql = Vec::new();
-    if change.renames_table() {
-        let old = quoted(&change.old.name, engine);
-        sql.push(if mysql {
-            format!("RENAME TABLE {old} TO {t};")
-        } else {
-            format!("ALTER TABLE {old} RENAME TO {t};")
-        });
-        if engine == "postgres" {
-            // PostgreSQL named the primary key after the table.
-            sql.push(format!(
-                "ALTER TABLE {t} RENAME CONSTRAINT {} TO {};",
-                quoted(&format!("{}_pkey", change.old.name), engine),
-                quoted(&format!("{}_pkey", table.name), engine)
-            ));
-        }
-        sql.push(version_trigger(&table.name, engine));
-    }
     for (from, to) in &change.renamed {
         sql.push(format!(
             "ALTER TABLE {t} RENAME COLUMN {} TO {};",
@@ -385,11 +397,9 @@ fn change_in_place(change: &TableChange, engine: &str) -> Vec<String> {
         else {
             continue;
         };
-        let renamed_old = ColumnDef {
-            name: column.name.clone(),
-            ..old.clone()
-        };
-        let before = column_definition(&change.old, &renamed_old, engine, old.nullable());
+        // The definitions compared under one name; each type as its own table indexes it.
+        let before = column_definition(&change.old, old, engine, old.nullable());
+        let before = before.replacen(&quoted(&old.name, engine), &quoted(&column.name, engine), 1);
         let after = column_definition(table, column, engine, column.nullable());
         if before == after {
             continue;
@@ -432,6 +442,27 @@ fn change_in_place(change: &TableChange, engine: &str) -> Vec<String> {
         ));
     }
     sql.extend(add_dependents(change, engine));
+    sql
+}
+
+/// A table renamed in place (PostgreSQL, MySQL), with its primary key and version trigger.
+fn rename_table(change: &TableChange, engine: &str) -> Vec<String> {
+    let (old, new) = (&change.old.name, &change.new.name);
+    let t = quoted(new, engine);
+    let mut sql = vec![if engine == "mysql" {
+        format!("RENAME TABLE {} TO {t};", quoted(old, engine))
+    } else {
+        format!("ALTER TABLE {} RENAME TO {t};", quoted(old, engine))
+    }];
+    if engine == "postgres" {
+        // PostgreSQL named the primary key after the table.
+        sql.push(format!(
+            "ALTER TABLE {t} RENAME CONSTRAINT {} TO {};",
+            quoted(&format!("{old}_pkey"), engine),
+            quoted(&format!("{new}_pkey"), engine)
+        ));
+    }
+    sql.push(version_trigger(new, engine));
     sql
 }
 
@@ -517,7 +548,7 @@ fn rebuild_sqlite(change: &TableChange) -> Vec<String> {
     let create = render_template("table.sql", &context);
     let create: String = create
         .lines()
-        .skip(1)
+        .skip_while(|line| !line.starts_with("CREATE TABLE"))
         .take_while(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("\n");

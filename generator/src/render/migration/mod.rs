@@ -126,6 +126,9 @@ fn quoted(name: &str, engine: &str) -> String {
     }
 }
 
+/// PostgreSQL's longest identifier, in bytes.
+const POSTGRES_MAX_IDENTIFIER: usize = 63;
+
 /// MySQL's longest identifier, in characters.
 const MYSQL_MAX_IDENTIFIER: usize = 64;
 
@@ -133,14 +136,26 @@ const MYSQL_MAX_IDENTIFIER: usize = 64;
 /// cuts them at 63): a longer one keeps its first 55 characters and gets a hash of the whole
 /// name, so that two long names sharing a beginning stay distinct.
 fn index_name(name: String, engine: &str) -> String {
-    if engine != "mysql" || name.chars().count() <= MYSQL_MAX_IDENTIFIER {
+    // PostgreSQL cuts a name at 63 bytes, so two long names could end alike.
+    let fits = match engine {
+        "mysql" => name.chars().count() <= MYSQL_MAX_IDENTIFIER,
+        "postgres" => name.len() <= POSTGRES_MAX_IDENTIFIER,
+        _ => true,
+    };
+    if fits {
         return name;
     }
     // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
     let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     });
-    let head: String = name.chars().take(MYSQL_MAX_IDENTIFIER - 9).collect();
+    let limit = if engine == "mysql" {
+        MYSQL_MAX_IDENTIFIER
+    } else {
+        POSTGRES_MAX_IDENTIFIER
+    };
+    // Characters and bytes agree here: spec names are ASCII.
+    let head: String = name.chars().take(limit - 9).collect();
     format!("{head}_{hash:08x}")
 }
 
@@ -305,16 +320,17 @@ fn column_definition(table: &Table, column: &ColumnDef, engine: &str, nullable: 
     } else {
         ""
     };
+    let ty = sql_type(&column.ty, engine, table.is_indexed(&column.name));
     let default = match (&column.role, &column.default) {
         (Role::Version, _) => " DEFAULT 1".to_owned(),
+        // MySQL takes a default of a text or JSON column only as an expression.
+        (_, Some(value)) if engine == "mysql" && (ty == "LONGTEXT" || ty == "JSON") => {
+            format!(" DEFAULT ({})", default_sql(value, engine))
+        }
         (_, Some(value)) => format!(" DEFAULT {}", default_sql(value, engine)),
         (_, None) => String::new(),
     };
-    format!(
-        "{} {}{null}{key}{default}",
-        quoted(&column.name, engine),
-        sql_type(&column.ty, engine, table.is_indexed(&column.name))
-    )
+    format!("{} {ty}{null}{key}{default}", quoted(&column.name, engine))
 }
 
 /// The name of a column's CHECK constraint.
@@ -460,3 +476,6 @@ pub fn initial_migration(service: &str, schema: &Schema, engine: &str) -> String
     );
     render_template("migration.sql", &context)
 }
+
+#[cfg(test)]
+mod tests;
