@@ -78,43 +78,36 @@ pub(super) fn gateway_routes(system: &System) -> Vec<GatewayRoute> {
                 summary,
             ));
         }
-        for route in &service.rpc_routes {
-            let limits = (
-                route.per_ip,
-                route.per_user,
-                route.body_limit,
-                route.timeout_ms,
-            );
-            let summary = format!("answers with `{}`", route.target.text());
-            routes.push(spec_route(
-                &route.path,
-                route.method,
-                &name,
-                route.public,
-                &route.roles,
-                limits,
+        // Routes backed by an RPC and custom routes: the same access and limits, each kind
+        // with its own summary.
+        let rpc = service.rpc_routes.iter().map(|r| {
+            let summary = format!("answers with `{}`", r.target.text());
+            (
+                &r.path,
+                r.method,
+                r.public,
+                &r.roles,
+                (r.per_ip, r.per_user, r.body_limit, r.timeout_ms),
                 summary,
-            ));
-        }
-        for route in &service.custom_routes {
-            let limits = (
-                route.per_ip,
-                route.per_user,
-                route.body_limit,
-                route.timeout_ms,
-            );
-            let summary = route
+            )
+        });
+        let custom = service.custom_routes.iter().map(|r| {
+            let summary = r
                 .description
                 .clone()
-                .unwrap_or_else(|| format!("custom handler `{}`", route.name.value));
-            routes.push(spec_route(
-                &route.path,
-                route.method,
-                &name,
-                route.public,
-                &route.roles,
-                limits,
+                .unwrap_or_else(|| format!("custom handler `{}`", r.name.value));
+            (
+                &r.path,
+                r.method,
+                r.public,
+                &r.roles,
+                (r.per_ip, r.per_user, r.body_limit, r.timeout_ms),
                 summary,
+            )
+        });
+        for (path, method, public, roles, limits, summary) in rpc.chain(custom) {
+            routes.push(spec_route(
+                path, method, &name, public, roles, limits, summary,
             ));
         }
         if !service.jobs.is_empty() {
